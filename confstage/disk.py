@@ -1,0 +1,154 @@
+"""The /tmp layer: one JSON snapshot per (source, stage), shared by every process on the machine.
+
+A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
+Files are written atomically (``mkstemp`` + ``os.replace``) with mode 0600 in a 0700 directory
+owned by this user and not reached through a symlink. Anything unreadable is ignored (and
+overwritten by the next save), never raised; an unusable directory turns the layer off with one
+warning. Secret values never reach these files: ``CachedSource`` passes them as withheld names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import threading
+from typing import Any
+
+__all__ = ["DiskCache"]
+
+log = logging.getLogger("confstage")
+
+FORMAT = 1
+
+
+class DiskCache:
+    """Snapshots in ``directory``; ``load`` and ``save`` never raise."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.abspath(directory)
+        self.enabled = True
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DiskCache({self.directory!r}, enabled={self.enabled})"
+
+    def path(self, source: str, stage: str) -> str:
+        digest = hashlib.sha256(f"{source}\0{stage}".encode()).hexdigest()[:32]
+        return os.path.join(self.directory, f"{digest}.json")
+
+    def load(self, source: str, stage: str) -> dict[str, Any] | None:
+        """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
+        if not self._usable():
+            return None
+        path = self.path(source, stage)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                log.debug("ignoring cache file not private to this user: %s", path)
+                return None
+            with os.fdopen(fd, "rb") as f:
+                fd = -1
+                data = json.loads(f.read())
+            return _validate(data, source, stage)
+        except (OSError, ValueError, TypeError, KeyError):
+            log.debug("ignoring unreadable cache file: %s", path)
+            return None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def save(self, source: str, stage: str, snapshot: dict[str, Any]) -> None:
+        """Write a snapshot atomically; on failure turn the layer off with one warning."""
+        if not self._usable():
+            return
+        payload = {"format": FORMAT, "source": source, "stage": stage, **snapshot}
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        except OSError as exc:
+            self._disable(f"cannot create a file in it ({exc.strerror})")
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, separators=(",", ":"))
+            os.replace(tmp, self.path(source, stage))
+        except (OSError, TypeError, ValueError) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
+
+    def _usable(self) -> bool:
+        if self._checked:
+            return self.enabled
+        with self._lock:
+            if not self._checked:
+                problem = _prepare(self.directory)
+                self._checked = True
+                if problem:
+                    self._disable(problem)
+        return self.enabled
+
+    def _disable(self, problem: str) -> None:
+        if self.enabled:
+            self.enabled = False
+            log.warning("/tmp cache disabled, using memory only: %s %s", self.directory, problem)
+
+
+def _prepare(directory: str) -> str | None:
+    """Create or check the cache directory; return what is wrong with it, or None."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        return f"cannot be created ({exc.strerror})"
+    try:
+        info = os.lstat(directory)
+    except OSError as exc:
+        return f"cannot be inspected ({exc.strerror})"
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.geteuid():
+        return "is owned by another user"
+    if info.st_mode & 0o077:
+        try:
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            return f"is not private and cannot be made so ({exc.strerror})"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
+def _validate(data: Any, source: str, stage: str) -> dict[str, Any] | None:
+    """Check a loaded snapshot's shape; None when it is not ours or not whole."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    if data.get("source") != source or data.get("stage") != stage:
+        return None  # a hash collision or a hand-edited file
+    complete_at = data["complete_at"]
+    if complete_at is not None and not isinstance(complete_at, (int, float)):
+        return None
+    values: dict[str, tuple[str | None, float]] = {}
+    for key, entry in data["values"].items():
+        value, at = entry
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+            return None
+        if not isinstance(at, (int, float)):
+            return None
+        values[key] = (value, float(at))
+    withheld = data["withheld"]
+    if not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
+        return None
+    return {"values": values, "complete_at": complete_at, "withheld": withheld}

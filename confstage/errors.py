@@ -1,0 +1,84 @@
+"""The confstage exception hierarchy.
+
+::
+
+    ConfstageError                    (base; also a ValueError for the typed getters)
+    ├── KeyNotFoundError              (also a KeyError: key, stage, sources tried)
+    ├── StageError                    (no stage resolvable, or a malformed ARN)
+    ├── SourceError                   (a backend failed: source, operation)
+    │   └── DecryptError              (a value could not be decrypted: what, never the value)
+    ├── ConfigurationError            (a bad source URL or setting)
+    └── ConversionError               (a value did not parse as int/float/bool/JSON: key, type)
+
+No message, log line or ``repr`` built here ever contains a configuration value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "ConfstageError",
+    "ConversionError",
+    "DecryptError",
+    "KeyNotFoundError",
+    "SourceError",
+    "StageError",
+]
+
+
+class ConfstageError(Exception):
+    """Base class of every error confstage raises."""
+
+
+class KeyNotFoundError(ConfstageError, KeyError):
+    """No source holds the key for the stage."""
+
+    def __init__(self, key: str | Sequence[str], stage: str | None, sources: Sequence[str] = ()) -> None:
+        self.keys = (key,) if isinstance(key, str) else tuple(key)
+        self.key = self.keys[0] if self.keys else ""
+        self.stage = stage
+        self.sources = tuple(sources)
+        tried = ", ".join(self.sources) or "no sources"
+        what = f"key {self.key!r}" if len(self.keys) == 1 else f"keys {', '.join(map(repr, self.keys))}"
+        super().__init__(f"{what} not found for stage {stage!r} (tried: {tried})")
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message; keep it readable.
+        return str(self.args[0])
+
+
+class StageError(ConfstageError):
+    """No stage can be resolved, or an ARN is not a Lambda function ARN."""
+
+
+class SourceError(ConfstageError):
+    """A backend failed: names the source and the AWS operation, never a value."""
+
+    def __init__(self, message: str, *, source: str = "", operation: str = "") -> None:
+        self.source = source
+        self.operation = operation
+        parts = [message]
+        if source:
+            parts.append(f"source={source}")
+        if operation:
+            parts.append(f"operation={operation}")
+        super().__init__(" | ".join(parts) if len(parts) > 1 else message)
+
+
+class DecryptError(SourceError):
+    """A value could not be decrypted; names what it was (variable, key), never the value."""
+
+
+class ConfigurationError(ConfstageError):
+    """A source URL or a setting is malformed."""
+
+
+class ConversionError(ConfstageError, ValueError):
+    """A value did not parse as the requested type; names the key, never the value."""
+
+    def __init__(self, key: str, expected: str) -> None:
+        self.key = key
+        self.expected = expected
+        super().__init__(f"value of key {key!r} is not a valid {expected}")

@@ -1,0 +1,53 @@
+"""Counters per source: what ``confstage.stats()`` reports."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SourceStats"]
+
+
+@dataclass
+class SourceStats:
+    """Hits, misses, fetches, errors, stale values served and fetch latency of one source."""
+
+    hits: int = 0
+    misses: int = 0
+    fetches: int = 0
+    errors: int = 0
+    stale: int = 0
+    disk_hits: int = 0
+    fetch_seconds_total: float = 0.0
+    fetch_seconds_max: float = 0.0
+    fetch_seconds_last: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def fetched(self, seconds: float, *, failed: bool = False) -> None:
+        with self._lock:
+            self.fetches += 1
+            self.errors += failed
+            self.fetch_seconds_total += seconds
+            self.fetch_seconds_last = seconds
+            self.fetch_seconds_max = max(self.fetch_seconds_max, seconds)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            fetches = self.fetches
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "fetches": fetches,
+                "errors": self.errors,
+                "stale": self.stale,
+                "disk_hits": self.disk_hits,
+                "fetch_ms_total": round(self.fetch_seconds_total * 1000, 3),
+                "fetch_ms_avg": round(self.fetch_seconds_total * 1000 / fetches, 3) if fetches else 0.0,
+                "fetch_ms_max": round(self.fetch_seconds_max * 1000, 3),
+                "fetch_ms_last": round(self.fetch_seconds_last * 1000, 3),
+            }

@@ -1,0 +1,34 @@
+"""The ``CONFSTAGE_*`` environment variables, read once when a client is built."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_CACHE_DIR", "DEFAULT_MAX_STALE", "DEFAULT_SOURCES", "DEFAULT_TTL", "env_float", "env_str"]
+
+DEFAULT_SOURCES = "env://"
+DEFAULT_TTL = 300.0
+DEFAULT_MAX_STALE = 3600.0
+DEFAULT_CACHE_DIR = "/tmp/confstage"
+
+
+def env_str(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A variable's value, or None when unset."""
+    return (os.environ if environ is None else environ).get(name)
+
+
+def env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    """A non-negative number of seconds from a variable; ``ConfigurationError`` names a bad one."""
+    raw = env_str(name, environ)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0 or value != value:
+        raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
+    return value

@@ -1,0 +1,83 @@
+"""Sources and the registry that builds one from its URL.
+
+Each scheme names a module that is imported only when a URL of that scheme is used, so
+``import confstage`` never pays for boto3.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+from confstage.errors import ConfigurationError
+
+from .base import Fetched, Source, SourceURL, StoredValue, Version, WritableSource
+
+__all__ = [
+    "SCHEMES",
+    "Fetched",
+    "Source",
+    "SourceURL",
+    "StoredValue",
+    "Version",
+    "WritableSource",
+    "build_source",
+    "build_sources",
+    "split_urls",
+]
+
+# scheme -> "module:Class"; the class has ``from_url(SourceURL) -> Source``.
+SCHEMES: dict[str, str] = {
+    "env": "confstage.sources.env:EnvSource",
+    "kms-env": "confstage.sources.kms_env:KmsEnvSource",
+    "s3": "confstage.sources.s3:S3Source",
+    "dynamodb": "confstage.sources.dynamodb:DynamoDBSource",
+    "ssm": "confstage.sources.ssm:SSMSource",
+    "secretsmanager": "confstage.sources.secretsmanager:SecretsManagerSource",
+    "memory": "confstage.testing:MemorySource",
+}
+
+
+def split_urls(spec: str) -> list[str]:
+    """Split ``CONFSTAGE_SOURCES``: URLs separated by whitespace or commas (commas inside ``?…`` kept)."""
+    urls: list[str] = []
+    for word in spec.split():
+        # A comma starts a new URL only when what follows looks like one (``keys=a,b`` stays whole).
+        current = ""
+        for piece in word.split(","):
+            if current and "://" in piece:
+                urls.append(current)
+                current = piece
+            else:
+                current = f"{current},{piece}" if current else piece
+        if current:
+            urls.append(current)
+    return [u for u in (u.strip(",") for u in urls) if u]
+
+
+def build_source(url: str | Source) -> Source:
+    """Build a source from its URL (a ready source object is returned as it is)."""
+    if not isinstance(url, str):
+        if isinstance(url, Source):
+            return url
+        raise ConfigurationError(f"expected a source URL or a Source, got {type(url).__name__}")
+    parsed = SourceURL(url)
+    target = SCHEMES.get(parsed.scheme)
+    if target is None:
+        raise parsed.error(f"unknown scheme {parsed.scheme!r}; known: {', '.join(sorted(SCHEMES))}")
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    ttl = parsed.take_float("ttl")  # every source accepts ?ttl=SECONDS
+    source: Source = cls.from_url(parsed)
+    parsed.done()
+    if ttl is not None:
+        source.ttl = ttl
+    return source
+
+
+def build_sources(urls: str | Iterable[str | Source]) -> list[Source]:
+    """Build the chain from a ``CONFSTAGE_SOURCES`` string or a list of URLs/sources."""
+    items = split_urls(urls) if isinstance(urls, str) else list(urls)
+    if not items:
+        raise ConfigurationError("no sources configured; set CONFSTAGE_SOURCES, e.g. env://")
+    return [build_source(item) for item in items]

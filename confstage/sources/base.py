@@ -1,0 +1,186 @@
+"""The source interface: one method, ``fetch(stage, keys)``, plus the URL helper every source parses with.
+
+A source returns the values it holds (missing keys left out) or raises ``SourceError`` when it is
+broken — "not found" falls through to the next source, a failure never does (the botocore
+credential-chain rule). Writing is a separate protocol, used only by the admin CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
+from typing import NamedTuple, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlsplit
+
+from confstage.errors import ConfigurationError
+
+__all__ = ["Fetched", "Source", "SourceURL", "StoredValue", "Version", "WritableSource"]
+
+
+class Fetched(Mapping[str, str]):
+    """What one fetch returned: values by key, and which of them are secrets (never on disk in plaintext)."""
+
+    __slots__ = ("_values", "secret")
+
+    def __init__(self, values: Mapping[str, str], secret: Collection[str] = ()) -> None:
+        self._values = dict(values)
+        self.secret = frozenset(secret)
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Fetched(keys={sorted(self._values)!r}, secret={sorted(self.secret)!r})"
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A place configuration values live.
+
+    ``url`` names it in errors and stats. ``whole_stage`` says that ``fetch`` loads the entire
+    stage, so a key it leaves out is known to be absent. ``ttl`` overrides the client's TTL
+    (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
+    may go to the /tmp cache (secrets among them never do in plaintext).
+    """
+
+    url: str
+    ttl: float | None
+    whole_stage: bool
+    persist: bool
+
+    def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        """Return the values of ``keys`` for ``stage`` (or of the whole stage), leaving out missing ones."""
+        ...
+
+
+class StoredValue(NamedTuple):
+    """A value as a store holds it: ``secure`` values are envelope-encrypted at rest."""
+
+    value: str
+    secure: bool = False
+    version: str | None = None
+
+
+class Version(NamedTuple):
+    """One stored version of a key."""
+
+    version: str
+    modified: datetime | None
+    latest: bool
+    secure: bool = False
+
+
+@runtime_checkable
+class WritableSource(Protocol):
+    """The admin side of a store: used by the CLI, never on the runtime path."""
+
+    url: str
+
+    def init(self) -> None:
+        """Create what the store needs (table, bucket); harmless when it exists."""
+        ...
+
+    def put(
+        self,
+        stage: str,
+        key: str,
+        value: str,
+        *,
+        kms_key: str | None = None,
+        expect_version: str | None = None,
+    ) -> str | None:
+        """Write one value (envelope-encrypted when ``kms_key`` is given); return the new version."""
+        ...
+
+    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
+        """Write many values in as few requests as the store allows."""
+        ...
+
+    def delete(self, stage: str, key: str) -> bool:
+        """Remove a key; False when it did not exist."""
+        ...
+
+    def items(self, stage: str, *, decrypt: bool = False) -> dict[str, StoredValue]:
+        """Every key of a stage; secure values stay ciphertext unless ``decrypt``."""
+        ...
+
+    def history(self, stage: str, key: str) -> list[Version]:
+        """Stored versions of a key, newest first (empty when the store keeps none)."""
+        ...
+
+    def rollback(self, stage: str, key: str, version: str) -> str | None:
+        """Make ``version`` the current value again; return the new version."""
+        ...
+
+
+class SourceURL:
+    """A parsed source URL; each ``take_*`` consumes one query parameter, ``done()`` rejects leftovers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.strip()
+        parts = urlsplit(self.url)
+        if not parts.scheme or "://" not in self.url:
+            raise ConfigurationError(f"source URL {url!r} has no scheme; expected e.g. env:// or dynamodb://TABLE")
+        self.scheme = parts.scheme.lower()
+        self.netloc = parts.netloc
+        self.path = parts.path
+        self._params: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+            if name in self._params:
+                raise self.error(f"parameter {name!r} given twice")
+            self._params[name] = value
+
+    def error(self, problem: str) -> ConfigurationError:
+        """A ConfigurationError naming this URL and the problem."""
+        return ConfigurationError(f"bad source URL {self.url!r}: {problem}")
+
+    def take(self, name: str, default: str | None = None) -> str | None:
+        return self._params.pop(name, default)
+
+    def take_bool(self, name: str, default: bool) -> bool:
+        raw = self._params.pop(name, None)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise self.error(f"parameter {name!r} must be true or false, got {raw!r}")
+
+    def take_float(self, name: str, default: float | None = None) -> float | None:
+        raw = self._params.pop(name, None)
+        if raw is None:
+            return default
+        try:
+            number = float(raw)
+        except ValueError:
+            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from None
+        if number < 0 or number != number:
+            raise self.error(f"parameter {name!r} must not be negative, got {raw!r}")
+        return number
+
+    def take_choice(self, name: str, choices: tuple[str, ...]) -> str:
+        raw = self._params.pop(name, choices[0])
+        if raw not in choices:
+            raise self.error(f"parameter {name!r} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    def take_list(self, name: str) -> tuple[str, ...] | None:
+        raw = self._params.pop(name, None)
+        if raw is None:
+            return None
+        items = tuple(item.strip() for item in raw.split(",") if item.strip())
+        if not items:
+            raise self.error(f"parameter {name!r} must list at least one name")
+        return items
+
+    def done(self) -> None:
+        """Raise if any parameter was not understood."""
+        if self._params:
+            raise self.error(f"unknown parameter(s) {', '.join(sorted(self._params))}")

@@ -1,0 +1,114 @@
+"""Which stage an invocation runs in: ARN parsing, alias mapping and the bound stage.
+
+Pure functions plus one ``ContextVar``: a stage bound in one thread or asyncio task is
+never seen by another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from ._core import STAGE as _STAGE
+from .errors import ConfigurationError, StageError
+
+__all__ = ["FunctionArn", "bound_stage", "parse_aliases", "parse_arn", "stage_from_arn"]
+
+# arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z0-9-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"function:(?P<function>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+)
+_VERSION = re.compile(r"\d+")
+
+
+class FunctionArn(NamedTuple):
+    """The parts of a Lambda function ARN; ``qualifier`` is an alias, a version, ``$LATEST`` or None."""
+
+    partition: str
+    region: str
+    account: str
+    function: str
+    qualifier: str | None
+
+    @property
+    def alias(self) -> str | None:
+        """The qualifier when it is an alias (not a version number nor ``$LATEST``)."""
+        q = self.qualifier
+        if q is None or q == "$LATEST" or _VERSION.fullmatch(q):
+            return None
+        return q
+
+
+def parse_arn(arn: str) -> FunctionArn:
+    """Split a Lambda function ARN of any partition; ``StageError`` if it is not one."""
+    if not isinstance(arn, str):
+        raise StageError(f"expected a Lambda function ARN string, got {type(arn).__name__}")
+    m = _ARN.fullmatch(arn)
+    if m is None:
+        raise StageError(
+            f"not a Lambda function ARN: {arn!r}; expected "
+            "arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:ALIAS|VERSION|$LATEST]"
+        )
+    return FunctionArn(**m.groupdict())
+
+
+def parse_aliases(spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Parse ``live=PRD,test=TST`` (or pass a mapping through) into an alias → stage dict."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        return {str(k): str(v) for k, v in spec.items()}
+    aliases: dict[str, str] = {}
+    for pair in spec.replace(";", ",").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        alias, sep, stage = pair.partition("=")
+        if not sep or not alias.strip() or not stage.strip():
+            raise ConfigurationError(f"bad alias mapping {pair!r} in CONFSTAGE_ALIASES; expected alias=STAGE")
+        aliases[alias.strip()] = stage.strip()
+    return aliases
+
+
+def stage_from_arn(arn: str, aliases: Mapping[str, str] | None = None) -> str | None:
+    """The stage an invoked ARN maps to, or None when it carries no alias."""
+    alias = parse_arn(arn).alias
+    if alias is None:
+        return None
+    return (aliases or {}).get(alias, alias)
+
+
+def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | None:
+    """The stage named by a stage name, an ARN, or a Lambda context object."""
+    arn = getattr(target, "invoked_function_arn", None)
+    if arn is not None:
+        return stage_from_arn(arn, aliases)
+    if isinstance(target, str):
+        if target.startswith("arn:"):
+            return stage_from_arn(target, aliases)
+        if not target:
+            raise StageError("an empty string is not a stage")
+        return target
+    if target is None:
+        return None
+    raise StageError(
+        f"cannot bind a stage from a {type(target).__name__}; expected a stage, an ARN or a Lambda context"
+    )
+
+
+def bound_stage() -> str | None:
+    """The stage bound in the current context, if any."""
+    return _STAGE.get()
+
+
+@contextmanager
+def binding(stage: str | None) -> Iterator[str | None]:
+    """Bind ``stage`` for the duration of the block (None: fall back to the configured stage)."""
+    token = _STAGE.set(stage)
+    try:
+        yield stage
+    finally:
+        _STAGE.reset(token)

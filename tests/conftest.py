@@ -1,0 +1,104 @@
+"""Shared fixtures: a local AWS endpoint (moto server on 127.0.0.1), clean state, request counting."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import confstage
+from confstage import aws
+
+# Nothing in the test suite may reach real AWS: credentials are fake and any client that is not
+# pointed at the local endpoint (or inside moto.mock_aws) talks to a closed loopback port.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+)
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    """Every test starts without CONFSTAGE_* variables, default client or cached boto3 clients."""
+    for name in list(os.environ):
+        if name.startswith(("CONFSTAGE_", "AWS_ENDPOINT_URL")):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
+    monkeypatch.setenv("CONFSTAGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONFSTAGE_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "2")
+    confstage.reset()
+    aws.reset()
+    yield
+    confstage.reset()
+    aws.reset()
+
+
+@pytest.fixture(scope="session", name="aws_server")
+def fixture_aws_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (random port) for the whole session; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(name="aws_endpoint")
+def fixture_aws_endpoint(aws_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The local endpoint, emptied, with boto3 pointed at it through AWS_ENDPOINT_URL."""
+    request = urllib.request.Request(f"{aws_server}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # the loopback moto server
+        assert response.status == 200
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_server)
+    aws.reset()
+    return aws_server
+
+
+@pytest.fixture(name="boto")
+def fixture_boto(aws_endpoint: str) -> Any:
+    """A factory of plain boto3 clients on the local endpoint, for arranging and checking state."""
+    import boto3
+
+    def make(service: str) -> Any:
+        return boto3.client(service, endpoint_url=aws_endpoint, region_name="us-east-1")
+
+    return make
+
+
+@pytest.fixture(name="kms_key")
+def fixture_kms_key(boto: Any) -> str:
+    """A symmetric KMS key on the local endpoint; yields its id."""
+    key_id: str = boto("kms").create_key(Description="confstage tests")["KeyMetadata"]["KeyId"]
+    return key_id
+
+
+@pytest.fixture(name="requests_made")
+def fixture_requests_made() -> Iterator[Counter[str]]:
+    """Counts HTTP requests by ``service.Operation`` on every confstage client made during the test."""
+    counts: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        # event_name is "before-send.<service>.<Operation>"; retries send again and count again.
+        counts[event_name.split(".", 1)[1]] += 1
+
+    def hook(client: Any) -> None:
+        client.meta.events.register("before-send", count)
+
+    remove = aws.add_client_hook(hook)
+    yield counts
+    remove()
