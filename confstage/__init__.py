@@ -55,6 +55,7 @@ __all__ = [
     "get_many",
     "handler",
     "parse_arn",
+    "prefetch",
     "reset",
     "stage_from_arn",
     "stats",
@@ -180,6 +181,11 @@ def get_json(key: str, default: Any = MISSING, **kwargs: Any) -> Any:
 def get_many(keys: Iterable[str], *, stage: str | None = None, **kwargs: Any) -> dict[str, str]:
     """Several values at once, in as few round trips as the sources allow."""
     return (_client or _default()).get_many(keys, stage=stage, **kwargs)
+
+
+def prefetch(keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
+    """Load the stage at init time; with ``keys``, fail fast listing every missing key."""
+    return (_client or _default()).prefetch(keys, stage=stage)
 
 
 def current_stage() -> str:

@@ -72,6 +72,37 @@ class CachedSource:
     def __repr__(self) -> str:
         return f"CachedSource({self.source.url!r}, ttl={self.ttl})"
 
+    def load(self, stage: str) -> None:
+        """Make sure the whole stage is in memory (a no-op while it is fresh)."""
+        state = self._state(stage)
+
+        def fresh() -> bool:
+            return state.complete_at is not None and self._clock() <= state.complete_at + self.ttl
+
+        if fresh():
+            return
+        with state.lock:
+            if fresh():
+                return
+            now = self._clock()
+            self._from_disk(state, stage, (), now, self.ttl)
+            if fresh():
+                return
+            self.stats.count("misses")
+            self._fetch(state, stage, (), now, force=False)
+
+    def expire(self) -> None:
+        """Age every entry past its TTL, keeping it for stale-on-error."""
+        now = self._clock()
+        with self._stages_lock:
+            states = list(self._stages.values())
+        for state in states:
+            with state.lock:
+                cutoff = now - self.ttl - 1e-6
+                state.values = {k: (v, min(at, cutoff)) for k, (v, at) in state.values.items()}
+                if state.complete_at is not None:
+                    state.complete_at = min(state.complete_at, cutoff)
+
     def clear(self) -> None:
         """Forget every cached value (the /tmp files stay; they are checked for freshness on read)."""
         with self._stages_lock:

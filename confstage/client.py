@@ -198,6 +198,25 @@ class Config:
 
     # -- cache control and stats -------------------------------------------------------------
 
+    def prefetch(self, keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
+        """Load the stage now (init time, warm-up): every whole-stage source, then ``keys`` if given.
+
+        With ``keys``, fails fast with one ``KeyNotFoundError`` that lists every missing key.
+        Returns the values of ``keys`` (empty without them).
+        """
+        stage = stage or self.current_stage()
+        for layer in self._layers:
+            if layer.source.whole_stage:
+                layer.load(stage)
+        return self.get_many(keys, stage=stage) if keys is not None else {}
+
+    def expire(self) -> None:
+        """Treat every cached value as stale (after a SnapStart restore): refetched on next use,
+        still served if that refresh fails within ``max_stale``."""
+        self._hot.clear()
+        for layer in self._layers:
+            layer.expire()
+
     def clear(self) -> None:
         """Forget every value held in memory (the next get fetches, or reads a fresh /tmp snapshot)."""
         self._hot.clear()
