@@ -9,7 +9,9 @@ imported on first use (cold start is the product), so the names below are resolv
 
 from __future__ import annotations
 
-from ._core import FOREVER, MISSING, STAGE, Missing
+from ._core import FOREVER as _FOREVER
+from ._core import MISSING
+from ._core import STAGE as _STAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Any, TypeVar
 
+    from ._core import Missing
     from .client import Config as Config
     from .errors import ConfigurationError as ConfigurationError
     from .errors import ConfstageError as ConfstageError
@@ -77,7 +80,7 @@ _LAZY = {
 }
 
 _client: Config | None = None
-_bound = STAGE.get
+_bound = _STAGE.get
 
 
 def __getattr__(name: str) -> Any:
@@ -153,7 +156,7 @@ def get(
         except KeyError:
             pass
         else:
-            if value is not None and (expires is FOREVER or expires > client._clock()):
+            if value is not None and (expires is _FOREVER or expires > client._clock()):
                 return value
     return (client or _default()).get(key, default, stage=stage, max_age=max_age, force=force)
 
@@ -203,10 +206,12 @@ def stats() -> dict[str, Any]:
     return (_client or _default()).stats()
 
 
-def handler(func: Any = None, /, **options: Any) -> Any:
-    """Decorator for a Lambda handler: binds the stage of each invocation (bare or with options)."""
-    from .decorator import handler as _handler
+if TYPE_CHECKING:
+    from .decorator import handler as handler
+else:
 
-    if func is None:
-        return _handler(**options)
-    return _handler(func, **options)
+    def handler(func=None, /, **options):
+        """Decorator for a Lambda handler: binds the stage of each invocation (bare or with options)."""
+        from .decorator import handler as _handler
+
+        return _handler(**options) if func is None else _handler(func, **options)

@@ -35,7 +35,7 @@ Answer = tuple[dict[str, str], float]  # values found (absent keys left out), fr
 class _Stage:
     """What is known of one stage of one source."""
 
-    __slots__ = ("complete_at", "failed_until", "lock", "secret", "values", "withheld")
+    __slots__ = ("complete_at", "failed_until", "fetches", "lock", "secret", "values", "withheld")
 
     def __init__(self) -> None:
         self.values: dict[str, tuple[str | None, float]] = {}  # key -> (value, None if absent; fetched at)
@@ -43,6 +43,7 @@ class _Stage:
         self.withheld: frozenset[str] = frozenset()  # keys of a complete disk snapshot held back as secrets
         self.secret: set[str] = set()
         self.failed_until = -math.inf  # after a failed refresh, serve stale until then
+        self.fetches = 0  # completed fetches: lets a forced lookup reuse a fetch that ended while it waited
         self.lock = threading.Lock()
 
 
@@ -112,9 +113,9 @@ class CachedSource:
         """The values this source holds for ``keys``, and until when that answer is fresh."""
         ttl = self.ttl if max_age is None else max_age
         state = self._state(stage)
-        started = self._clock()
+        generation = state.fetches
         if not force:
-            answer = _answer(state, keys, started, ttl)
+            answer = _answer(state, keys, self._clock(), ttl)
             if answer is not None:
                 self.stats.count("hits")
                 return answer
@@ -132,8 +133,8 @@ class CachedSource:
                     stale = self._stale(state, keys, now)
                     if stale is not None:
                         return stale
-            elif state.complete_at is not None and state.complete_at >= started:
-                answer = _answer(state, keys, now, math.inf)  # a forced fetch finished while we waited
+            elif state.fetches != generation:
+                answer = _answer(state, keys, now, math.inf)  # a fetch finished while we waited
                 if answer is not None:
                     return answer
             return self._fetch(state, stage, keys, now, force)
@@ -179,6 +180,7 @@ class CachedSource:
         self.stats.fetched(seconds)
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
         self._merge(state, fetched, keys, now)
+        state.fetches += 1
         state.failed_until = -math.inf
         if self._disk is not None:
             self._disk.save(url, stage, _snapshot(state))

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from . import settings
 from ._core import FOREVER, MISSING, Missing
@@ -149,10 +149,7 @@ class Config:
         if raw is _NONE:
             assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
             return default
-        try:
-            return int(raw.strip())
-        except ValueError:
-            raise ConversionError(key, "int") from None  # the cause would quote the value
+        return _parse(key, raw, int, "int")
 
     def get_float(self, key: str, default: float | Missing = MISSING, **kwargs: Any) -> float:
         """The value parsed as a float."""
@@ -160,10 +157,7 @@ class Config:
         if raw is _NONE:
             assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
             return default
-        try:
-            return float(raw.strip())
-        except ValueError:
-            raise ConversionError(key, "float") from None
+        return _parse(key, raw, float, "float")
 
     def get_bool(self, key: str, default: bool | Missing = MISSING, **kwargs: Any) -> bool:
         """The value parsed as a bool: true/false, 1/0, yes/no, on/off, in any case."""
@@ -184,11 +178,7 @@ class Config:
         if raw is _NONE:
             assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
             return default
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise ConversionError(key, f"JSON document{where}") from None
+        return _parse(key, raw, json.loads, "JSON document")
 
     def _raw(self, key: str, default: object, kwargs: dict[str, Any]) -> Any:
         """``get`` for the typed getters: ``_NONE`` when absent and a default was given."""
@@ -260,3 +250,15 @@ class Config:
 
 
 _NONE: Any = object()  # "not found" from get() inside the typed getters
+
+T = TypeVar("T")
+
+
+def _parse(key: str, raw: str, parse: Callable[[str], T], expected: str) -> T:
+    """Parse a value; on failure raise ConversionError outside the ``except`` block, so that
+    neither ``__cause__`` nor ``__context__`` carries the parser's message (which quotes the value)."""
+    try:
+        return parse(raw)
+    except ValueError:
+        pass
+    raise ConversionError(key, expected)

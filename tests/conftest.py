@@ -102,3 +102,22 @@ def fixture_requests_made() -> Iterator[Counter[str]]:
     remove = aws.add_client_hook(hook)
     yield counts
     remove()
+
+
+class FakeClock:
+    """An injectable wall clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(name="clock")
+def fixture_clock() -> FakeClock:
+    """A fake clock for TTL tests: nothing sleeps, time moves with ``clock.tick(s)``."""
+    return FakeClock()
