@@ -1,0 +1,175 @@
+"""Envelope encryption of secure values: a fresh KMS data key per value, AES-256-GCM, one text format.
+
+The stored text (format version 1)::
+
+    cs1:<wrapped key>.<nonce>.<ciphertext>
+
+* ``cs1:`` names the format and its version; a later format gets a new prefix.
+* ``<wrapped key>`` is the KMS ``CiphertextBlob`` of the data key (``GenerateDataKey``, ``AES_256``).
+* ``<nonce>`` is the 12-byte GCM nonce, ``<ciphertext>`` the UTF-8 value encrypted with the data key
+  followed by the 16-byte GCM tag.
+* Every field is URL-safe base64 without padding, so the whole is one ASCII line that a DynamoDB
+  string, an S3 object body or a JSON string holds as it is.
+
+Each ciphertext is bound to its stage and key twice: the KMS ``EncryptionContext`` of the data key
+is ``{"confstage:purpose": "config-value", "confstage:stage": STAGE, "confstage:key": KEY}``, and the
+GCM associated data is the same triple. A ciphertext copied to another key or stage therefore fails
+to decrypt (``DecryptError`` naming the stage and key), even when its data key is already cached.
+
+Plaintext data keys are cached in memory only, keyed by the wrapped key, so decrypting the same
+value again after a TTL costs no KMS call. ``cryptography`` and botocore are imported on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import threading
+from typing import Any
+
+from . import aws
+from .errors import DecryptError, SourceError
+
+__all__ = [
+    "PREFIX",
+    "PURPOSE",
+    "associated_data",
+    "clear_data_keys",
+    "decrypt",
+    "encrypt",
+    "encryption_context",
+    "is_envelope",
+]
+
+PREFIX = "cs1:"
+PURPOSE = "config-value"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_MAX_CACHED_KEYS = 4096
+# cs1: + wrapped key + 12-byte nonce (16 base64 characters) + ciphertext with its tag (at least 22).
+_ENVELOPE = re.compile(r"cs1:[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}")
+
+_data_keys: dict[bytes, bytes] = {}  # wrapped key -> plaintext data key, memory only
+_lock = threading.Lock()
+
+
+def is_envelope(text: str) -> bool:
+    """Whether a stored string is a confstage envelope (format ``cs1:``)."""
+    return text.startswith(PREFIX) and _ENVELOPE.fullmatch(text) is not None
+
+
+def encryption_context(stage: str, key: str) -> dict[str, str]:
+    """The KMS encryption context that binds a data key to one stage and key."""
+    return {"confstage:purpose": PURPOSE, "confstage:stage": stage, "confstage:key": key}
+
+
+def associated_data(stage: str, key: str) -> bytes:
+    """The GCM associated data binding a ciphertext to one stage and key (NUL never occurs in either)."""
+    return "\0".join((PREFIX, PURPOSE, stage, key)).encode("utf-8")
+
+
+def encrypt(plaintext: str, *, stage: str, key: str, kms_key: str, client: Any = None, source: str = "") -> str:
+    """Encrypt one value for ``(stage, key)`` under a fresh data key from ``kms_key``; return the envelope."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    kms = client if client is not None else aws.client("kms")
+    try:
+        response = kms.generate_data_key(
+            KeyId=kms_key, KeySpec="AES_256", EncryptionContext=encryption_context(stage, key)
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise aws.source_error(
+            exc, source=source, operation="kms:GenerateDataKey", target=f"KMS key {kms_key}"
+        ) from exc
+    data_key: bytes = response["Plaintext"]
+    wrapped: bytes = response["CiphertextBlob"]
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode("utf-8"), associated_data(stage, key))
+    return PREFIX + ".".join(_b64encode(part) for part in (wrapped, nonce, sealed))
+
+
+def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: str = "") -> str:
+    """Decrypt an envelope stored for ``(stage, key)``; ``DecryptError`` names them, never the value."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    what = f"secure value of key {key!r} for stage {stage!r}"
+    wrapped, nonce, sealed = _parse(envelope, what, source)
+    data_key = _data_keys.get(wrapped)
+    if data_key is None:
+        data_key = _unwrap(wrapped, stage, key, what, client, source)
+    try:
+        plaintext = AESGCM(data_key).decrypt(nonce, sealed, associated_data(stage, key))
+    except InvalidTag:
+        raise DecryptError(
+            f"{what} failed authentication: tampered, or written for another stage or key",
+            source=source,
+            operation="aes-gcm:decrypt",
+        ) from None
+    try:
+        return plaintext.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt") from None
+
+
+def clear_data_keys() -> None:
+    """Forget every cached plaintext data key (tests; key rotation)."""
+    with _lock:
+        _data_keys.clear()
+
+
+def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
+    if not envelope.startswith(PREFIX):
+        raise DecryptError(f"{what} is not a {PREFIX} envelope", source=source, operation="decode")
+    fields = envelope[len(PREFIX) :].split(".")
+    try:
+        if len(fields) != 3:
+            raise ValueError("wrong number of fields")
+        wrapped, nonce, sealed = (_b64decode(field) for field in fields)
+    except (binascii.Error, ValueError):
+        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from None
+    if not wrapped or len(nonce) != _NONCE_BYTES or len(sealed) < _TAG_BYTES:
+        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode")
+    return wrapped, nonce, sealed
+
+
+def _unwrap(wrapped: bytes, stage: str, key: str, what: str, client: Any, source: str) -> bytes:
+    """Ask KMS for the plaintext data key (bound to the stage and key by the encryption context)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    kms = client if client is not None else aws.client("kms")
+    try:
+        response = kms.decrypt(CiphertextBlob=wrapped, EncryptionContext=encryption_context(stage, key))
+    except ClientError as exc:
+        if aws.error_code(exc) in ("InvalidCiphertextException", "IncorrectKeyException"):
+            raise DecryptError(
+                f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
+                source=source,
+                operation="kms:Decrypt",
+            ) from exc
+        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
+    except BotoCoreError as exc:
+        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
+    data_key: bytes = response["Plaintext"]
+    if len(data_key) != 32:
+        raise SourceError(
+            f"{what}: KMS returned a data key that is not AES-256", source=source, operation="kms:Decrypt"
+        )
+    with _lock:
+        if len(_data_keys) >= _MAX_CACHED_KEYS:
+            _data_keys.pop(next(iter(_data_keys)))  # oldest first: dicts keep insertion order
+        _data_keys[wrapped] = data_key
+    return data_key
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    if not text or not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise ValueError("not URL-safe base64")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

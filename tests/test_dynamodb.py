@@ -1,0 +1,384 @@
+"""``dynamodb://``: both layouts over HTTP against the local endpoint, request counts, secure values, writing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import confstage
+from confstage import crypto
+from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError
+from confstage.sources import WritableSource, build_source
+from confstage.sources.dynamodb import DynamoDBSource
+
+pytestmark = pytest.mark.integration
+
+TABLE = "config"
+
+
+@pytest.fixture(name="table")
+def fixture_table(boto: Any) -> DynamoDBSource:
+    """A stage-key table, created by the source's own ``init`` (on a client whose requests are not counted)."""
+    source = DynamoDBSource(TABLE, client=boto("dynamodb"))
+    source.init()
+    return source
+
+
+@pytest.fixture(name="flat")
+def fixture_flat(boto: Any) -> DynamoDBSource:
+    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init`` (requests not counted)."""
+    source = DynamoDBSource("flat-config", layout="flat", client=boto("dynamodb"))
+    source.init()
+    return source
+
+
+def seed(boto: Any, stage: str, values: dict[str, str]) -> None:
+    """Write stage-key items with the plain boto3 client."""
+    client = boto("dynamodb")
+    for key, value in values.items():
+        client.put_item(TableName=TABLE, Item={"stage": {"S": stage}, "key": {"S": key}, "value": {"S": value}})
+
+
+def seed_flat(boto: Any, stage: str, values: dict[str, str]) -> None:
+    """Write flat items (``{key}_{STAGE}``) with the plain boto3 client."""
+    client = boto("dynamodb")
+    for key, value in values.items():
+        client.put_item(TableName="flat-config", Item={"stage": {"S": f"{key}_{stage}"}, "value": {"S": value}})
+
+
+def config(*urls: str, **kwargs: Any) -> confstage.Config:
+    return confstage.Config(sources=list(urls), stage="DEV", cache_dir=kwargs.pop("cache_dir", ""), **kwargs)
+
+
+# -- reading: stage-key ----------------------------------------------------------------------
+
+
+def test_whole_stage_of_60_keys_costs_one_query(table: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+    """The first get loads all 60 keys of the stage with exactly one Query; the rest are cache hits."""
+    values = {f"key{i:02}": f"value {i}" for i in range(60)}
+    seed(boto, "DEV", values)
+    seed(boto, "PRD", {"key00": "prod"})
+    cfg = config(f"dynamodb://{TABLE}")
+
+    assert cfg.get("key00") == "value 0"
+    assert cfg.get_many(list(values)) == values
+    assert all(cfg.get(key) == value for key, value in values.items())
+    assert requests_made == Counter({"dynamodb.Query": 1})
+
+
+def test_absent_key_of_a_loaded_stage_costs_nothing_more(
+    table: DynamoDBSource, boto: Any, requests_made: Counter[str]
+) -> None:
+    """A key missing from a loaded stage is known absent without another request."""
+    seed(boto, "DEV", {"a": "1"})
+    cfg = config(f"dynamodb://{TABLE}")
+
+    assert cfg.get("a") == "1"
+    assert cfg.get("nope", "fallback") == "fallback"
+    assert requests_made == Counter({"dynamodb.Query": 1})
+
+
+def test_stage_over_one_megabyte_follows_pagination(
+    table: DynamoDBSource, boto: Any, requests_made: Counter[str]
+) -> None:
+    """A stage of 60 values of 20 kB (1.2 MB) is read whole by following LastEvaluatedKey."""
+    values = {f"big{i:02}": f"{i:02}" + "x" * 20_000 for i in range(60)}
+    seed(boto, "DEV", values)
+
+    fetched = DynamoDBSource(TABLE).fetch("DEV", ())
+
+    assert dict(fetched) == values
+    assert requests_made["dynamodb.Query"] == 2
+
+
+@pytest.mark.parametrize("layout", ["stage-key", "flat"])
+def test_large_and_unicode_values_survive(layout: str, table: DynamoDBSource, flat: DynamoDBSource, boto: Any) -> None:
+    """A 300 kB value and a unicode value come back byte for byte in both layouts."""
+    values = {"big": "ü" * 150_000, "unicode": "Grüße, 世界 🚀 \u200b"}
+    (seed if layout == "stage-key" else seed_flat)(boto, "DEV", values)
+    url = f"dynamodb://{TABLE}" if layout == "stage-key" else "dynamodb://flat-config?layout=flat"
+
+    assert len(values["big"].encode()) == 300_000
+    assert config(url).get_many(["big", "unicode"]) == values
+
+
+def test_chain_falls_through_dynamodb_to_env(table: DynamoDBSource, boto: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key the table lacks is read from the next source; a key it has wins over the environment."""
+    seed(boto, "DEV", {"db_url": "from-dynamodb"})
+    monkeypatch.setenv("DEV_db_url", "from-env")
+    monkeypatch.setenv("DEV_only_env", "env-value")
+    cfg = config(f"dynamodb://{TABLE}", "env://")
+
+    assert cfg.get("db_url") == "from-dynamodb"
+    assert cfg.get("only_env") == "env-value"
+    with pytest.raises(KeyNotFoundError, match="dynamodb://config"):
+        cfg.get("nowhere")
+
+
+def test_missing_table_is_a_source_error_not_a_fall_through(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing table raises SourceError naming the table and operation instead of trying env://."""
+    monkeypatch.setenv("DEV_db_url", "from-env")
+    cfg = config("dynamodb://no-such-table", "env://")
+
+    with pytest.raises(SourceError, match=r"dynamodb:Query on table no-such-table failed with ResourceNotFound"):
+        cfg.get("db_url")
+
+
+def test_unreachable_endpoint_is_a_source_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network failure becomes a SourceError naming table and operation, keeping the cause."""
+    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "1")
+    with pytest.raises(SourceError, match="dynamodb:Query on table t") as caught:
+        DynamoDBSource("t").fetch("DEV", ["a"])
+    assert caught.value.__cause__ is not None
+
+
+def test_non_string_value_names_the_key_not_the_value(table: DynamoDBSource, boto: Any) -> None:
+    """A value attribute that is not a string raises SourceError naming the key, never the value."""
+    boto("dynamodb").put_item(
+        TableName=TABLE,
+        Item={"stage": {"S": "DEV"}, "key": {"S": "odd"}, "value": {"L": [{"S": "hidden-secret"}]}},
+    )
+    with pytest.raises(SourceError, match="'odd'") as caught:
+        table.fetch("DEV", ["odd"])
+    assert "hidden-secret" not in str(caught.value)
+
+
+# -- reading: flat ---------------------------------------------------------------------------
+
+
+def test_flat_get_many_of_three_costs_one_batch_get(
+    flat: DynamoDBSource, boto: Any, requests_made: Counter[str]
+) -> None:
+    """get_many of 3 keys in the flat layout is exactly one BatchGetItem."""
+    seed_flat(boto, "DEV", {"db_url": "u", "db_user": "me", "db_port": "5432"})
+    seed_flat(boto, "PRD", {"db_url": "prod"})
+    cfg = config("dynamodb://flat-config?layout=flat")
+
+    assert cfg.get_many(["db_url", "db_user", "db_port"]) == {"db_url": "u", "db_user": "me", "db_port": "5432"}
+    assert requests_made == Counter({"dynamodb.BatchGetItem": 1})
+
+
+def test_flat_get_of_one_key_is_one_get_item(flat: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+    """A single get in the flat layout is one GetItem on ``{key}_{STAGE}``; absent keys fall through."""
+    seed_flat(boto, "DEV", {"db_url": "dev-url"})
+    cfg = config("dynamodb://flat-config?layout=flat&consistent=true")
+
+    assert cfg.get("db_url") == "dev-url"
+    assert cfg.get("absent", "d") == "d"
+    assert requests_made == Counter({"dynamodb.GetItem": 2})
+
+
+def test_flat_batches_of_100(flat: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+    """150 keys in the flat layout take two BatchGetItem calls (100 + 50)."""
+    values = {f"k{i:03}": str(i) for i in range(150)}
+    seed_flat(boto, "DEV", values)
+
+    assert dict(DynamoDBSource("flat-config", layout="flat").fetch("DEV", list(values))) == values
+    assert requests_made == Counter({"dynamodb.BatchGetItem": 2})
+
+
+class _Throttling:
+    """A DynamoDB client that leaves every key but the first unprocessed on its first ``n`` calls."""
+
+    def __init__(self, real: Any, n: int) -> None:
+        self.real = real
+        self.n = n
+        self.calls = 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's spelling
+        self.calls += 1
+        if self.calls > self.n:
+            return dict(self.real.batch_get_item(RequestItems=RequestItems))
+        (table, request), *_ = RequestItems.items()
+        first, rest = request["Keys"][:1], request["Keys"][1:]
+        response = dict(self.real.batch_get_item(RequestItems={table: {**request, "Keys": first}}))
+        response["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
+        return response
+
+
+def test_flat_unprocessed_keys_are_retried_with_backoff(flat: DynamoDBSource, boto: Any) -> None:
+    """UnprocessedKeys are asked for again after exponentially growing (injected) sleeps."""
+    seed_flat(boto, "DEV", {"a": "1", "b": "2", "c": "3"})
+    client = _Throttling(boto("dynamodb"), n=2)
+    slept: list[float] = []
+    source = DynamoDBSource("flat-config", layout="flat", client=client, sleep=slept.append)
+
+    assert dict(source.fetch("DEV", ["a", "b", "c"])) == {"a": "1", "b": "2", "c": "3"}
+    assert client.calls == 3
+    assert slept == [0.05, 0.1]
+
+
+def test_flat_unprocessed_keys_give_up_after_bounded_attempts(flat: DynamoDBSource, boto: Any) -> None:
+    """Keys still unprocessed after max_attempts raise SourceError instead of looping forever."""
+    values = {key: key.upper() for key in "abcdef"}
+    seed_flat(boto, "DEV", values)
+    slept: list[float] = []
+    source = DynamoDBSource(
+        "flat-config", layout="flat", client=_Throttling(boto("dynamodb"), n=99), sleep=slept.append, max_attempts=4
+    )
+
+    with pytest.raises(SourceError, match="left 2 keys unprocessed after 4 attempts"):
+        source.fetch("DEV", list(values))
+    assert len(slept) == 3
+
+
+# -- URLs ------------------------------------------------------------------------------------
+
+
+def test_url_parameters() -> None:
+    """The URL names the table, the layout and the read consistency; ttl is the registry's."""
+    source = build_source("dynamodb://tbl?layout=flat&consistent=true&ttl=30")
+    assert isinstance(source, DynamoDBSource)
+    assert (source.table, source.layout, source.consistent, source.whole_stage, source.ttl) == (
+        "tbl",
+        "flat",
+        True,
+        False,
+        30,
+    )
+    default = build_source("dynamodb://tbl")
+    assert isinstance(default, DynamoDBSource)
+    assert (default.layout, default.consistent, default.whole_stage) == ("stage-key", False, True)
+
+
+@pytest.mark.parametrize("url", ["dynamodb://", "dynamodb://t/extra", "dynamodb://t?layout=wide", "dynamodb://t?x=1"])
+def test_bad_urls_are_configuration_errors(url: str) -> None:
+    """A missing table, a path, an unknown layout or parameter is a ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        build_source(url)
+
+
+# -- secure values ---------------------------------------------------------------------------
+
+
+def test_secure_round_trip_is_transparent_and_kept_off_disk(
+    table: DynamoDBSource, kms_key: str, boto: Any, tmp_path: Path
+) -> None:
+    """A value put with a KMS key is stored as an envelope, read back in plaintext, and never written to /tmp."""
+    table.put("DEV", "password", "hunter2-ü", kms_key=kms_key)
+    table.put("DEV", "plain", "visible")
+    stored = boto("dynamodb").get_item(TableName=TABLE, Key={"stage": {"S": "DEV"}, "key": {"S": "password"}})
+    assert crypto.is_envelope(stored["Item"]["value"]["S"])
+    assert stored["Item"]["secure"] == {"BOOL": True}
+
+    fetched = table.fetch("DEV", ())
+    assert dict(fetched) == {"password": "hunter2-ü", "plain": "visible"}
+    assert fetched.secret == {"password"}
+
+    cache_dir = tmp_path / "disk"
+    cfg = config(f"dynamodb://{TABLE}", cache_dir=str(cache_dir))
+    assert cfg.get("password") == "hunter2-ü"
+    on_disk = b"".join(p.read_bytes() for p in cache_dir.rglob("*") if p.is_file())
+    assert b"visible" in on_disk
+    assert b"hunter2" not in on_disk
+
+
+def test_ciphertext_moved_to_another_key_fails(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
+    """An envelope copied from one key to another raises DecryptError naming the key, not the value."""
+    table.put("DEV", "password", "hunter2", kms_key=kms_key)
+    envelope = table.items("DEV")["password"].value
+    seed(boto, "DEV", {"other": envelope})
+
+    with pytest.raises(DecryptError, match="'other'") as caught:
+        config(f"dynamodb://{TABLE}").get("other")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_flat_secure_values_are_decrypted(flat: DynamoDBSource, kms_key: str) -> None:
+    """Secure values work in the flat layout too, for one key and for a batch."""
+    flat.put("DEV", "api_key", "s3cr3t", kms_key=kms_key)
+    flat.put("DEV", "region", "eu-west-1")
+
+    one = flat.fetch("DEV", ["api_key"])
+    many = flat.fetch("DEV", ["api_key", "region"])
+    assert (dict(one), one.secret) == ({"api_key": "s3cr3t"}, frozenset({"api_key"}))
+    assert (dict(many), many.secret) == ({"api_key": "s3cr3t", "region": "eu-west-1"}, frozenset({"api_key"}))
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def test_sources_are_writable(table: DynamoDBSource, flat: DynamoDBSource) -> None:
+    """Both layouts implement the WritableSource protocol the CLI calls."""
+    assert isinstance(table, WritableSource)
+    assert isinstance(flat, WritableSource)
+
+
+@pytest.mark.parametrize("layout", ["stage-key", "flat"])
+def test_init_creates_an_on_demand_table_once(layout: str, aws_endpoint: str, boto: Any) -> None:
+    """init creates a PAY_PER_REQUEST table with the layout's key schema, and is harmless when repeated."""
+    source = DynamoDBSource("made", layout=layout)
+    source.init()
+    source.init()
+    table = boto("dynamodb").describe_table(TableName="made")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert [k["AttributeName"] for k in table["KeySchema"]] == (
+        ["stage", "key"] if layout == "stage-key" else ["stage"]
+    )
+
+
+def test_init_refuses_a_table_of_the_other_layout(table: DynamoDBSource) -> None:
+    """init on an existing table whose key schema does not fit the layout is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="does not fit layout 'flat'"):
+        DynamoDBSource(TABLE, layout="flat").init()
+
+
+@pytest.mark.parametrize("layout", ["stage-key", "flat"])
+def test_put_increments_the_version_and_checks_expectations(
+    layout: str, table: DynamoDBSource, flat: DynamoDBSource
+) -> None:
+    """Each put returns the next version; a put expecting a stale version is refused with SourceError."""
+    source = table if layout == "stage-key" else flat
+    assert source.put("DEV", "k", "one", expect_version="0") == "1"
+    assert source.put("DEV", "k", "two") == "2"
+    assert source.put("DEV", "k", "three", expect_version="2") == "3"
+    with pytest.raises(SourceError, match="no longer at version 2") as caught:
+        source.put("DEV", "k", "four", expect_version="2")
+    assert "four" not in str(caught.value)
+    with pytest.raises(SourceError, match="no longer at version 0"):
+        source.put("DEV", "k", "again", expect_version="0")
+    assert dict(source.fetch("DEV", ["k"])) == {"k": "three"}
+    [version] = source.history("DEV", "k")
+    assert (version.version, version.latest, version.secure) == ("3", True, False)
+    assert version.modified is not None
+
+
+@pytest.mark.parametrize("layout", ["stage-key", "flat"])
+def test_put_many_items_and_delete(
+    layout: str, table: DynamoDBSource, flat: DynamoDBSource, kms_key: str, requests_made: Counter[str]
+) -> None:
+    """put_many writes in batches of 25, items lists a stage (ciphertext unless decrypt), delete removes a key."""
+    source = DynamoDBSource(table.table) if layout == "stage-key" else DynamoDBSource(flat.table, layout="flat")
+    source.put("DEV", "k00", "old")
+    source.put("DEV_X", "k00", "other stage")  # flat: k00_DEV_X must not show up in stage X or DEV
+    values = {f"k{i:02}": f"v{i}" for i in range(60)}
+    requests_made.clear()
+    source.put_many("DEV", values)
+    assert requests_made["dynamodb.BatchWriteItem"] == 3
+    source.put_many("DEV", {"secret": "shh"}, kms_key=kms_key)
+
+    listed = source.items("DEV")
+    assert {k: v.value for k, v in listed.items() if k != "secret"} == values
+    assert listed["k00"].version == "2"
+    assert listed["k01"].version == "1"
+    assert listed["secret"].secure
+    assert crypto.is_envelope(listed["secret"].value)
+    assert source.items("DEV", decrypt=True)["secret"].value == "shh"
+    assert set(source.items("X")) == set()
+
+    assert source.delete("DEV", "k05") is True
+    assert source.delete("DEV", "k05") is False
+    assert "k05" not in source.items("DEV")
+    assert source.history("DEV", "k05") == []
+
+
+def test_rollback_is_not_supported(table: DynamoDBSource) -> None:
+    """DynamoDB keeps no old versions: rollback to another version raises SourceError saying so."""
+    table.put("DEV", "k", "one")
+    table.put("DEV", "k", "two")
+    assert table.rollback("DEV", "k", "2") == "2"
+    with pytest.raises(SourceError, match="not supported for dynamodb"):
+        table.rollback("DEV", "k", "1")
