@@ -1,12 +1,37 @@
-"""Helpers for testing code that uses confstage: an in-memory source (more arrives with the pytest plugin)."""
+"""Helpers for testing code that uses confstage, and its pytest plugin.
+
+* ``MemorySource``: values held in a dict, for ``Config(sources=[MemorySource(...)])``;
+* ``lambda_context(alias="PRD", ...)``: a fake Lambda context with a realistic invoked ARN;
+* ``override(values, stage=...)``: a context manager that makes ``confstage.get`` return those values;
+* pytest fixtures (this module is registered under the ``pytest11`` entry point, so they are
+  available in every test of a project that installs confstage): ``confstage_values`` and
+  ``lambda_context``.
+
+::
+
+    def test_handler(confstage_values, lambda_context):
+        confstage_values({"db_url": "sqlite://"}, stage="PRD")
+        assert lambda_handler({}, lambda_context(alias="PRD"))["db"] == "sqlite://"
+
+pytest imports this module at start-up in every run, so it stays cheap: the client is imported
+on first use, and ``import confstage`` never imports this module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from .sources.base import Fetched, SourceURL
 
-__all__ = ["MemorySource"]
+if TYPE_CHECKING:
+    from .client import Config
+
+__all__ = ["ConfstageValues", "LambdaContext", "MemorySource", "lambda_context", "override"]
 
 
 class MemorySource:
@@ -39,3 +64,152 @@ class MemorySource:
 
     def __repr__(self) -> str:
         return f"MemorySource({self.url!r}, stages={sorted(self.values)!r})"
+
+
+# -- a fake Lambda context ---------------------------------------------------------------------
+
+
+class LambdaContext:
+    """The attributes and method of the Lambda Python runtime's context object, with fixed values."""
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        function_version: str,
+        invoked_function_arn: str,
+        memory_limit_in_mb: int,
+        aws_request_id: str,
+        timeout: float,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = function_version
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = aws_request_id
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+        self.log_stream_name = f"{day}/[{function_version}]{uuid.uuid4().hex}"
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._clock = clock
+        self._deadline = clock() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the (fake) timeout, counted from when the context was made."""
+        return max(0, int((self._deadline - self._clock()) * 1000))
+
+    def __repr__(self) -> str:
+        return f"LambdaContext({self.invoked_function_arn!r})"
+
+
+def lambda_context(
+    alias: str | None = "PRD",
+    *,
+    function: str = "fn",
+    region: str = "us-east-1",
+    account: str = "123456789012",
+    version: str | None = None,
+    partition: str = "aws",
+    memory_limit_in_mb: int = 128,
+    timeout: float = 3.0,
+    aws_request_id: str | None = None,
+) -> LambdaContext:
+    """A fake context invoked through ``alias``, e.g. ``arn:aws:lambda:us-east-1:123456789012:function:fn:PRD``.
+
+    ``alias=None`` invokes ``version`` (a number) or, without one, the unqualified ARN, as an
+    invocation of ``$LATEST`` does; pass ``alias="$LATEST"`` for that qualifier explicitly.
+    ``function_version`` is ``version``, else ``"1"`` behind an alias, else ``"$LATEST"``.
+    """
+    arn = f"arn:{partition}:lambda:{region}:{account}:function:{function}"
+    qualifier = alias if alias is not None else version
+    if qualifier:
+        arn = f"{arn}:{qualifier}"
+    if version is None:
+        version = "1" if alias not in (None, "$LATEST") else "$LATEST"
+    return LambdaContext(
+        function_name=function,
+        function_version=version,
+        invoked_function_arn=arn,
+        memory_limit_in_mb=memory_limit_in_mb,
+        aws_request_id=aws_request_id or str(uuid.uuid4()),
+        timeout=timeout,
+    )
+
+
+# -- replacing the default client for a test --------------------------------------------------
+
+
+class ConfstageValues:
+    """Makes given values what ``confstage.get`` returns, until ``close()`` restores the previous client.
+
+    Each call adds values for one stage (calls for several stages accumulate) and makes that stage
+    the default; the fixture ``confstage_values`` is one of these, closed after the test.
+    """
+
+    def __init__(self) -> None:
+        import confstage
+
+        self._saved = confstage._client
+        self.source = MemorySource(url="memory://confstage-values")
+
+    def __call__(
+        self,
+        values: Mapping[str, str] | None = None,
+        /,
+        *,
+        stage: str = "PRD",
+        secret: Collection[str] = (),
+        aliases: str | Mapping[str, str] | None = None,
+        **more: str,
+    ) -> Config:
+        """Serve ``values`` (and keyword ``more``) for ``stage``; returns the client now in use."""
+        import confstage
+
+        self.source.values.setdefault(stage, {}).update(values or {}, **more)
+        self.source.secret |= frozenset(secret)
+        # A fresh client: nothing cached from earlier calls, no /tmp cache.
+        return confstage.configure(sources=[self.source], stage=stage, aliases=aliases, cache_dir="")
+
+    def close(self) -> None:
+        """Put back the default client that was in place before."""
+        import confstage
+
+        confstage._client = self._saved
+
+
+@contextmanager
+def override(
+    values: Mapping[str, str] | None = None, /, *, stage: str = "PRD", **options: Any
+) -> Iterator[ConfstageValues]:
+    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts."""
+    kit = ConfstageValues()
+    try:
+        kit(values, stage=stage, **options)
+        yield kit
+    finally:
+        kit.close()
+
+
+# -- the pytest plugin ------------------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the helpers above work without pytest
+    pass
+else:
+
+    @pytest.fixture(name="confstage_values")
+    def fixture_confstage_values() -> Iterator[ConfstageValues]:
+        """``confstage_values({"k": "v"}, stage="PRD")``: what ``confstage.get`` returns in this test."""
+        kit = ConfstageValues()
+        try:
+            yield kit
+        finally:
+            kit.close()
+
+    @pytest.fixture(name="lambda_context")
+    def fixture_lambda_context() -> Callable[..., LambdaContext]:
+        """``lambda_context(alias="PRD", function="fn", ...)``: a fake Lambda context."""
+        return lambda_context
