@@ -1,0 +1,113 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1 between boto3 and the local AWS endpoint.
+
+Faults are real at the HTTP level, so botocore's retries, timeouts and error parsing run exactly
+as they would against AWS: ``"500"`` (an InternalError), ``"throttle"`` (ThrottlingException for
+JSON APIs, 503 SlowDown for S3), ``"drop"`` (the connection closes with no response) and
+``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+FAULTS = ("500", "throttle", "drop", "slow")
+
+
+class FaultProxy:
+    """Forwards to ``upstream`` unless ``fault`` is set; counts the requests it sees."""
+
+    def __init__(self, upstream: str, *, slow_seconds: float = 1.5) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.fault: str | None = None
+        self.slow_seconds = slow_seconds
+        self.requests = 0
+        self._stop = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _handle(self) -> None:
+            proxy.requests += 1
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            json_api = "X-Amz-Target" in self.headers
+            fault = proxy.fault
+            if fault == "drop":
+                self.close_connection = True
+                return
+            if fault == "500":
+                self._error(500, "InternalError" if not json_api else "InternalServerError", json_api)
+                return
+            if fault == "throttle":
+                if json_api:
+                    self._error(400, "ThrottlingException", json_api)
+                else:
+                    self._error(503, "SlowDown", json_api)
+                return
+            if fault == "slow" and proxy._stop.wait(proxy.slow_seconds):
+                return
+            self._forward(body)
+
+        def _error(self, status: int, code: str, json_api: bool) -> None:
+            if json_api:
+                payload = json.dumps({"__type": code, "message": "injected fault"}).encode()
+                ctype = "application/x-amz-json-1.1"
+            else:
+                payload = f"<Error><Code>{code}</Code><Message>injected fault</Message></Error>".encode()
+                ctype = "application/xml"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("x-amzn-ErrorType", code)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _forward(self, body: bytes) -> None:
+            conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+            finally:
+                conn.close()
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
+
+    return Handler

@@ -1,0 +1,140 @@
+"""Fault injection: every source behind a proxy that throws 500s, throttling, dropped connections
+and slow responses at it. Stale values are served when allowed, SourceError raised when not, and
+both within a bounded time."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from confstage import Config, SourceError
+
+from .conftest import FakeClock
+from .faultproxy import FAULTS, FaultProxy
+
+VALUE = "fault-tolerant-value"
+# Client settings for the suite: 2 attempts, 0.5 s timeouts. The worst case is then
+# 2 x 0.5 s timeouts + one standard-mode backoff (< 1 s): well under BOUND.
+BOUND_SECONDS = 4.0
+REPORT: dict[str, dict[str, str]] = {}
+
+
+def seed_dynamodb(boto: Callable[[str], Any]) -> str:
+    ddb = boto("dynamodb")
+    ddb.create_table(
+        TableName="cfg",
+        KeySchema=[{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "stage", "AttributeType": "S"},
+            {"AttributeName": "key", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
+    return "dynamodb://cfg"
+
+
+def seed_s3(boto: Callable[[str], Any]) -> str:
+    s3 = boto("s3")
+    s3.create_bucket(Bucket="cfg-bucket")
+    s3.put_object(Bucket="cfg-bucket", Key="app/DEV/config.json", Body=json.dumps({"k": VALUE}).encode())
+    return "s3://cfg-bucket/app?layout=document"
+
+
+def seed_ssm(boto: Callable[[str], Any]) -> str:
+    boto("ssm").put_parameter(Name="/app/DEV/k", Value=VALUE, Type="String")
+    return "ssm:///app"
+
+
+def seed_secretsmanager(boto: Callable[[str], Any]) -> str:
+    boto("secretsmanager").create_secret(Name="app/DEV", SecretString=json.dumps({"k": VALUE}))
+    return "secretsmanager://app"
+
+
+SEEDS: dict[str, Callable[[Callable[[str], Any]], str]] = {
+    "dynamodb": seed_dynamodb,
+    "s3": seed_s3,
+    "ssm": seed_ssm,
+    "secretsmanager": seed_secretsmanager,
+}
+
+
+@pytest.fixture(scope="module", name="fault_report")
+def fixture_fault_report() -> Iterator[dict[str, dict[str, str]]]:
+    """Collects the outcome matrix; written to $CONFSTAGE_FAULT_REPORT when set (for the closing note)."""
+    yield REPORT
+    target = os.environ.get("CONFSTAGE_FAULT_REPORT")
+    if target:
+        Path(target).write_text(json.dumps(REPORT, indent=2, sort_keys=True))
+
+
+@pytest.fixture(name="proxy")
+def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the local endpoint, with confstage's clients pointed at it."""
+    proxy = FaultProxy(aws_endpoint).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("CONFSTAGE_CONNECT_TIMEOUT", "0.5")
+    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "0.5")
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_stale_value_served_within_bounded_time(
+    name: str, fault: str, boto: Any, proxy: FaultProxy, clock: FakeClock, fault_report: dict[str, dict[str, str]]
+) -> None:
+    """After the TTL, a refresh that hits the fault serves the last good value, fast."""
+    config = Config(SEEDS[name](boto), stage="DEV", cache_dir="", clock=clock, ttl=60, max_stale=600)
+    assert config.get("k") == VALUE
+    clock.tick(61)
+    proxy.fault = fault
+    started = time.perf_counter()
+    assert config.get("k") == VALUE
+    elapsed = time.perf_counter() - started
+    assert elapsed < BOUND_SECONDS
+    stats = config.stats()["sources"][config.sources[0].url]
+    assert stats["stale"] == 1
+    assert stats["errors"] == 1
+    fault_report.setdefault(f"{name} (warm)", {})[fault] = f"stale served in {elapsed * 1000:.0f} ms"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("name", [*sorted(SEEDS), "kms-env"])
+def test_cold_fetch_raises_source_error_within_bounded_time(
+    name: str,
+    fault: str,
+    boto: Any,
+    kms_key: str,
+    proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_report: dict[str, dict[str, str]],
+) -> None:
+    """With nothing cached, the fault surfaces as SourceError naming source and operation, fast."""
+    if name == "kms-env":
+        blob = boto("kms").encrypt(KeyId=kms_key, Plaintext=VALUE.encode())["CiphertextBlob"]
+        monkeypatch.setenv("DEV_k", base64.b64encode(blob).decode())
+        url = "kms-env://"
+    else:
+        url = SEEDS[name](boto)
+    config = Config(url, stage="DEV", cache_dir="")
+    proxy.fault = fault
+    started = time.perf_counter()
+    with pytest.raises(SourceError) as info:
+        config.get("k")
+    elapsed = time.perf_counter() - started
+    assert elapsed < BOUND_SECONDS
+    assert info.value.source == url
+    assert info.value.operation
+    assert VALUE not in str(info.value)
+    fault_report.setdefault(f"{name} (cold)", {})[fault] = f"SourceError in {elapsed * 1000:.0f} ms"
