@@ -111,6 +111,9 @@ def _default() -> Config:
             client = _client
             if client is None:
                 client = _client = Config()
+                from .snapstart import install
+
+                install()  # SnapStart: cached values go stale after a restore (a no-op outside Lambda)
     return client
 
 
@@ -157,6 +160,7 @@ def get(
             pass
         else:
             if value is not None and (expires is _FOREVER or expires > client._clock()):
+                client.warm_hits += 1
                 return value
     return (client or _default()).get(key, default, stage=stage, max_age=max_age, force=force)
 

@@ -68,6 +68,7 @@ class Config:
         # stage -> key -> (value or None when no source has it, fresh until): the warm path,
         # read by ``get`` here and inlined in ``confstage.get``.
         self._hot: dict[str, dict[str, tuple[str | None, float]]] = {}
+        self.warm_hits = 0  # gets answered by the warm path (not atomic across threads: a statistic)
 
     def __repr__(self) -> str:
         urls = ", ".join(layer.source.url for layer in self._layers)
@@ -121,6 +122,7 @@ class Config:
                 pass
             else:
                 if expires is FOREVER or expires > self._clock():
+                    self.warm_hits += 1
                     return self._found(key, value, default, stage)
         return self._found(key, self._resolve(stage, (key,), max_age, force).get(key), default, stage)
 
@@ -214,13 +216,23 @@ class Config:
             layer.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Counters per source URL (hits, misses, fetches, errors, stale, latency) and in total."""
+        """Counters per source URL (hits, misses, fetches, errors, stale, latency) and in total.
+
+        A source's ``hits`` are lookups its cache layer answered from memory; ``warm_hits`` are
+        gets answered before reaching any layer (the per-key warm path), included in the total.
+        """
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self._layers}
         totals = {
             name: sum(s[name] for s in per_source.values())
             for name in ("hits", "misses", "fetches", "errors", "stale", "disk_hits")
         }
-        return {"sources": per_source, "total": totals, "cached_keys": sum(map(len, self._hot.values()))}
+        totals["hits"] += self.warm_hits
+        return {
+            "sources": per_source,
+            "total": totals,
+            "warm_hits": self.warm_hits,
+            "cached_keys": sum(map(len, self._hot.values())),
+        }
 
     # -- the chain ---------------------------------------------------------------------------
 
