@@ -1,0 +1,7 @@
+"""``python -m confstage.cli``: the same as the ``confstage`` console script."""
+
+from __future__ import annotations
+
+from confstage.cli import main
+
+main()

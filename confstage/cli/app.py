@@ -1,0 +1,81 @@
+"""The ``confstage`` click group: global options, command registration, and errors → exit status.
+
+Exit status: 0 success, 1 not found or failed, 2 usage error. An expected failure (a
+``ConfstageError``, an AWS error, an unreadable file) is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from confstage.errors import ConfigurationError, ConfstageError, StageError
+
+from .options import global_options
+
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "Failed", "UsageFailed", "cli"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Failed(click.ClickException):
+    """An expected failure: one line on stderr and exit status 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageFailed(Failed):
+    """A request that cannot work as given (bad source URL, no stage): exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return ()
+    return (BotoCoreError, ClientError)
+
+
+class ConfstageGroup(click.Group):
+    """A group that turns expected exceptions into one-line errors with the right exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (ConfigurationError, StageError) as exc:
+            raise UsageFailed(str(exc)) from None
+        except ConfstageError as exc:
+            raise Failed(str(exc)) from None
+        except _aws_errors() as exc:
+            raise Failed(f"AWS: {exc}") from None
+        except OSError as exc:
+            raise Failed(str(exc)) from None
+
+
+@click.group(cls=ConfstageGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="confstage", prog_name="confstage")
+@global_options
+def cli() -> None:
+    """Stage-aware configuration for AWS Lambda: seed, inspect, promote and roll back values.
+
+    Global options may come before or after the command name.
+    """
+
+
+def _register() -> None:
+    from .commands import store, tools, transfer
+    from .demo import demo
+
+    for module in (store, tools, transfer):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    cli.add_command(demo)
+
+
+_register()

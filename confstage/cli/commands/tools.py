@@ -1,0 +1,92 @@
+"""Commands that need no store: ``encrypt iam-policy resolve``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from confstage.cli.app import Failed
+from confstage.cli.iam import Account, build_policy
+from confstage.cli.lambda_kms import encrypt_for_lambda
+from confstage.cli.options import global_options, settings
+from confstage.cli.output import emit, emit_json
+from confstage.errors import StageError
+from confstage.stage import parse_aliases, parse_arn
+
+from .common import read_value
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.argument("value", required=False)
+@click.option("--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias/NAME.")
+@click.option("--function", "function", required=True, metavar="NAME", help="The Lambda function's name.")
+@global_options
+def encrypt(value: str | None, kms_key: str, function: str) -> None:
+    """Print the ciphertext of VALUE (or stdin) for a kms-env:// variable, as the Lambda console makes it."""
+    settings()
+    plaintext = read_value(value, None, what="value to encrypt", secret=True)
+    emit(encrypt_for_lambda(plaintext, kms_key=kms_key, function=function))
+
+
+@click.command(name="iam-policy")
+@click.option("--account", metavar="ID", help="Account id in ARNs (default ${AWS::AccountId}).")
+@click.option("--partition", metavar="NAME", help="Partition in ARNs (default ${AWS::Partition}).")
+@click.option("--kms-key", "kms_keys", multiple=True, metavar="KEY", help="Key that encrypts values (repeatable).")
+@click.option("--secure", is_flag=True, help="The stores hold secure values: allow kms:Decrypt for them.")
+@click.option("--function", metavar="NAME", help="Function name for the kms-env:// encryption-context condition.")
+@global_options
+def iam_policy(
+    account: str | None, partition: str | None, kms_keys: tuple[str, ...], secure: bool, function: str | None
+) -> None:
+    """Print the least-privilege IAM policy (JSON) the configured sources need at runtime.
+
+    ARNs use ${AWS::Partition}, ${AWS::Region} and ${AWS::AccountId} (ready for Fn::Sub) unless
+    --partition, --region and --account are given. --stage narrows every statement to one stage.
+    """
+    options = settings()
+    if not options.explicit_urls:
+        raise click.UsageError("name the sources: --source URL (repeatable) or CONFSTAGE_SOURCES")
+    defaults = Account()
+    where = Account(
+        partition=partition or defaults.partition,
+        region=options.region or defaults.region,
+        account=account or defaults.account,
+    )
+    stages = (options.stage,) if options.stage else ()
+    emit_json(
+        build_policy(options.urls, account=where, stages=stages, kms_keys=kms_keys, secure=secure, function=function)
+    )
+
+
+@click.command()
+@click.argument("arn")
+@click.option("--aliases", metavar="ALIAS=STAGE,…", help="Alias map (default $CONFSTAGE_ALIASES).")
+@global_options
+def resolve(arn: str, aliases: str | None) -> None:
+    """Print the stage a Lambda function ARN maps to (alias → stage map, else --stage/CONFSTAGE_STAGE)."""
+    options = settings()
+    mapping = parse_aliases(aliases if aliases is not None else os.environ.get("CONFSTAGE_ALIASES"))
+    try:
+        parts = parse_arn(arn)
+    except StageError as exc:
+        raise click.BadParameter(str(exc), param_hint="ARN") from None
+    alias = parts.alias
+    if alias is not None:
+        stage, via = mapping.get(alias, alias), ("alias map" if alias in mapping else "alias")
+    else:
+        stage = options.stage or os.environ.get("CONFSTAGE_STAGE") or ""
+        via = "--stage" if options.stage else "CONFSTAGE_STAGE"
+        if not stage:
+            raise Failed(
+                f"{arn} carries no alias (qualifier {parts.qualifier!r}) and no --stage/CONFSTAGE_STAGE is set"
+            )
+    if options.json:
+        emit_json({**parts._asdict(), "alias": alias, "stage": stage, "via": via})
+    else:
+        emit(stage)
+
+
+COMMANDS: list[click.Command] = [encrypt, iam_policy, resolve]

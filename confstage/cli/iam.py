@@ -1,0 +1,236 @@
+"""The least-privilege IAM policy a function needs at runtime to read its configured sources.
+
+One statement per source, naming exact resources:
+
+==========================  ======================================================  =============================
+source                      actions                                                 resource
+==========================  ======================================================  =============================
+``env://``                  —                                                       —
+``kms-env://``              ``kms:Decrypt``, encryption context                     the ``--kms-key`` keys, else
+                            ``LambdaFunctionName`` = ``--function`` (any when       ``key/*`` of the account
+                            not given) required
+``dynamodb://T``            ``dynamodb:Query`` (stage-key) or ``dynamodb:GetItem``  ``table/T``
+                            + ``dynamodb:BatchGetItem`` (flat); with ``--stage``
+                            a ``dynamodb:LeadingKeys`` condition
+``s3://B/P``                ``s3:GetObject``                                        ``B/P/*`` (``B/P/STAGE/…``)
+                            ``s3:ListBucket`` with an ``s3:prefix`` condition       bucket ``B``
+``ssm:///P``                ``ssm:GetParametersByPath``                             ``parameter/P/*`` (``/P/STAGE``)
+``secretsmanager://P``      ``secretsmanager:GetSecretValue``                       ``secret:P/*`` (``P/STAGE-??????``)
+secure values (``--secure`` ``kms:Decrypt`` bound by encryption context            the ``--kms-key`` keys, else
+or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the    ``key/*`` of the account
+                            envelope stores, by ``kms:ViaService`` for SSM and
+                            Secrets Manager
+==========================  ======================================================  =============================
+
+ARNs use CloudFormation pseudo parameters (``${AWS::Partition}``, ``${AWS::Region}``,
+``${AWS::AccountId}``) unless ``partition``/``region``/``account`` are given, so the output can
+be pasted into a template's ``Fn::Sub`` as it is, or made literal for ``aws iam create-policy``.
+No DynamoDB or S3 statement ever has ``"Resource": "*"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confstage.errors import ConfigurationError
+from confstage.sources import SourceURL
+
+__all__ = ["Account", "build_policy"]
+
+_KEY_ID = re.compile(r"(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where the resources live; placeholders unless given."""
+
+    partition: str = "${AWS::Partition}"
+    region: str = "${AWS::Region}"
+    account: str = "${AWS::AccountId}"
+
+    def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
+        if service == "s3":
+            return f"arn:{self.partition}:s3:::{resource}"
+        return f"arn:{self.partition}:{service}:{self.region if regional else ''}:{self.account}:{resource}"
+
+
+@dataclass
+class _Builder:
+    account: Account
+    stages: tuple[str, ...]
+    kms_keys: tuple[str, ...]
+    secure: bool
+    function: str | None
+    statements: list[dict[str, Any]] = field(default_factory=list)
+    envelope: bool = False  # a dynamodb:// or s3:// source may hold secure values
+    via: set[str] = field(default_factory=set)  # services that decrypt on our behalf (ssm, secretsmanager)
+    reads_kms_env: bool = False
+
+    def add(self, sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> None:
+        statement: dict[str, Any] = {
+            "Sid": f"{sid}{len(self.statements) + 1}",
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": resources,
+        }
+        if condition:
+            statement["Condition"] = condition
+        self.statements.append(statement)
+
+    # -- one method per scheme -------------------------------------------------------------
+
+    def dynamodb(self, url: SourceURL) -> None:
+        table = url.netloc
+        if not table:
+            raise url.error("expected dynamodb://TABLE")
+        layout = url.take_choice("layout", ("stage-key", "flat"))
+        url.take("consistent")
+        arn = self.account.arn("dynamodb", f"table/{table}")
+        if layout == "stage-key":
+            condition = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": list(self.stages)}}
+            self.add("ReadDynamoDBStage", ["dynamodb:Query"], [arn], condition if self.stages else None)
+        else:
+            condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"*_{s}" for s in self.stages]}}
+            self.add(
+                "ReadDynamoDBKeys",
+                ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+                [arn],
+                condition if self.stages else None,
+            )
+        self.envelope = True
+
+    def s3(self, url: SourceURL) -> None:
+        bucket = url.netloc
+        if not bucket:
+            raise url.error("expected s3://BUCKET[/PREFIX]")
+        prefix = url.path.strip("/")
+        layout = url.take_choice("layout", ("objects", "document"))
+        base = f"{prefix}/" if prefix else ""
+        heads = [f"{base}{stage}/" for stage in self.stages] or [base]
+        name = "config.json" if layout == "document" else "*"
+        if layout == "document" and not self.stages:
+            objects = [self.account.arn("s3", f"{bucket}/{base}*/config.json")]
+        else:
+            objects = [self.account.arn("s3", f"{bucket}/{head}{name}") for head in heads]
+        self.add("ReadS3Objects", ["s3:GetObject"], objects)
+        # ListBucket turns a missing key's 403 into the 404 the chain falls through on; the
+        # prefix condition keeps listing to the configuration's own folder.
+        self.add(
+            "ListS3Prefix",
+            ["s3:ListBucket"],
+            [self.account.arn("s3", bucket)],
+            {"StringLike": {"s3:prefix": [f"{head}*" for head in heads]}},
+        )
+        self.envelope = True
+
+    def ssm(self, url: SourceURL) -> None:
+        path = f"{url.netloc}/{url.path.strip('/')}" if url.netloc else url.path
+        path = path.strip("/")
+        url.take("recursive")
+        base = f"parameter/{path}" if path else "parameter"
+        if self.stages:
+            resources = [self.account.arn("ssm", f"{base}/{s}{tail}") for s in self.stages for tail in ("", "/*")]
+        else:
+            resources = [self.account.arn("ssm", f"{base}/*")]
+        self.add("ReadSSMParameters", ["ssm:GetParametersByPath"], resources)
+        self.via.add("ssm")
+
+    def secretsmanager(self, url: SourceURL) -> None:
+        prefix = f"{url.netloc}/{url.path.strip('/')}".strip("/") if url.netloc else url.path.strip("/")
+        if not prefix:
+            raise url.error("expected secretsmanager://PREFIX")
+        if self.stages:
+            resources = [self.account.arn("secretsmanager", f"secret:{prefix}/{s}-??????") for s in self.stages]
+        else:
+            resources = [self.account.arn("secretsmanager", f"secret:{prefix}/*-??????")]
+        self.add("ReadSecret", ["secretsmanager:GetSecretValue"], resources)
+        self.via.add("secretsmanager")
+
+    def kms_env(self, url: SourceURL) -> None:
+        for name in ("keys", "template", "fallback"):
+            url.take(name)
+        self.reads_kms_env = True
+
+    # -- KMS -------------------------------------------------------------------------------
+
+    def keys(self) -> tuple[list[str], dict[str, Any]]:
+        """Key ARNs to name, and the alias condition when keys were named by alias."""
+        arns: list[str] = []
+        aliases: list[str] = []
+        for key in self.kms_keys:
+            if key.startswith("arn:"):
+                arns.append(key)
+            elif key.startswith("alias/"):
+                aliases.append(key)
+            elif _KEY_ID.fullmatch(key):
+                arns.append(self.account.arn("kms", f"key/{key}"))
+            else:
+                raise ConfigurationError(f"--kms-key {key!r} is not a key id, key ARN or alias/NAME")
+        if aliases or not arns:
+            # IAM authorises kms:Decrypt against the key, not its alias: match any key of the
+            # account, narrowed by alias (when named) and by the conditions of each statement.
+            arns.append(self.account.arn("kms", "key/*"))
+        condition = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": aliases}} if aliases else {}
+        return arns, condition
+
+    def kms(self) -> None:
+        if not (self.reads_kms_env or ((self.secure or self.kms_keys) and (self.envelope or self.via))):
+            return
+        arns, alias_condition = self.keys()
+        if self.reads_kms_env:
+            context = {"kms:EncryptionContext:LambdaFunctionName": self.function or "*"}
+            self.add(
+                "DecryptLambdaEnvironment",
+                ["kms:Decrypt"],
+                arns,
+                {**alias_condition, "StringLike": context},
+            )
+        if not (self.secure or self.kms_keys):
+            return
+        if self.envelope:
+            equals: dict[str, Any] = {"kms:EncryptionContext:confstage:purpose": "config-value"}
+            if self.stages:
+                equals["kms:EncryptionContext:confstage:stage"] = list(self.stages)
+            self.add("DecryptSecureValues", ["kms:Decrypt"], arns, {**alias_condition, "StringEquals": equals})
+        if self.via:
+            services = [f"{service}.{self.account.region}.amazonaws.com" for service in sorted(self.via)]
+            self.add(
+                "DecryptViaService",
+                ["kms:Decrypt"],
+                arns,
+                {**alias_condition, "StringEquals": {"kms:ViaService": services}},
+            )
+
+
+def build_policy(
+    urls: Sequence[str],
+    *,
+    account: Account | None = None,
+    stages: Sequence[str] = (),
+    kms_keys: Sequence[str] = (),
+    secure: bool = False,
+    function: str | None = None,
+) -> dict[str, Any]:
+    """The IAM policy document for reading ``urls`` (optionally only ``stages``)."""
+    builder = _Builder(account or Account(), tuple(stages), tuple(kms_keys), secure, function)
+    handlers = {
+        "dynamodb": builder.dynamodb,
+        "s3": builder.s3,
+        "ssm": builder.ssm,
+        "secretsmanager": builder.secretsmanager,
+        "kms-env": builder.kms_env,
+    }
+    for raw in urls:
+        url = SourceURL(raw)
+        url.take("ttl")
+        if url.scheme == "env":
+            continue
+        handler = handlers.get(url.scheme)
+        if handler is None:
+            raise url.error(f"iam-policy does not know the scheme {url.scheme!r}")
+        handler(url)
+    builder.kms()
+    return {"Version": "2012-10-17", "Statement": builder.statements}

@@ -1,0 +1,94 @@
+"""The .env and JSON value files read and written by ``confstage import`` / ``export``."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from confstage.cli.dotenv import DotenvError, format_dotenv, load_values, parse_dotenv, parse_json_values
+
+
+def test_comments_blank_lines_and_export_prefix_are_skipped() -> None:
+    """Blank lines and # comments are ignored and ``export KEY=`` is the same as ``KEY=``."""
+    text = "# a comment\n\nexport A=1\n   # indented comment\nB=2\n"
+    assert parse_dotenv(text) == {"A": "1", "B": "2"}
+
+
+def test_value_keeps_equals_signs_after_the_first() -> None:
+    """Only the first ``=`` separates key from value."""
+    assert parse_dotenv("db_url=postgres://h/db?sslmode=require&x=y") == {
+        "db_url": "postgres://h/db?sslmode=require&x=y"
+    }
+
+
+def test_unquoted_value_is_trimmed_and_ends_at_an_inline_comment() -> None:
+    """An unquoted value is stripped and a `` #`` starts a comment, but a ``#`` inside a word does not."""
+    assert parse_dotenv("A =  spaced value   # note\nB=a#b") == {"A": "spaced value", "B": "a#b"}
+
+
+def test_double_quotes_understand_escapes_and_span_lines() -> None:
+    """Double-quoted values decode ``\\n \\t \\" \\\\`` and may continue on following lines."""
+    text = 'A="line1\\nline2\\t\\"q\\" \\\\"\nB="first\nsecond" # trailing comment\n'
+    assert parse_dotenv(text) == {"A": 'line1\nline2\t"q" \\', "B": "first\nsecond"}
+
+
+def test_single_quotes_are_literal() -> None:
+    """Single-quoted values keep backslashes, ``#`` and ``$`` exactly."""
+    assert parse_dotenv("A='a\\nb # not a comment $HOME'") == {"A": "a\\nb # not a comment $HOME"}
+
+
+def test_empty_values() -> None:
+    """``A=``, ``A=""`` and ``A=''`` are all the empty string."""
+    assert parse_dotenv("A=\nB=\"\"\nC=''") == {"A": "", "B": "", "C": ""}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("JUSTAWORD", "line 1: expected KEY=VALUE"),
+        ("ok=1\n1bad=2", "line 2"),
+        ('A="never closed\nB=2', "unterminated"),
+        ('A="x" junk', "after the closing quote"),
+    ],
+)
+def test_malformed_lines_name_the_line_never_the_value(text: str, problem: str) -> None:
+    """A malformed file raises DotenvError naming the line, without quoting any value."""
+    with pytest.raises(DotenvError, match=problem) as info:
+        parse_dotenv(text, name="app.env")
+    assert "app.env" in str(info.value)
+    assert "never closed" not in str(info.value)
+
+
+def test_json_values_stringify_numbers_booleans_and_structures() -> None:
+    """A JSON object's non-string values become their compact JSON text."""
+    values = parse_json_values('{"a": "x", "n": 5, "b": true, "o": {"k": [1, 2]}}')
+    assert values == {"a": "x", "n": "5", "b": "true", "o": '{"k":[1,2]}'}
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"a": null}', "{not json"])
+def test_json_that_is_not_an_object_of_values_is_rejected(text: str) -> None:
+    """Arrays, nulls and invalid JSON raise DotenvError."""
+    with pytest.raises(DotenvError):
+        parse_json_values(text)
+
+
+def test_load_values_picks_the_format_by_name_or_content() -> None:
+    """A ``.json`` name or a leading ``{`` means JSON; anything else is .env."""
+    assert load_values('{"a": "1"}', name="x.env") == {"a": "1"}
+    assert load_values("a=1", name="values.txt") == {"a": "1"}
+
+
+def test_format_rejects_keys_a_dotenv_file_cannot_hold() -> None:
+    """A key with spaces cannot be written as .env (use JSON)."""
+    with pytest.raises(DotenvError, match="--format json"):
+        format_dotenv({"bad key": "v"})
+
+
+_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,12}", fullmatch=True)
+
+
+@given(st.dictionaries(_keys, st.text(), max_size=8))
+def test_format_then_parse_round_trips_any_text(values: dict[str, str]) -> None:
+    """Whatever ``format_dotenv`` writes, ``parse_dotenv`` reads back exactly (newlines, quotes, unicode)."""
+    assert parse_dotenv(format_dotenv(values)) == values
