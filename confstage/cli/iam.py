@@ -13,7 +13,7 @@ source                      actions                                             
                             + ``dynamodb:BatchGetItem`` (flat); with ``--stage``
                             a ``dynamodb:LeadingKeys`` condition
 ``s3://B/P``                ``s3:GetObject``                                        ``B/P/*`` (``B/P/STAGE/…``)
-                            ``s3:ListBucket`` with an ``s3:prefix`` condition       bucket ``B``
+                            ``s3:ListBucket`` (missing keys read as 404, not 403)   bucket ``B``
 ``ssm:///P``                ``ssm:GetParametersByPath``                             ``parameter/P/*`` (``/P/STAGE``)
 ``secretsmanager://P``      ``secretsmanager:GetSecretValue``                       ``secret:P/*`` (``P/STAGE-??????``)
 secure values (``--secure`` ``kms:Decrypt`` bound by encryption context            the ``--kms-key`` keys, else
@@ -116,14 +116,11 @@ class _Builder:
         else:
             objects = [self.account.arn("s3", f"{bucket}/{head}{name}") for head in heads]
         self.add("ReadS3Objects", ["s3:GetObject"], objects)
-        # ListBucket turns a missing key's 403 into the 404 the chain falls through on; the
-        # prefix condition keeps listing to the configuration's own folder.
-        self.add(
-            "ListS3Prefix",
-            ["s3:ListBucket"],
-            [self.account.arn("s3", bucket)],
-            {"StringLike": {"s3:prefix": [f"{head}*" for head in heads]}},
-        )
+        # Without s3:ListBucket, S3 answers a missing object with 403, which the source must treat
+        # as an error, so the chain would not fall through to the next source. S3 decides 404 vs
+        # 403 for a GetObject, which carries no s3:prefix, so a prefix-conditioned grant would not
+        # help: the grant is the exact bucket, unconditioned (it reveals key names, never values).
+        self.add("ListS3BucketForNotFound", ["s3:ListBucket"], [self.account.arn("s3", bucket)])
         self.envelope = True
 
     def ssm(self, url: SourceURL) -> None:

@@ -33,7 +33,7 @@ def encrypt(value: str | None, kms_key: str, function: str) -> None:
 
 @click.command(name="iam-policy")
 @click.option("--account", metavar="ID", help="Account id in ARNs (default ${AWS::AccountId}).")
-@click.option("--partition", metavar="NAME", help="Partition in ARNs (default ${AWS::Partition}).")
+@click.option("--partition", metavar="NAME", help="Partition in ARNs (default: from --region, else ${AWS::Partition}).")
 @click.option("--kms-key", "kms_keys", multiple=True, metavar="KEY", help="Key that encrypts values (repeatable).")
 @click.option("--secure", is_flag=True, help="The stores hold secure values: allow kms:Decrypt for them.")
 @click.option("--function", metavar="NAME", help="Function name for the kms-env:// encryption-context condition.")
@@ -50,15 +50,27 @@ def iam_policy(
     if not options.explicit_urls:
         raise click.UsageError("name the sources: --source URL (repeatable) or CONFSTAGE_SOURCES")
     defaults = Account()
+    region = options.region or defaults.region
     where = Account(
-        partition=partition or defaults.partition,
-        region=options.region or defaults.region,
+        partition=partition or _partition_of(region) or defaults.partition,
+        region=region,
         account=account or defaults.account,
     )
     stages = (options.stage,) if options.stage else ()
     emit_json(
         build_policy(options.urls, account=where, stages=stages, kms_keys=kms_keys, secure=secure, function=function)
     )
+
+
+def _partition_of(region: str) -> str | None:
+    """The partition a literal region belongs to (None for a placeholder)."""
+    if region.startswith("${"):
+        return None
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 @click.command()
