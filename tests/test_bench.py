@@ -1,0 +1,88 @@
+"""The benchmark script runs end to end (``--quick``), so it cannot rot as the sources change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "bench_backends.py"
+SOURCES = {
+    "env",
+    "kms-env",
+    "s3-objects",
+    "s3-document",
+    "dynamodb-stage-key",
+    "dynamodb-flat",
+    "ssm",
+    "secretsmanager",
+}
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", name="results")
+def fixture_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick run of the benchmark on its own embedded moto server, read back from --json."""
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "AWS_"))}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "targets (issue 7)" in done.stdout
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return results
+
+
+def test_every_source_is_reported(results: dict[str, Any]) -> None:
+    """Every source appears, measured or with the reason it was skipped."""
+    assert set(results["sources"]) == SOURCES
+    for name, entry in results["sources"].items():
+        assert entry["status"] in ("ok", "skipped"), (name, entry.get("reason"))
+        if entry["status"] == "skipped":
+            assert entry["reason"]
+    assert results["sources"]["env"]["status"] == "ok"
+    assert results["sources"]["kms-env"]["status"] == "ok"
+
+
+def test_measured_sources_have_sane_figures(results: dict[str, Any]) -> None:
+    """Cold, stage, warm and new-process figures are positive and carry sample and request counts."""
+    for name, entry in results["sources"].items():
+        if entry["status"] != "ok":
+            continue
+        ours = entry["confstage"]
+        for series in ("cold_new_client", "cold_warm_client", "stage", "new_process"):
+            assert ours[series]["median"] > 0, (name, series)
+            assert ours[series]["p99"] >= ours[series]["median"], (name, series)
+            assert ours[series]["n"] >= 1
+            assert isinstance(ours[series]["requests"], int), (name, series)
+        assert ours["warm_get"]["median"] > 0
+        assert ours["warm_get"]["requests"] == 0, name  # a warm get never reaches the network
+        assert entry["floor"]["median"] > 0
+        if entry["boto3"] is not None:
+            assert entry["boto3"]["stage_each"]["requests"] == results["meta"]["keys"], name
+        if entry["powertools"] is not None:
+            assert entry["powertools"]["warm_get"]["median"] > 0
+            assert entry["powertools"]["warm_get"]["requests"] == 0, name
+
+
+def test_targets_and_imports_are_reported(results: dict[str, Any]) -> None:
+    """Each target has a verdict and a figure; import times of both libraries are present."""
+    assert results["targets"]
+    for target in results["targets"]:
+        assert target["status"] in ("PASS", "FAIL", "N/A", "SKIP")
+        assert target["measured"]
+    assert results["import"]["confstage"]["median"] > 0
+    assert results["import"]["powertools_parameters"]["median"] > 0
