@@ -327,7 +327,9 @@ def test_put_history_and_rollback(bucket: S3Source, kms_key: str) -> None:
     first = bucket.put("DEV", "k", "one")
     second = bucket.put("DEV", "k", "two", kms_key=kms_key)
     third = bucket.put("DEV", "k", "three")
-    assert None not in (first, second, third)
+    assert first is not None
+    assert second is not None
+    assert third is not None
 
     history = bucket.history("DEV", "k")
     assert [v.version for v in history] == [third, second, first]
