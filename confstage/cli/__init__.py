@@ -5,7 +5,8 @@ imports the library, not the reverse.
 
 ::
 
-    app.py        the click group, global options, error → exit status
+    app.py        the click group: global options, commands, exceptions → exit status
+    errors.py     exit statuses and the expected-failure exceptions
     options.py    the global options, accepted before or after the command name
     output.py     stdout/stderr rendering: JSON, tables, masking, the progress bar
     dotenv.py     .env and JSON files in and out

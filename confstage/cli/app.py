@@ -12,24 +12,12 @@ import click
 
 from confstage.errors import ConfigurationError, ConfstageError, StageError
 
+from .commands import store, tools, transfer
+from .demo import demo
+from .errors import Failed, UsageFailed
 from .options import global_options
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "Failed", "UsageFailed", "cli"]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-class Failed(click.ClickException):
-    """An expected failure: one line on stderr and exit status 1."""
-
-    exit_code = EXIT_FAILED
-
-
-class UsageFailed(Failed):
-    """A request that cannot work as given (bad source URL, no stage): exit status 2."""
-
-    exit_code = EXIT_USAGE
+__all__ = ["cli"]
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
@@ -68,14 +56,7 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    from .commands import store, tools, transfer
-    from .demo import demo
-
-    for module in (store, tools, transfer):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    cli.add_command(demo)
-
-
-_register()
+for _module in (store, tools, transfer):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+cli.add_command(demo)

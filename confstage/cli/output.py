@@ -6,6 +6,7 @@ rich is imported only when a table or a progress bar is drawn.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -49,7 +50,9 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
     grid = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(soft_wrap=False).print(grid)
+    # Piped output is not cut to 80 columns: a truncated value would be wrong, not just ugly.
+    width = None if sys.stdout.isatty() else 240
+    Console(soft_wrap=False, width=width).print(grid)
 
 
 class Progress(Protocol):

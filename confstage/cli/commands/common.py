@@ -7,7 +7,7 @@ from typing import IO
 
 import click
 
-from confstage.cli.app import Failed, UsageFailed
+from confstage.cli.errors import Failed, UsageFailed
 from confstage.cli.options import Settings
 from confstage.sources import Source, WritableSource, build_sources
 

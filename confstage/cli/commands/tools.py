@@ -6,7 +6,7 @@ import os
 
 import click
 
-from confstage.cli.app import Failed
+from confstage.cli.errors import Failed
 from confstage.cli.iam import Account, build_policy
 from confstage.cli.lambda_kms import encrypt_for_lambda
 from confstage.cli.options import global_options, settings

@@ -7,8 +7,8 @@ from typing import IO, Any
 
 import click
 
-from confstage.cli.app import Failed, UsageFailed
 from confstage.cli.dotenv import format_dotenv, load_values
+from confstage.cli.errors import Failed, UsageFailed
 from confstage.cli.options import global_options, settings
 from confstage.cli.output import MASK, emit_json, message, progress, table
 from confstage.sources import StoredValue
