@@ -52,10 +52,14 @@ class Settings:
         self.quick = quick
         self.keys: int = args.keys if args.keys is not None else (5 if quick else 20)
         self.repeats: int = args.repeats if args.repeats is not None else (3 if quick else 10)
+        # A new boto3 client costs 50-300 ms of CPU (service models are loaded and parsed): fewer runs of those.
+        self.cold_repeats: int = args.repeats if args.repeats is not None else (2 if quick else 7)
         self.warm_repeats = 5 if quick else 30
         self.warm_target_s = 0.002 if quick else 0.01  # wall time of one warm repeat
         self.process_runs = 2 if quick else 5
+        self.process_runs_fetching = 2 if quick else 3  # sources not kept in /tmp import boto3 and fetch again
         self.import_runs = 2 if quick else 7
+        self.import_runs_context = 2 if quick else 3  # import boto3: context only, no target
         self.latency_ms: float = args.latency_ms
 
 
@@ -164,7 +168,7 @@ class Bench:
 
             return setup
 
-        result["cold_new_client"] = self.series(cold, setup=fresh_dir(True))
+        result["cold_new_client"] = self.series(cold, setup=fresh_dir(True), repeats=self.s.cold_repeats)
         result["cold_warm_client"] = self.series(cold, setup=fresh_dir(False))
 
         # (2) a whole stage of N keys with get_many, clients made, caches empty.
@@ -189,10 +193,11 @@ class Bench:
         # (4) a new process with a warm /tmp cache.
         cache_dir = self.cache_dir()
         Config(sources=[url], stage=STAGE, cache_dir=cache_dir).get_many(keys)
-        result["new_process"] = self.new_process(url, cache_dir)
+        runs = self.s.process_runs if backend.persisted else self.s.process_runs_fetching
+        result["new_process"] = self.new_process(url, cache_dir, runs)
         return result
 
-    def new_process(self, url: str, cache_dir: str) -> dict[str, Any]:
+    def new_process(self, url: str, cache_dir: str, runs: int) -> dict[str, Any]:
         spec = json.dumps(
             {
                 "url": url,
@@ -206,7 +211,7 @@ class Bench:
         wall: list[float] = []
         counts: list[int] = []
         boto3_imported = False
-        for _ in range(self.s.process_runs):
+        for _ in range(runs):
             started = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, str(CHILD), spec], capture_output=True, text=True, cwd=ROOT, timeout=120
@@ -239,13 +244,20 @@ class Bench:
         if one(client, world, key) != world.values[key]:
             raise AssertionError("raw boto3 read a wrong value")
         result: dict[str, Any] = {"one_call": backend.one_call, "batch_call": backend.batch_call}
-        result["cold_new_client"] = self.series(lambda: one(self.fresh.client(service), world, key))
+        result["cold_new_client"] = self.series(
+            lambda: one(self.fresh.client(service), world, key), repeats=self.s.cold_repeats
+        )
         result["cold_warm_client"] = self.series(lambda: one(client, world, key))
         result["stage_each"] = self.series(lambda: [one(client, world, k) for k in keys])
         if batch is not None:
             if dict(batch(client, world, keys)) != {k: world.values[k] for k in keys}:
                 raise AssertionError("raw boto3 batch read wrong values")
-            result["batch_cold_new_client"] = self.series(lambda: batch(self.fresh.client(service), world, keys))
+            if backend.batch_call == backend.one_call:  # the same request (a whole document): measured once
+                result["batch_cold_new_client"] = result["cold_new_client"]
+            else:
+                result["batch_cold_new_client"] = self.series(
+                    lambda: batch(self.fresh.client(service), world, keys), repeats=self.s.cold_repeats
+                )
             result["stage_batch"] = self.series(lambda: batch(client, world, keys))
         return result
 
@@ -264,7 +276,7 @@ class Bench:
         def cold(clients: Clients) -> Callable[[], object]:
             return lambda: spec.one(spec.make(clients, world), world, key)
 
-        result["cold_new_client"] = self.series(cold(self.fresh))
+        result["cold_new_client"] = self.series(cold(self.fresh), repeats=self.s.cold_repeats)
         result["cold_warm_client"] = self.series(cold(self.warm))
         make_stage = spec.make_stage or spec.make
         holder: dict[str, Any] = {}
@@ -316,13 +328,13 @@ def measure(bench: Bench, backend: Backend) -> dict[str, Any]:
 
 def imports(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
     statements = {
-        "confstage": "import confstage",
-        "powertools_parameters": "import aws_lambda_powertools.utilities.parameters",
-        "boto3": "import boto3",
+        "confstage": ("import confstage", settings.import_runs),
+        "powertools_parameters": ("import aws_lambda_powertools.utilities.parameters", settings.import_runs),
+        "boto3": ("import boto3", settings.import_runs_context),
     }
     result: dict[str, Any] = {}
-    for name, statement in statements.items():
-        by_importtime, wall = import_ms(statement, runs=settings.import_runs, env=env, cwd=str(ROOT))
+    for name, (statement, runs) in statements.items():
+        by_importtime, wall = import_ms(statement, runs=runs, env=env, cwd=str(ROOT))
         result[name] = summarize(by_importtime, "ms")
         result[name]["statement"] = statement
         result[name]["wall"] = summarize(wall, "ms")
@@ -396,7 +408,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # built by pip does; a private cache prefix gives every package the same treatment (an editable
         # install under PYTHONDONTWRITEBYTECODE would otherwise recompile confstage on every start).
         stack.enter_context(_unset("PYTHONDONTWRITEBYTECODE"))
-        stack.enter_context(environment({"PYTHONPYCACHEPREFIX": str(scratch / "pycache")}))
+        pycache = Path(tempfile.gettempdir()) / "confstage-bench-pycache"  # kept between runs: compiled once
+        stack.enter_context(environment({"PYTHONPYCACHEPREFIX": str(pycache)}))
         probe = Probe(settings.latency_ms)
         from confstage import aws
 
@@ -424,6 +437,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "latency_ms": settings.latency_ms,
             "quick": settings.quick,
             "repeats": settings.repeats,
+            "cold_repeats": settings.cold_repeats,
             "warm_repeats": settings.warm_repeats,
             "process_runs": settings.process_runs,
             "import_runs": settings.import_runs,
