@@ -253,6 +253,11 @@ def render(results: dict[str, Any]) -> str:
 # -- the chart ----------------------------------------------------------------------------------------
 
 _COLOURS = {"confstage": "#1f77b4", "boto3": "#7f7f7f", "Powertools": "#ff7f0e", "dict lookup": "#2ca02c"}
+_LEGEND = {
+    "boto3": "raw boto3 (same call; no cache, so its warm get is a call)",
+    "Powertools": "Powertools parameters (max_age cache when warm)",
+    "dict lookup": "floor: a function doing one dict lookup",
+}
 
 
 def _bars(entry: dict[str, Any]) -> dict[str, list[dict[str, Any] | None]]:
@@ -279,6 +284,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.patches
     import matplotlib.pyplot as plt
 
     meta = results["meta"]
@@ -317,9 +323,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_title(name, fontsize=11)
         ax.margins(y=0.35)
         ax.grid(axis="y", which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
     ax = axes.flat[len(measured)]
-    names = [s["statement"].removeprefix("import ") for s in results["import"].values()]
+    names = [
+        s["statement"].removeprefix("import ").replace(".utilities.", "\n.utilities.")
+        for s in results["import"].values()
+    ]
     medians = [s["median"] for s in results["import"].values()]
     drawn = ax.barh(names, medians, color=["#1f77b4", "#ff7f0e", "#7f7f7f"][: len(names)])
     ax.bar_label(drawn, labels=[human(m, "ms") for m in medians], fontsize=8, padding=3)
@@ -330,11 +338,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.margins(x=0.25)
     for extra in list(axes.flat)[panels:]:
         extra.axis("off")
+    handles = [matplotlib.patches.Patch(color=colour, label=_LEGEND.get(who, who)) for who, colour in _COLOURS.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9, bbox_to_anchor=(0.5, 0.965))
     fig.suptitle(
         f"confstage vs raw boto3 vs Powertools: {meta['keys']} keys, +{meta['latency_ms']:g} ms per AWS call, "
         f"{meta['endpoint']}; median, whisker = p99, ·Nr = HTTP requests",
         fontsize=12,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(path, dpi=110)
     plt.close(fig)
