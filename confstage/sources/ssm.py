@@ -1,7 +1,8 @@
 """``ssm:///PATH``: SSM Parameter Store, parameter ``/PATH/{STAGE}/{key}``.
 
 A stage is loaded whole with GetParametersByPath (``WithDecryption``, ``MaxResults=10``, the
-service maximum), following ``NextToken``: N parameters cost ⌈N/10⌉ requests. The walk is
+service maximum), following ``NextToken``: N parameters cost ⌈N/10⌉ requests (one more, answered
+empty, when N is a multiple of 10 and the service returns a token after a full last page). The walk is
 recursive, and a nested parameter's key is its name below the stage path, so
 ``/app/PRD/db/url`` is the key ``db/url`` (``?recursive=false`` loads direct children only).
 SecureString values are reported as secrets, so they never reach the /tmp cache in plaintext.
