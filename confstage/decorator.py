@@ -76,6 +76,19 @@ def handler(
         stage: str | None = client().stage_for(context)
         return stage
 
+    emitter: Any = None
+
+    def emit(stage: str | None) -> None:
+        # CONFSTAGE_METRICS=emf: one CloudWatch EMF line per invocation with that invocation's counters.
+        nonlocal emitter
+        from . import emf
+
+        if not emf.enabled():
+            return
+        if emitter is None:
+            emitter = emf.Emitter(client().stats)
+        emitter.emit(stage)
+
     def warm(context: Any) -> dict[str, Any]:
         cfg = client()
         with binding(stage_of(context)):
@@ -90,8 +103,12 @@ def handler(
             async def async_wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
                 if is_ping is not None and is_ping(event):
                     return warm(context)
-                with binding(stage_of(context)):
-                    return await fn(event, context, *args, **kwargs)
+                stage = stage_of(context)
+                try:
+                    with binding(stage):
+                        return await fn(event, context, *args, **kwargs)
+                finally:
+                    emit(stage)
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -99,8 +116,12 @@ def handler(
         def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
             if is_ping is not None and is_ping(event):
                 return warm(context)
-            with binding(stage_of(context)):
-                return fn(event, context, *args, **kwargs)
+            stage = stage_of(context)
+            try:
+                with binding(stage):
+                    return fn(event, context, *args, **kwargs)
+            finally:
+                emit(stage)
 
         return wrapper  # type: ignore[return-value]
 

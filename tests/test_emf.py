@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+
+import confstage
 from confstage import Config
 from confstage.emf import Emitter
 
@@ -35,3 +40,34 @@ def test_each_line_carries_the_counts_of_one_invocation(clock: FakeClock) -> Non
     assert first["Stage"] == "PRD"
     assert first["_aws"]["Timestamp"] == int(clock.now * 1000)
     assert SECRET not in out.getvalue()
+
+
+def test_handler_prints_one_emf_line_per_invocation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With CONFSTAGE_METRICS=emf, each @handler invocation prints exactly one EMF line for its stage."""
+    monkeypatch.setenv("CONFSTAGE_METRICS", "emf")
+    source = DictSource({"PRD": {"k": SECRET}})
+    confstage.configure(sources=[source], cache_dir="")
+
+    @confstage.handler
+    def lambda_handler(event: Any, context: Any) -> int:
+        return len(confstage.get("k"))
+
+    ctx = SimpleNamespace(invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn:PRD")
+    assert lambda_handler({}, ctx) == len(SECRET)
+    assert lambda_handler({}, ctx) == len(SECRET)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["Stage"], d["Fetches"], d["CacheHits"]) for d in lines] == [("PRD", 1, 0), ("PRD", 0, 1)]
+
+
+def test_no_emf_lines_unless_enabled(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without CONFSTAGE_METRICS=emf the handler prints nothing."""
+    confstage.configure(sources=[DictSource({"PRD": {"k": "v"}})], cache_dir="", stage="PRD")
+
+    @confstage.handler
+    def lambda_handler(event: Any, context: Any) -> str:
+        return confstage.get("k")
+
+    assert lambda_handler({}, None) == "v"
+    assert capsys.readouterr().out == ""
