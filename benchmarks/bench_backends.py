@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _backends import STAGE, Backend, Clients, World, backends, cleanup, seed
-from _harness import LocalEndpoint, Probe, environment, import_ms, ns_per_call, summarize
+from _harness import LocalEndpoint, Probe, environment, import_ms, ns_interleaved, summarize
 from _report import check_targets, plot, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,15 +126,20 @@ class Bench:
             result["requests_range"] = [min(counts), max(counts)]
         return result
 
-    def warm_ns(self, stmt: str, namespace: dict[str, Any]) -> dict[str, Any]:
-        samples, number = ns_per_call(stmt, namespace, repeats=self.s.warm_repeats, target_s=self.s.warm_target_s)
-        result = summarize(samples, "ns")
-        result["calls_per_repeat"] = number
-        return result
+    def warm_ns(self, candidates: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """Warm gets of every candidate, interleaved; each with the requests made (0 expected)."""
+        self.probe.reset()
+        timed = ns_interleaved(candidates, repeats=self.s.warm_repeats, target_s=self.s.warm_target_s)
+        results = {}
+        for name, (samples, number) in timed.items():
+            results[name] = summarize(samples, "ns")
+            results[name]["calls_per_repeat"] = number
+            results[name]["requests"] = self.probe.requests  # for all of them together
+        return results
 
     # -- confstage -------------------------------------------------------------------------------------
 
-    def confstage(self, backend: Backend) -> dict[str, Any]:
+    def confstage(self, backend: Backend, warm: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         import confstage
         from confstage import Config, aws
 
@@ -174,21 +179,17 @@ class Bench:
         # (2) a whole stage of N keys with get_many, clients made, caches empty.
         result["stage"] = self.series(lambda: holder["config"].get_many(keys), setup=new_config)
 
-        # (3) warm cached get through the module-level function.
+        # (3) warm cached get through the module-level function (and Config.get): timed by measure(),
+        # interleaved with Powertools and the dict lookup; confstage.reset() follows there.
         middle = keys[len(keys) // 2]
         confstage.configure(sources=[url], stage=STAGE, cache_dir=self.cache_dir())
-        try:
-            confstage.get_many(keys)
-            if confstage.get(middle) != world.values[middle]:
-                raise AssertionError("wrong value")
-            self.probe.reset()
-            result["warm_get"] = self.warm_ns("g(k)", {"g": confstage.get, "k": middle})
-            result["warm_get"]["requests"] = self.probe.requests
-            config = confstage.Config(sources=[url], stage=STAGE, cache_dir=self.cache_dir())
-            config.get_many(keys)
-            result["warm_config_get"] = self.warm_ns("g(k)", {"g": config.get, "k": middle})
-        finally:
-            confstage.reset()
+        confstage.get_many(keys)
+        if confstage.get(middle) != world.values[middle]:
+            raise AssertionError("wrong value")
+        warm["confstage"] = ("g(k)", {"g": confstage.get, "k": middle})
+        config = confstage.Config(sources=[url], stage=STAGE, cache_dir=self.cache_dir())
+        config.get_many(keys)
+        warm["config"] = ("g(k)", {"g": config.get, "k": middle})
 
         # (4) a new process with a warm /tmp cache.
         cache_dir = self.cache_dir()
@@ -263,7 +264,7 @@ class Bench:
 
     # -- Powertools ------------------------------------------------------------------------------------
 
-    def powertools(self, backend: Backend) -> dict[str, Any] | None:
+    def powertools(self, backend: Backend, warm: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
         spec = backend.powertools
         if spec is None:
             return None
@@ -291,10 +292,7 @@ class Bench:
         middle = keys[len(keys) // 2]
         cached = spec.make(self.warm, world)
         spec.one(cached, world, middle, max_age=300)
-        self.probe.reset()
-        namespace = {"g": cached.get, "n": spec.name_of(world, middle), "k": middle}
-        result["warm_get"] = self.warm_ns(spec.warm_stmt(), namespace)
-        result["warm_get"]["requests"] = self.probe.requests
+        warm["powertools"] = (spec.warm_stmt(), {"g": cached.get, "n": spec.name_of(world, middle), "k": middle})
         return result
 
 
@@ -312,16 +310,27 @@ def measure(bench: Bench, backend: Backend) -> dict[str, Any]:
         entry.update(status="skipped", reason=f"{backend.module} does not exist yet")
         return entry
     started = time.perf_counter()
+    warm: dict[str, tuple[str, dict[str, Any]]] = {}
     try:
-        entry["confstage"] = bench.confstage(backend)
-        middle = bench.world.keys[len(bench.world.keys) // 2]
-        entry["floor"] = bench.warm_ns("g(k)", {"g": dict_lookup, "k": middle})  # measured beside confstage's
+        entry["confstage"] = bench.confstage(backend, warm)
         entry["boto3"] = bench.boto3(backend)
-        entry["powertools"] = bench.powertools(backend)
+        entry["powertools"] = bench.powertools(backend, warm)
+        middle = bench.world.keys[len(bench.world.keys) // 2]
+        warm["floor"] = ("g(k)", {"g": dict_lookup, "k": middle})
+        timed = bench.warm_ns(warm)
+        entry["confstage"]["warm_get"] = timed["confstage"]
+        entry["confstage"]["warm_config_get"] = timed["config"]
+        entry["floor"] = timed["floor"]
+        if entry["powertools"] is not None:
+            entry["powertools"]["warm_get"] = timed["powertools"]
         entry["status"] = "ok"
     except Exception as exc:  # one broken source must not hide the others' results
         entry.update(status="error", reason=f"{type(exc).__name__}: {exc}"[:500])
         traceback.print_exc(file=sys.stderr)
+    finally:
+        import confstage
+
+        confstage.reset()
     entry["seconds"] = round(time.perf_counter() - started, 2)
     return entry
 
