@@ -13,21 +13,19 @@ through /tmp, so their times must compare across processes; tests pass a fake cl
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from . import _log as log
 from .disk import DiskCache
 from .errors import ConfstageError, SourceError
 from .metrics import SourceStats
 from .sources.base import Fetched, Source
 
 __all__ = ["CachedSource"]
-
-log = logging.getLogger("confstage")
 
 Answer = tuple[dict[str, str], float]  # values found (absent keys left out), fresh until
 

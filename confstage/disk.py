@@ -1,7 +1,7 @@
 """The /tmp layer: one JSON snapshot per (source, stage), shared by every process on the machine.
 
 A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
-Files are written atomically (``mkstemp`` + ``os.replace``) with mode 0600 in a 0700 directory
+Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
 owned by this user and not reached through a symlink. Anything unreadable is ignored (and
 overwritten by the next save), never raised; an unusable directory turns the layer off with one
 warning. Secret values never reach these files: ``CachedSource`` passes them as withheld names.
@@ -10,18 +10,16 @@ warning. Secret values never reach these files: ``CachedSource`` passes them as 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import logging
 import os
 import stat
-import tempfile
 import threading
+import zlib
 from typing import Any
 
-__all__ = ["DiskCache"]
+from . import _log as log
 
-log = logging.getLogger("confstage")
+__all__ = ["DiskCache"]
 
 FORMAT = 1
 
@@ -39,8 +37,11 @@ class DiskCache:
         return f"DiskCache({self.directory!r}, enabled={self.enabled})"
 
     def path(self, source: str, stage: str) -> str:
-        digest = hashlib.sha256(f"{source}\0{stage}".encode()).hexdigest()[:32]
-        return os.path.join(self.directory, f"{digest}.json")
+        """The snapshot file of (source, stage): a readable, injective escape of both, hashed only when long."""
+        name = _escape(f"{source}\0{stage}")
+        if len(name) > 180:  # file names stop at 255 bytes; the file records source and stage anyway
+            name = f"{name[:140]}-{zlib.crc32(name.encode()):08x}-{len(name)}"
+        return os.path.join(self.directory, f"{name}.json")
 
     def load(self, source: str, stage: str) -> dict[str, Any] | None:
         """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
@@ -72,8 +73,9 @@ class DiskCache:
         if not self._usable():
             return
         payload = {"format": FORMAT, "source": source, "stage": stage, **snapshot}
+        tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:
             self._disable(f"cannot create a file in it ({exc.strerror})")
             return
@@ -152,3 +154,11 @@ def _validate(data: Any, source: str, stage: str) -> dict[str, Any] | None:
     if not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
         return None
     return {"values": values, "complete_at": complete_at, "withheld": withheld}
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def _escape(text: str) -> str:
+    """A file-name-safe, injective spelling: safe characters kept, every other one as ``_XX_``."""
+    return "".join(c if c in _SAFE else f"_{ord(c):x}_" for c in text)

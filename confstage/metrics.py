@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["SourceStats"]
 
+_COUNTERS = ("hits", "misses", "fetches", "errors", "stale", "disk_hits")
 
-@dataclass
+
 class SourceStats:
     """Hits, misses, fetches, errors, stale values served and fetch latency of one source."""
 
-    hits: int = 0
-    misses: int = 0
-    fetches: int = 0
-    errors: int = 0
-    stale: int = 0
-    disk_hits: int = 0
-    fetch_seconds_total: float = 0.0
-    fetch_seconds_max: float = 0.0
-    fetch_seconds_last: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    __slots__ = (*_COUNTERS, "_lock", "fetch_seconds_last", "fetch_seconds_max", "fetch_seconds_total")
+
+    def __init__(self) -> None:
+        self.hits = self.misses = self.fetches = self.errors = self.stale = self.disk_hits = 0
+        self.fetch_seconds_total = self.fetch_seconds_max = self.fetch_seconds_last = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SourceStats({', '.join(f'{name}={getattr(self, name)}' for name in _COUNTERS)})"
 
     def fetched(self, seconds: float, *, failed: bool = False) -> None:
         with self._lock:

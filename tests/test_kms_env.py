@@ -91,3 +91,18 @@ def test_absent_variable_is_not_found_without_calling_kms() -> None:
     """A variable that is not set is 'not found' and costs no KMS call (the dead endpoint would fail)."""
     with pytest.raises(KeyNotFoundError):
         Config("kms-env://", stage="DEV", cache_dir="").get("missing")
+
+
+@pytest.mark.integration
+def test_get_many_decrypts_each_variable_once_in_parallel(
+    boto: Any, kms_key: str, function_name: str, monkeypatch: pytest.MonkeyPatch, requests_made: Counter[str]
+) -> None:
+    """A get_many of five encrypted variables costs five Decrypt calls and returns every plaintext."""
+    expected = {f"secret_{i}": f"value-{i}-ü" for i in range(5)}
+    for key, value in expected.items():
+        monkeypatch.setenv(f"PRD_{key}", encrypt(boto, kms_key, value, {"LambdaFunctionName": function_name}))
+    config = Config("kms-env://", stage="PRD", cache_dir="")
+    assert config.get_many(expected) == expected
+    config.clear()
+    assert config.get_many(expected) == expected
+    assert requests_made["kms.Decrypt"] == 5

@@ -68,3 +68,11 @@ def test_bad_settings_are_configuration_errors(
     with pytest.raises(ConfigurationError, match=name) as info:
         Config(stage="DEV")
     assert problem in str(info.value)
+
+
+def test_query_values_are_percent_decoded() -> None:
+    """URL parameters are percent-decoded, so an encoded template works like a literal one."""
+    source = build_source("env://?template=APP_%7BSTAGE%7D_%7Bkey%7D&fallback=false")
+    assert isinstance(source, EnvSource)
+    assert source.template == "APP_{STAGE}_{key}"
+    assert source.fallback is False

@@ -8,11 +8,12 @@ credential-chain rule). Writing is a separate protocol, used only by the admin C
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from confstage.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["Fetched", "Source", "SourceURL", "StoredValue", "Version", "WritableSource"]
 
@@ -124,14 +125,22 @@ class SourceURL:
 
     def __init__(self, url: str) -> None:
         self.url = url.strip()
-        parts = urlsplit(self.url)
-        if not parts.scheme or "://" not in self.url:
+        # scheme://netloc/path?query, parsed by hand: urllib.parse costs more at import than all of this.
+        scheme, sep, rest = self.url.partition("://")
+        if not sep or not scheme or not scheme.replace("-", "").replace("+", "").replace(".", "").isalnum():
             raise ConfigurationError(f"source URL {url!r} has no scheme; expected e.g. env:// or dynamodb://TABLE")
-        self.scheme = parts.scheme.lower()
-        self.netloc = parts.netloc
-        self.path = parts.path
+        self.scheme = scheme.lower()
+        rest, _, query = rest.partition("?")
+        rest = rest.partition("#")[0]
+        query = query.partition("#")[0]
+        self.netloc, slash, path = rest.partition("/")
+        self.path = slash + path
         self._params: dict[str, str] = {}
-        for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        for pair in query.split("&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition("=")
+            name, value = _unquote(name), _unquote(value)
             if name in self._params:
                 raise self.error(f"parameter {name!r} given twice")
             self._params[name] = value
@@ -184,3 +193,24 @@ class SourceURL:
         """Raise if any parameter was not understood."""
         if self._params:
             raise self.error(f"unknown parameter(s) {', '.join(sorted(self._params))}")
+
+
+def _unquote(text: str) -> str:
+    """Percent-decoding (and ``+`` as space) of one query component."""
+    text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "%" and i + 2 < len(text) and _is_hex(text[i + 1 : i + 3]):
+            raw.append(int(text[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw.extend(text[i].encode("utf-8"))
+            i += 1
+    return raw.decode("utf-8", errors="replace")
+
+
+def _is_hex(pair: str) -> bool:
+    return len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair)

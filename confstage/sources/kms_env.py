@@ -11,7 +11,6 @@ import base64
 import binascii
 import math
 import os
-import threading
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -50,7 +49,6 @@ class KmsEnvSource:
         self._environ = os.environ if environ is None else environ
         self._client = kms_client
         self._plain: dict[tuple[str, str], str] = {}  # (variable, ciphertext) -> plaintext, memory only
-        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: SourceURL) -> KmsEnvSource:
@@ -67,28 +65,32 @@ class KmsEnvSource:
         )
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, str]] = {}  # key -> (variable, ciphertext)
         for key in keys:
             if self.keys is not None and key not in self.keys:
                 continue
             for name in env_names(self.template, self.fallback, stage, key):
                 blob = self._environ.get(name)
                 if blob is not None:
-                    found[key] = self._decrypt(name, blob)
+                    found[key] = (name, blob)
                     break
-        return Fetched(found, secret=found.keys())
+        pending = [pair for pair in found.values() if pair not in self._plain]
+        if len(pending) > 1:
+            # Several variables not yet decrypted (a get_many at init): one KMS call each, in parallel.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
+                list(pool.map(lambda pair: self._decrypt(*pair), pending))
+        values = {key: self._decrypt(name, blob) for key, (name, blob) in found.items()}
+        return Fetched(values, secret=values.keys())
 
     def _decrypt(self, variable: str, blob: str) -> str:
         cached = self._plain.get((variable, blob))
-        if cached is not None:
-            return cached
-        with self._lock:
-            cached = self._plain.get((variable, blob))
-            if cached is None:
-                cached = self._plain[(variable, blob)] = decrypt_lambda_env(
-                    blob, variable=variable, client=self._kms(), source=self.url
-                )
-            return cached
+        if cached is None:
+            # Decrypting twice in a race is harmless (same result); a lock would serialise the pool.
+            cached = decrypt_lambda_env(blob, variable=variable, client=self._kms(), source=self.url)
+            self._plain[(variable, blob)] = cached
+        return cached
 
     def _kms(self) -> Any:
         if self._client is None:
