@@ -27,10 +27,12 @@ import binascii
 import os
 import re
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import aws
 from .errors import DecryptError, SourceError
+from .sources.base import Fetched
 
 __all__ = [
     "PREFIX",
@@ -41,6 +43,7 @@ __all__ = [
     "encrypt",
     "encryption_context",
     "is_envelope",
+    "open_envelopes",
 ]
 
 PREFIX = "cs1:"
@@ -113,6 +116,21 @@ def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: 
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
         raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt") from None
+
+
+def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Callable[[], Any], source: str) -> Fetched:
+    """What a store fetched, with every envelope decrypted and its key reported as secret.
+
+    ``kms`` gives the KMS client; it is called only when there is an envelope to open.
+    """
+    values: dict[str, str] = {}
+    secret: list[str] = []
+    for key, value in raw.items():
+        if is_envelope(value):
+            value = decrypt(value, stage=stage, key=key, client=kms(), source=source)
+            secret.append(key)
+        values[key] = value
+    return Fetched(values, secret=secret)
 
 
 def clear_data_keys() -> None:

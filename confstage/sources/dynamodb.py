@@ -98,17 +98,7 @@ class DynamoDBSource:
             raw = self._get_item(stage, next(iter(keys)))
         else:
             raw = self._batch_get(stage, keys)
-        return self._decrypted(stage, raw)
-
-    def _decrypted(self, stage: str, raw: Mapping[str, str]) -> Fetched:
-        values: dict[str, str] = {}
-        secret: list[str] = []
-        for key, value in raw.items():
-            if crypto.is_envelope(value):
-                value = crypto.decrypt(value, stage=stage, key=key, client=self._kms(), source=self.url)
-                secret.append(key)
-            values[key] = value
-        return Fetched(values, secret=secret)
+        return crypto.open_envelopes(raw, stage=stage, kms=self._kms, source=self.url)
 
     def _query(self, stage: str, *attributes: str) -> Iterator[dict[str, Any]]:
         """Every item of a stage (stage-key layout), one page per MB."""

@@ -107,17 +107,7 @@ class S3Source:
         else:
             bodies = self._map(lambda key: (key, self._read(self.object_key(stage, key))), list(keys))
             raw = {key: body for key, body in bodies if body is not None}
-        return self._decrypted(stage, raw)
-
-    def _decrypted(self, stage: str, raw: Mapping[str, str]) -> Fetched:
-        values: dict[str, str] = {}
-        secret: list[str] = []
-        for key, value in raw.items():
-            if crypto.is_envelope(value):
-                value = crypto.decrypt(value, stage=stage, key=key, client=self._kms(), source=self.url)
-                secret.append(key)
-            values[key] = value
-        return Fetched(values, secret=secret)
+        return crypto.open_envelopes(raw, stage=stage, kms=self._kms, source=self.url)
 
     def _read(self, object_key: str) -> str | None:
         """The body of an object (None when absent), revalidated with its remembered ETag."""
