@@ -20,32 +20,25 @@ _clients: dict[tuple[str, str | None, str | None], Any] = {}
 _hooks: list[Callable[[Any], None]] = []
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        from .errors import ConfigurationError
-
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-
-
 def client_config() -> Any:
     """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable)."""
     from botocore.config import Config
 
+    from .settings import env_float
+
+    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
     return Config(
-        connect_timeout=_env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
-        read_timeout=_env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
-        retries={"mode": "standard", "total_max_attempts": int(_env_float("CONFSTAGE_MAX_ATTEMPTS", 3))},
+        connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
+        read_timeout=env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
+        retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
         user_agent_extra="confstage",
     )
 
 
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
     """The process-wide client for a service (``AWS_ENDPOINT_URL*`` honoured as boto3 honours them)."""
+    if region is None and not os.environ.get("AWS_DEFAULT_REGION"):
+        region = os.environ.get("AWS_REGION") or None  # Lambda sets both; botocore reads only the first
     cache_key = (service, region, endpoint_url)
     found = _clients.get(cache_key)
     if found is not None:

@@ -20,15 +20,17 @@ def env_str(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     return (os.environ if environ is None else environ).get(name)
 
 
-def env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
-    """A non-negative number of seconds from a variable; ``ConfigurationError`` names a bad one."""
+def env_float(
+    name: str, default: float, environ: Mapping[str, str] | None = None, *, what: str = "a number of seconds"
+) -> float:
+    """A non-negative number from a variable; ``ConfigurationError`` names a bad one."""
     raw = env_str(name, environ)
     if raw is None or not raw.strip():
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be {what}, got {raw!r}") from None
     if value < 0 or value != value:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value
