@@ -69,16 +69,18 @@ SEED: dict[str, dict[str, str]] = {
 
 
 def find_handler() -> Path:
-    """``examples/handler.py`` of the repository this package runs from (``Failed`` when absent)."""
+    """``examples/handler.py``: from the source checkout, else the copy the wheel ships (``Failed`` when neither)."""
     import confstage
 
-    path = Path(confstage.__file__).resolve().parents[1] / "examples" / "handler.py"
-    if not path.is_file():
-        raise Failed(
-            f"the demo runs the example handler {path}, which is not there; "
-            "run `confstage demo` from a source checkout of confstage"
-        )
-    return path
+    package = Path(confstage.__file__).resolve().parent
+    candidates = (package.parent / "examples" / "handler.py", package / "cli" / "example_handler.py")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise Failed(
+        f"the demo runs the example handler, found neither at {candidates[0]} nor at {candidates[1]}; "
+        "reinstall confstage or run `confstage demo` from a source checkout"
+    )
 
 
 def _load_handler(path: Path) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
