@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from ._core import STAGE as _STAGE
 from .errors import ConfigurationError, StageError
 
-__all__ = ["FunctionArn", "bound_stage", "parse_aliases", "parse_arn", "stage_from_arn"]
+__all__ = ["FunctionArn", "binding", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -97,11 +97,6 @@ def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | Non
     raise StageError(
         f"cannot bind a stage from a {type(target).__name__}; expected a stage, an ARN or a Lambda context"
     )
-
-
-def bound_stage() -> str | None:
-    """The stage bound in the current context, if any."""
-    return _STAGE.get()
 
 
 @contextmanager
