@@ -116,8 +116,10 @@ class CachedSource:
             answer = _answer(state, keys, self._clock(), ttl)
             if answer is not None:
                 self.stats.count("hits")
+                log.debug("hit: source=%s stage=%s keys=%d", self.source.url, stage, len(keys))
                 return answer
         self.stats.count("misses")
+        log.debug("miss: source=%s stage=%s keys=%d%s", self.source.url, stage, len(keys), " (forced)" if force else "")
         with state.lock:  # single-flight: one fetch per (source, stage); the others wait here
             now = self._clock()
             if not force:

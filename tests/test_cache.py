@@ -239,3 +239,18 @@ def test_expire_marks_values_stale_but_keeps_them_for_errors(clock: FakeClock) -
     source.failing = "InternalError"
     assert cfg.get("k") == "v2"
     assert source.fetches == 3
+
+
+def test_debug_log_tells_hits_misses_and_fetches_without_values(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG the confstage logger records miss, fetch (with timing) and hit, never a value."""
+    source = DictSource({"DEV": {"password": SECRET}})
+    cfg = config(source, clock)
+    with caplog.at_level(logging.DEBUG, logger="confstage"):
+        cfg.get("password")
+        cfg.get_many(["password"])
+    messages = [r.getMessage() for r in caplog.records if r.name == "confstage"]
+    assert [m.split(":")[0] for m in messages] == ["miss", "fetched", "hit"]
+    assert " ms" in messages[1]
+    assert all(SECRET not in m for m in messages)
