@@ -206,6 +206,7 @@ class CachedSource:
         snapshot = self._disk.load(self.source.url, stage)
         if snapshot is None:
             return None
+        state.secret.update(snapshot["secret"])  # unsealed secrets stay secrets when saved again
         for key, (value, at) in snapshot["values"].items():
             known = state.values.get(key)
             if known is None or known[1] < at:
@@ -248,10 +249,12 @@ def _answer(state: _Stage, keys: Sequence[str], now: float, ttl: float) -> Answe
 
 
 def _snapshot(state: _Stage) -> dict[str, Any]:
-    """What goes to /tmp: every value but the secrets, whose names are listed as withheld."""
-    values = {k: v for k, v in state.values.items() if k not in state.secret}
-    return {
-        "values": values,
-        "complete_at": state.complete_at,
-        "withheld": sorted(state.secret) if state.complete_at is not None else [],
-    }
+    """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them)."""
+    values: dict[str, tuple[str | None, float]] = {}
+    secrets: dict[str, tuple[str, float]] = {}
+    for key, (value, at) in state.values.items():
+        if key in state.secret and value is not None:
+            secrets[key] = (value, at)
+        else:
+            values[key] = (value, at)
+    return {"values": values, "secrets": secrets, "complete_at": state.complete_at}

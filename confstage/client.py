@@ -40,6 +40,7 @@ class Config:
         ttl: float | None = None,
         max_stale: float | None = None,
         cache_dir: str | None = None,
+        cache_kms_key: str | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -58,7 +59,9 @@ class Config:
             cache_dir = env("CONFSTAGE_CACHE_DIR", environ)
             if cache_dir is None:
                 cache_dir = settings.DEFAULT_CACHE_DIR
-        disk = DiskCache(cache_dir) if cache_dir else None
+        if cache_kms_key is None:
+            cache_kms_key = env("CONFSTAGE_CACHE_KMS_KEY", environ) or None
+        disk = DiskCache(cache_dir, sealer=_sealer(cache_kms_key)) if cache_dir else None
         self._clock = clock
         self._layers = [
             CachedSource(source, ttl=self.ttl, max_stale=self.max_stale, clock=clock, disk=disk)
@@ -262,6 +265,16 @@ class Config:
 
 
 _NONE: Any = object()  # "not found" from get() inside the typed getters
+
+
+def _sealer(kms_key: str | None) -> Any:
+    """The /tmp cache's sealer for secrets when a KMS key is configured (crypto imported only then)."""
+    if not kms_key:
+        return None
+    from .crypto import Sealer
+
+    return Sealer(kms_key)
+
 
 T = TypeVar("T")
 

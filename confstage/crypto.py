@@ -37,6 +37,7 @@ from .sources.base import Fetched
 __all__ = [
     "PREFIX",
     "PURPOSE",
+    "Sealer",
     "associated_data",
     "clear_data_keys",
     "decrypt",
@@ -191,3 +192,104 @@ def _b64decode(text: str) -> bytes:
     if not text or not re.fullmatch(r"[A-Za-z0-9_-]+", text):
         raise ValueError("not URL-safe base64")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# -- sealing secrets for the /tmp cache ----------------------------------------------------------
+
+CACHE_PURPOSE = "tmp-cache"
+
+
+class Sealer:
+    """Encrypts secret values for the /tmp cache under one KMS data key per process.
+
+    The first process to write asks KMS for a data key (GenerateDataKey, EncryptionContext
+    ``{"confstage:purpose": "tmp-cache"}``) and stores it wrapped beside the sealed values; a
+    restarted process unwraps it with one KMS Decrypt and then uses that same key for its own
+    writes, so each restart costs one KMS call, not one per secret. Each value is AES-256-GCM with
+    a random 96-bit nonce and associated data binding it to its source, stage and key, so a sealed
+    value moved inside or between files does not open.
+    """
+
+    def __init__(self, kms_key: str, *, client: Any = None) -> None:
+        self.kms_key = kms_key
+        self._client = client
+        self._current: tuple[bytes, bytes] | None = None  # (wrapped, plaintext) data key of this process
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Sealer(kms_key={self.kms_key!r})"
+
+    def seal(self, values: Mapping[str, str], *, aad: str) -> dict[str, Any]:
+        """``{"key": wrapped data key, "values": {key: sealed}}`` for the values given."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        wrapped, data_key = self._key()
+        aead = AESGCM(data_key)
+        sealed = {}
+        for key, value in values.items():
+            nonce = os.urandom(_NONCE_BYTES)
+            sealed[key] = _b64encode(nonce + aead.encrypt(nonce, value.encode("utf-8"), _cache_aad(aad, key)))
+        return {"key": _b64encode(wrapped), "values": sealed}
+
+    def open(self, sealed: Mapping[str, Any], *, aad: str) -> dict[str, str]:
+        """The plaintexts of a ``seal`` result; ``DecryptError`` when anything does not authenticate."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            wrapped = _b64decode(str(sealed["key"]))
+            blobs = {str(k): _b64decode(str(v)) for k, v in dict(sealed["values"]).items()}
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise DecryptError("sealed cache entry is malformed", operation="decode") from None
+        aead = AESGCM(self._unwrap(wrapped))
+        opened = {}
+        for key, blob in blobs.items():
+            try:
+                plain = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _cache_aad(aad, key))
+                opened[key] = plain.decode("utf-8")
+            except (InvalidTag, ValueError):
+                raise DecryptError(f"sealed cache entry for key {key!r} does not authenticate") from None
+        return opened
+
+    def _kms(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("kms")
+        return self._client
+
+    def _key(self) -> tuple[bytes, bytes]:
+        with self._lock:
+            if self._current is None:
+                from botocore.exceptions import BotoCoreError, ClientError
+
+                try:
+                    response = self._kms().generate_data_key(
+                        KeyId=self.kms_key, KeySpec="AES_256", EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
+                    )
+                except (BotoCoreError, ClientError) as exc:
+                    raise aws.source_error(
+                        exc, source="/tmp cache", operation="kms:GenerateDataKey", target=f"KMS key {self.kms_key}"
+                    ) from exc
+                self._current = (response["CiphertextBlob"], response["Plaintext"])
+            return self._current
+
+    def _unwrap(self, wrapped: bytes) -> bytes:
+        with self._lock:
+            if self._current is not None and self._current[0] == wrapped:
+                return self._current[1]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._kms().decrypt(
+                CiphertextBlob=wrapped, EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise aws.source_error(exc, source="/tmp cache", operation="kms:Decrypt", target="cache data key") from exc
+        data_key: bytes = response["Plaintext"]
+        with self._lock:
+            if self._current is None:
+                self._current = (wrapped, data_key)  # a restarted process writes with the key it found
+        return data_key
+
+
+def _cache_aad(aad: str, key: str) -> bytes:
+    return "\0".join((CACHE_PURPOSE, aad, key)).encode("utf-8")

@@ -4,7 +4,12 @@ A restarted runtime, a second worker or the CLI reads a fresh snapshot instead o
 Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
 owned by this user and not reached through a symlink. Anything unreadable is ignored (and
 overwritten by the next save), never raised; an unusable directory turns the layer off with one
-warning. Secret values never reach these files: ``CachedSource`` passes them as withheld names.
+warning.
+
+No secret reaches these files in plaintext. Without a sealer, secrets are left out and their names
+listed as *withheld* (a new process fetches exactly those). With a ``crypto.Sealer`` (a KMS key in
+``CONFSTAGE_CACHE_KMS_KEY``), they are stored sealed under the process's KMS data key, so a new
+process opens them all with one KMS call.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import os
 import stat
 import threading
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _log as log
+from .errors import ConfstageError
+
+if TYPE_CHECKING:
+    from .crypto import Sealer
 
 __all__ = ["DiskCache"]
 
@@ -27,8 +36,10 @@ FORMAT = 1
 class DiskCache:
     """Snapshots in ``directory``; ``load`` and ``save`` never raise."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, sealer: Sealer | None = None) -> None:
         self.directory = os.path.abspath(directory)
+        self.sealer = sealer
+        self._seal_warned = False
         self.enabled = True
         self._checked = False
         self._lock = threading.Lock()
@@ -60,19 +71,54 @@ class DiskCache:
             with os.fdopen(fd, "rb") as f:
                 fd = -1
                 data = json.loads(f.read())
-            return _validate(data, source, stage)
-        except (OSError, ValueError, TypeError, KeyError):
+            snapshot = _validate(data, source, stage)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             log.debug("ignoring unreadable cache file: %s", path)
             return None
         finally:
             if fd >= 0:
                 os.close(fd)
+        return self._unseal(snapshot, source, stage) if snapshot is not None else None
+
+    def _unseal(self, snapshot: dict[str, Any], source: str, stage: str) -> dict[str, Any]:
+        """Open the sealed secrets into the values; any that cannot be opened become withheld."""
+        sealed = snapshot.pop("sealed")
+        snapshot["secret"] = []
+        if not sealed:
+            return snapshot
+        opened: dict[str, str] = {}
+        if self.sealer is not None:
+            try:
+                opened = self.sealer.open(
+                    {"key": sealed["key"], "values": {k: v for k, (v, _) in sealed["values"].items()}},
+                    aad=f"{source}\0{stage}",
+                )
+            except ConfstageError as exc:
+                log.debug("sealed cache entries not opened (refetching them): %s", type(exc).__name__)
+        for key, (_, at) in sealed["values"].items():
+            if key in opened:
+                snapshot["values"][key] = (opened[key], at)
+                snapshot["secret"].append(key)
+            elif snapshot["complete_at"] is not None:
+                snapshot["withheld"].append(key)
+        return snapshot
 
     def save(self, source: str, stage: str, snapshot: dict[str, Any]) -> None:
         """Write a snapshot atomically; on failure turn the layer off with one warning."""
         if not self._usable():
             return
-        payload = {"format": FORMAT, "source": source, "stage": stage, **snapshot}
+        secrets: dict[str, tuple[str, float]] = snapshot["secrets"]
+        sealed = self._seal(secrets, source, stage)
+        complete = snapshot["complete_at"] is not None
+        payload = {
+            "format": FORMAT,
+            "source": source,
+            "stage": stage,
+            "values": snapshot["values"],
+            "complete_at": snapshot["complete_at"],
+            "sealed": sealed,
+            "withheld": sorted(secrets) if complete and sealed is None else [],
+        }
         tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -87,6 +133,19 @@ class DiskCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
+
+    def _seal(self, secrets: dict[str, tuple[str, float]], source: str, stage: str) -> dict[str, Any] | None:
+        """Secrets sealed for the file, or None (left out) without a sealer or when KMS fails."""
+        if not secrets or self.sealer is None:
+            return None
+        try:
+            sealed = self.sealer.seal({k: v for k, (v, _) in secrets.items()}, aad=f"{source}\0{stage}")
+        except ConfstageError as exc:
+            if not self._seal_warned:
+                self._seal_warned = True
+                log.warning("cannot seal secrets for the /tmp cache (%s); they stay in memory only", exc)
+            return None
+        return {"key": sealed["key"], "values": {k: [sealed["values"][k], at] for k, (_, at) in secrets.items()}}
 
     def _usable(self) -> bool:
         if self._checked:
@@ -153,7 +212,17 @@ def _validate(data: Any, source: str, stage: str) -> dict[str, Any] | None:
     withheld = data["withheld"]
     if not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
         return None
-    return {"values": values, "complete_at": complete_at, "withheld": withheld}
+    sealed = data.get("sealed")
+    if sealed is not None:
+        if not isinstance(sealed, dict) or not isinstance(sealed.get("key"), str):
+            return None
+        entries: dict[str, tuple[str, float]] = {}
+        for key, (blob, at) in sealed["values"].items():
+            if not isinstance(key, str) or not isinstance(blob, str) or not isinstance(at, (int, float)):
+                return None
+            entries[key] = (blob, float(at))
+        sealed = {"key": sealed["key"], "values": entries}
+    return {"values": values, "complete_at": complete_at, "withheld": list(withheld), "sealed": sealed}
 
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")

@@ -157,3 +157,14 @@ def test_cli_prints_a_policy_without_wildcards_on_data_stores() -> None:
 def test_cli_needs_named_sources() -> None:
     """Without --source or CONFSTAGE_SOURCES there is nothing to describe: exit 2."""
     assert run("iam-policy").returncode == 2
+
+
+def test_cache_sealing_key_gets_data_key_rights_bound_to_its_purpose() -> None:
+    """With a /tmp cache sealing key, the policy allows GenerateDataKey and Decrypt on it, for that purpose only."""
+    arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    policy = build_policy(["dynamodb://t"], cache_kms_key=arn)
+    (statement,) = [s for s in policy["Statement"] if s["Sid"].startswith("SealTmpCache")]
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Resource"] == [arn]
+    assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:confstage:purpose": "tmp-cache"}}
+    assert not [s for s in build_policy(["dynamodb://t"])["Statement"] if s["Sid"].startswith("SealTmpCache")]

@@ -20,6 +20,8 @@ secure values (``--secure`` ``kms:Decrypt`` bound by encryption context         
 or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the    ``key/*`` of the account
                             envelope stores, by ``kms:ViaService`` for SSM and
                             Secrets Manager
+/tmp cache sealing          ``kms:GenerateDataKey`` + ``kms:Decrypt``, context      the ``--cache-kms-key`` key
+(``--cache-kms-key``)       ``confstage:purpose`` = ``tmp-cache``
 ==========================  ======================================================  =============================
 
 ARNs use CloudFormation pseudo parameters (``${AWS::Partition}``, ``${AWS::Region}``,
@@ -153,11 +155,11 @@ class _Builder:
 
     # -- KMS -------------------------------------------------------------------------------
 
-    def keys(self) -> tuple[list[str], dict[str, Any]]:
+    def keys(self, keys: Sequence[str] | None = None) -> tuple[list[str], dict[str, Any]]:
         """Key ARNs to name, and the alias condition when keys were named by alias."""
         arns: list[str] = []
         aliases: list[str] = []
-        for key in self.kms_keys:
+        for key in self.kms_keys if keys is None else keys:
             if key.startswith("arn:"):
                 arns.append(key)
             elif key.startswith("alias/"):
@@ -201,6 +203,16 @@ class _Builder:
                 {**alias_condition, "StringEquals": {"kms:ViaService": services}},
             )
 
+    def cache_key(self, key: str) -> None:
+        """The /tmp cache's sealing key: a data key made and unwrapped under its own encryption context."""
+        arns, alias_condition = self.keys((key,))
+        self.add(
+            "SealTmpCache",
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            arns,
+            {**alias_condition, "StringEquals": {"kms:EncryptionContext:confstage:purpose": "tmp-cache"}},
+        )
+
 
 def build_policy(
     urls: Sequence[str],
@@ -210,8 +222,10 @@ def build_policy(
     kms_keys: Sequence[str] = (),
     secure: bool = False,
     function: str | None = None,
+    cache_kms_key: str | None = None,
 ) -> dict[str, Any]:
-    """The IAM policy document for reading ``urls`` (optionally only ``stages``)."""
+    """The IAM policy document for reading ``urls`` (optionally only ``stages``), and for sealing
+    secrets in the /tmp cache when ``cache_kms_key`` (``CONFSTAGE_CACHE_KMS_KEY``) is given."""
     builder = _Builder(account or Account(), tuple(stages), tuple(kms_keys), secure, function)
     handlers = {
         "dynamodb": builder.dynamodb,
@@ -230,4 +244,6 @@ def build_policy(
             raise url.error(f"iam-policy does not know the scheme {url.scheme!r}")
         handler(url)
     builder.kms()
+    if cache_kms_key:
+        builder.cache_key(cache_kms_key)
     return {"Version": "2012-10-17", "Statement": builder.statements}

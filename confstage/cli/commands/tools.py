@@ -37,9 +37,20 @@ def encrypt(value: str | None, kms_key: str, function: str) -> None:
 @click.option("--kms-key", "kms_keys", multiple=True, metavar="KEY", help="Key that encrypts values (repeatable).")
 @click.option("--secure", is_flag=True, help="The stores hold secure values: allow kms:Decrypt for them.")
 @click.option("--function", metavar="NAME", help="Function name for the kms-env:// encryption-context condition.")
+@click.option(
+    "--cache-kms-key",
+    metavar="KEY",
+    envvar="CONFSTAGE_CACHE_KMS_KEY",
+    help="Key that seals secrets in the /tmp cache (default $CONFSTAGE_CACHE_KMS_KEY).",
+)
 @global_options
 def iam_policy(
-    account: str | None, partition: str | None, kms_keys: tuple[str, ...], secure: bool, function: str | None
+    account: str | None,
+    partition: str | None,
+    kms_keys: tuple[str, ...],
+    secure: bool,
+    function: str | None,
+    cache_kms_key: str | None,
 ) -> None:
     """Print the least-privilege IAM policy (JSON) the configured sources need at runtime.
 
@@ -58,7 +69,15 @@ def iam_policy(
     )
     stages = (options.stage,) if options.stage else ()
     emit_json(
-        build_policy(options.urls, account=where, stages=stages, kms_keys=kms_keys, secure=secure, function=function)
+        build_policy(
+            options.urls,
+            account=where,
+            stages=stages,
+            kms_keys=kms_keys,
+            secure=secure,
+            function=function,
+            cache_kms_key=cache_kms_key,
+        )
     )
 
 
