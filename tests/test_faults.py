@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from confstage import Config, SourceError
+from confstage.sources.dynamodb import DynamoDBSource
 
 from .conftest import FakeClock
 from .faultproxy import FAULTS, FaultProxy
@@ -28,15 +29,7 @@ REPORT: dict[str, dict[str, str]] = {}
 
 def seed_dynamodb(boto: Callable[[str], Any]) -> str:
     ddb = boto("dynamodb")
-    ddb.create_table(
-        TableName="cfg",
-        KeySchema=[{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "stage", "AttributeType": "S"},
-            {"AttributeName": "key", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    DynamoDBSource("cfg").init()  # the stage-key table, as `confstage init` makes it
     ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
     return "dynamodb://cfg"
 

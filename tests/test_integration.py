@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, SourceError
+from confstage import Config, SourceError, aws
+from confstage.sources.dynamodb import DynamoDBSource
 from confstage.testing import lambda_context
 
 FUNCTION = "helloStagedWorld"
@@ -22,19 +23,12 @@ FUNCTION = "helloStagedWorld"
 def fixture_table(boto: Any) -> str:
     """A stage-key table with DEV and PRD values."""
     ddb = boto("dynamodb")
-    ddb.create_table(
-        TableName="app-config",
-        KeySchema=[{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "stage", "AttributeType": "S"},
-            {"AttributeName": "key", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    DynamoDBSource("app-config").init()  # the stage-key table, as `confstage init` makes it
     for stage in ("DEV", "PRD"):
         for key in ("db_url", "timeout_ms"):
             value = f"{key}-{stage}" if key == "db_url" else str(len(stage) * 1000)
             ddb.put_item(TableName="app-config", Item={"stage": {"S": stage}, "key": {"S": key}, "value": {"S": value}})
+    aws.reset()  # the function under test starts with its own clients
     return "app-config"
 
 
