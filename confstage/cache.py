@@ -84,8 +84,8 @@ class CachedSource:
             if fresh():
                 return
             now = self._clock()
-            self._from_disk(state, stage, (), now, self.ttl)
-            if fresh():
+            if self._read_disk(state, stage) and fresh():
+                self._disk_hit(stage)
                 return
             self.stats.count("misses")
             self._fetch(state, stage, (), now, force=False)
@@ -126,9 +126,11 @@ class CachedSource:
                 answer = _answer(state, keys, now, ttl)
                 if answer is not None:  # another thread fetched while we waited
                     return answer
-                answer = self._from_disk(state, stage, keys, now, ttl)
-                if answer is not None:
-                    return answer
+                if self._read_disk(state, stage):
+                    answer = _answer(state, keys, now, ttl)
+                    if answer is not None:
+                        self._disk_hit(stage)
+                        return answer
                 if now < state.failed_until:
                     stale = self._stale(state, keys, now)
                     if stale is not None:
@@ -200,12 +202,13 @@ class CachedSource:
             state.secret.difference_update(keys)
             state.secret.update(fetched.secret)
 
-    def _from_disk(self, state: _Stage, stage: str, keys: Sequence[str], now: float, ttl: float) -> Answer | None:
+    def _read_disk(self, state: _Stage, stage: str) -> bool:
+        """Merge the /tmp snapshot of the stage into memory (newer entries win); False when there is none."""
         if self._disk is None:
-            return None
+            return False
         snapshot = self._disk.load(self.source.url, stage)
         if snapshot is None:
-            return None
+            return False
         state.secret.update(snapshot["secret"])  # unsealed secrets stay secrets when saved again
         for key, (value, at) in snapshot["values"].items():
             known = state.values.get(key)
@@ -215,11 +218,11 @@ class CachedSource:
         if complete_at is not None and (state.complete_at is None or state.complete_at < complete_at):
             state.complete_at = complete_at
             state.withheld = frozenset(snapshot["withheld"])
-        answer = _answer(state, keys, now, ttl)
-        if answer is not None:
-            self.stats.count("disk_hits")
-            log.debug("read from /tmp cache: source=%s stage=%s", self.source.url, stage)
-        return answer
+        return True
+
+    def _disk_hit(self, stage: str) -> None:
+        self.stats.count("disk_hits")
+        log.debug("read from /tmp cache: source=%s stage=%s", self.source.url, stage)
 
     def _stale(self, state: _Stage, keys: Sequence[str], now: float) -> Answer | None:
         answer = _answer(state, keys, now, self.max_stale)

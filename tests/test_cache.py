@@ -254,3 +254,15 @@ def test_debug_log_tells_hits_misses_and_fetches_without_values(
     assert [m.split(":")[0] for m in messages] == ["miss", "fetched", "hit"]
     assert " ms" in messages[1]
     assert all(SECRET not in m for m in messages)
+
+
+def test_a_stale_snapshot_is_not_counted_as_a_tmp_hit(clock: FakeClock, tmp_path: Path) -> None:
+    """Loading a stage whose /tmp snapshot has expired fetches, and stats count no /tmp hit."""
+    config(DictSource({"DEV": {"k": "v"}}), clock, tmp_path).get("k")
+    clock.tick(61)
+    restarted = DictSource({"DEV": {"k": "v2"}})
+    cfg = config(restarted, clock, tmp_path)
+    cfg.prefetch()
+    assert restarted.fetches == 1
+    assert cfg.stats()["sources"]["dict://test"]["disk_hits"] == 0
+    assert cfg.get("k") == "v2"
