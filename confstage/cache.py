@@ -17,10 +17,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
 
 from . import _log as log
-from .disk import DiskCache
+from .disk import DiskCache, Snapshot
 from .errors import ConfstageError, SourceError
 from .metrics import SourceStats
 from .sources.base import Fetched, Source
@@ -185,7 +184,7 @@ class CachedSource:
         state.fetches += 1
         state.failed_until = -math.inf
         if self._disk is not None:
-            self._disk.save(url, stage, _snapshot(state))
+            self._disk.save(self.source, stage, _snapshot(state))
         answer = _answer(state, keys, now, math.inf)
         assert answer is not None  # just merged: every key is known
         return answer[0], now + self.ttl
@@ -206,18 +205,19 @@ class CachedSource:
         """Merge the /tmp snapshot of the stage into memory (newer entries win); False when there is none."""
         if self._disk is None:
             return False
-        snapshot = self._disk.load(self.source.url, stage)
+        snapshot = self._disk.load(self.source, stage)
         if snapshot is None:
             return False
-        state.secret.update(snapshot["secret"])  # unsealed secrets stay secrets when saved again
-        for key, (value, at) in snapshot["values"].items():
-            known = state.values.get(key)
-            if known is None or known[1] < at:
-                state.values[key] = (value, at)
-        complete_at = snapshot["complete_at"]
+        state.secret.update(snapshot.secrets)  # opened secrets stay secrets when saved again
+        for entries in (snapshot.values, snapshot.secrets):
+            for key, (value, at) in entries.items():
+                known = state.values.get(key)
+                if known is None or known[1] < at:
+                    state.values[key] = (value, at)
+        complete_at = snapshot.complete_at
         if complete_at is not None and (state.complete_at is None or state.complete_at < complete_at):
             state.complete_at = complete_at
-            state.withheld = frozenset(snapshot["withheld"])
+            state.withheld = snapshot.withheld
         return True
 
     def _disk_hit(self, stage: str) -> None:
@@ -251,7 +251,7 @@ def _answer(state: _Stage, keys: Sequence[str], now: float, ttl: float) -> Answe
     return found, expires
 
 
-def _snapshot(state: _Stage) -> dict[str, Any]:
+def _snapshot(state: _Stage) -> Snapshot:
     """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them)."""
     values: dict[str, tuple[str | None, float]] = {}
     secrets: dict[str, tuple[str, float]] = {}
@@ -260,4 +260,4 @@ def _snapshot(state: _Stage) -> dict[str, Any]:
             secrets[key] = (value, at)
         else:
             values[key] = (value, at)
-    return {"values": values, "secrets": secrets, "complete_at": state.complete_at}
+    return Snapshot(values, secrets, state.complete_at)

@@ -20,17 +20,32 @@ import os
 import stat
 import threading
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _log as log
 from .errors import ConfstageError
 
 if TYPE_CHECKING:
     from .crypto import Sealer
+    from .sources.base import Source
 
-__all__ = ["DiskCache"]
+__all__ = ["DiskCache", "Snapshot", "store_identity"]
 
 FORMAT = 1
+
+
+class Snapshot(NamedTuple):
+    """What is known of one stage of one source, as it travels between the memory layer and /tmp."""
+
+    values: dict[str, tuple[str | None, float]]  # key -> (plain value, None when known absent; fetched at)
+    secrets: dict[str, tuple[str, float]]  # key -> (secret value, fetched at): sealed on disk, or withheld
+    complete_at: float | None  # when the whole stage was loaded; None when it holds single keys only
+    withheld: frozenset[str] = frozenset()  # secrets of a complete stage that the file could not give back
+
+
+def store_identity(source: Source) -> str:
+    """What names a source's store in the /tmp cache (the file of one store is never read for another)."""
+    return source.url
 
 
 class DiskCache:
@@ -54,11 +69,12 @@ class DiskCache:
             name = f"{name[:140]}-{zlib.crc32(name.encode()):08x}-{len(name)}"
         return os.path.join(self.directory, f"{name}.json")
 
-    def load(self, source: str, stage: str) -> dict[str, Any] | None:
+    def load(self, source: Source, stage: str) -> Snapshot | None:
         """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
         if not self._usable():
             return None
-        path = self.path(source, stage)
+        store = store_identity(source)
+        path = self.path(store, stage)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
@@ -71,19 +87,20 @@ class DiskCache:
             with os.fdopen(fd, "rb") as f:
                 fd = -1
                 data = json.loads(f.read())
-            snapshot = _validate(data, source, stage)
+            loaded = _validate(data, store, stage)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             log.debug("ignoring unreadable cache file: %s", path)
             return None
         finally:
             if fd >= 0:
                 os.close(fd)
-        return self._unseal(snapshot, source, stage) if snapshot is not None else None
+        if loaded is None:
+            return None
+        snapshot, sealed = loaded
+        return self._unseal(snapshot, sealed, store, stage)
 
-    def _unseal(self, snapshot: dict[str, Any], source: str, stage: str) -> dict[str, Any]:
-        """Open the sealed secrets into the values; any that cannot be opened become withheld."""
-        sealed = snapshot.pop("sealed")
-        snapshot["secret"] = []
+    def _unseal(self, snapshot: Snapshot, sealed: dict[str, Any] | None, store: str, stage: str) -> Snapshot:
+        """Open the sealed secrets into ``secrets``; any that cannot be opened become withheld."""
         if not sealed:
             return snapshot
         opened: dict[str, str] = {}
@@ -91,31 +108,32 @@ class DiskCache:
             try:
                 opened = self.sealer.open(
                     {"key": sealed["key"], "values": {k: v for k, (v, _) in sealed["values"].items()}},
-                    aad=f"{source}\0{stage}",
+                    aad=f"{store}\0{stage}",
                 )
             except ConfstageError as exc:
                 log.debug("sealed cache entries not opened (refetching them): %s", type(exc).__name__)
+        withheld = set(snapshot.withheld)
         for key, (_, at) in sealed["values"].items():
             if key in opened:
-                snapshot["values"][key] = (opened[key], at)
-                snapshot["secret"].append(key)
-            elif snapshot["complete_at"] is not None:
-                snapshot["withheld"].append(key)
-        return snapshot
+                snapshot.secrets[key] = (opened[key], at)
+            elif snapshot.complete_at is not None:
+                withheld.add(key)
+        return snapshot._replace(withheld=frozenset(withheld))
 
-    def save(self, source: str, stage: str, snapshot: dict[str, Any]) -> None:
+    def save(self, source: Source, stage: str, snapshot: Snapshot) -> None:
         """Write a snapshot atomically; on failure turn the layer off with one warning."""
         if not self._usable():
             return
-        secrets: dict[str, tuple[str, float]] = snapshot["secrets"]
-        sealed = self._seal(secrets, source, stage)
-        complete = snapshot["complete_at"] is not None
+        store = store_identity(source)
+        secrets = snapshot.secrets
+        sealed = self._seal(secrets, store, stage)
+        complete = snapshot.complete_at is not None
         payload = {
             "format": FORMAT,
-            "source": source,
+            "source": store,
             "stage": stage,
-            "values": snapshot["values"],
-            "complete_at": snapshot["complete_at"],
+            "values": snapshot.values,
+            "complete_at": snapshot.complete_at,
             "sealed": sealed,
             "withheld": sorted(secrets) if complete and sealed is None else [],
         }
@@ -128,7 +146,7 @@ class DiskCache:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(payload, f, separators=(",", ":"))
-            os.replace(tmp, self.path(source, stage))
+            os.replace(tmp, self.path(store, stage))
         except (OSError, TypeError, ValueError) as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -192,11 +210,11 @@ def _prepare(directory: str) -> str | None:
     return None
 
 
-def _validate(data: Any, source: str, stage: str) -> dict[str, Any] | None:
-    """Check a loaded snapshot's shape; None when it is not ours or not whole."""
+def _validate(data: Any, store: str, stage: str) -> tuple[Snapshot, dict[str, Any] | None] | None:
+    """Check a loaded file's shape: the snapshot and its sealed entries, or None when it is not ours or not whole."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
-    if data.get("source") != source or data.get("stage") != stage:
+    if data.get("source") != store or data.get("stage") != stage:
         return None  # a hash collision or a hand-edited file
     complete_at = data["complete_at"]
     if complete_at is not None and not isinstance(complete_at, (int, float)):
@@ -222,7 +240,7 @@ def _validate(data: Any, source: str, stage: str) -> dict[str, Any] | None:
                 return None
             entries[key] = (blob, float(at))
         sealed = {"key": sealed["key"], "values": entries}
-    return {"values": values, "complete_at": complete_at, "withheld": list(withheld), "sealed": sealed}
+    return Snapshot(values, {}, complete_at, frozenset(withheld)), sealed
 
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")

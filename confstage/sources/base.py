@@ -15,17 +15,29 @@ from confstage.errors import ConfigurationError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from confstage.errors import ConfstageError
+
 __all__ = ["Fetched", "Source", "SourceURL", "StoredValue", "Version", "WritableSource"]
 
 
 class Fetched(Mapping[str, str]):
-    """What one fetch returned: values by key, and which of them are secrets (never on disk in plaintext)."""
+    """What one fetch returned: values by key, which of them are secrets (never on disk in plaintext),
+    and the keys the source holds but could not give (``errors``: a value that does not decrypt).
 
-    __slots__ = ("_values", "secret")
+    A key in ``errors`` fails only reads of that key, with its error; every other key is served.
+    """
 
-    def __init__(self, values: Mapping[str, str], secret: Collection[str] = ()) -> None:
+    __slots__ = ("_values", "errors", "secret")
+
+    def __init__(
+        self,
+        values: Mapping[str, str],
+        secret: Collection[str] = (),
+        errors: Mapping[str, ConfstageError] | None = None,
+    ) -> None:
         self._values = dict(values)
         self.secret = frozenset(secret)
+        self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
 
     def __getitem__(self, key: str) -> str:
         return self._values[key]
@@ -37,7 +49,8 @@ class Fetched(Mapping[str, str]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        return f"Fetched(keys={sorted(self._values)!r}, secret={sorted(self.secret)!r})"
+        broken = f", errors={sorted(self.errors)!r}" if self.errors else ""
+        return f"Fetched(keys={sorted(self._values)!r}, secret={sorted(self.secret)!r}{broken})"
 
 
 @runtime_checkable
