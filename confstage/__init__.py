@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .errors import ConfstageError as ConfstageError
     from .errors import ConversionError as ConversionError
     from .errors import DecryptError as DecryptError
+    from .errors import KeyNameError as KeyNameError
     from .errors import KeyNotFoundError as KeyNotFoundError
     from .errors import SourceError as SourceError
     from .errors import StageError as StageError
@@ -44,6 +45,7 @@ __all__ = [
     "ConversionError",
     "DecryptError",
     "FunctionArn",
+    "KeyNameError",
     "KeyNotFoundError",
     "SourceError",
     "StageError",
@@ -71,6 +73,7 @@ _LAZY = {
     "ConfstageError": "errors",
     "ConversionError": "errors",
     "DecryptError": "errors",
+    "KeyNameError": "errors",
     "KeyNotFoundError": "errors",
     "SourceError": "errors",
     "StageError": "errors",

@@ -4,7 +4,8 @@
 
     ConfstageError                    (base; also a ValueError for the typed getters)
     ├── KeyNotFoundError              (also a KeyError: key, stage, sources tried)
-    ├── StageError                    (no stage resolvable, or a malformed ARN)
+    ├── StageError                    (no stage resolvable, a malformed ARN, an illegal stage name)
+    ├── KeyNameError                  (also a ValueError: a key name outside the rule, names.KEY_RULE)
     ├── SourceError                   (a backend failed: source, operation)
     │   └── DecryptError              (a value could not be decrypted: what, never the value)
     ├── ConfigurationError            (a bad source URL or setting)
@@ -22,6 +23,7 @@ __all__ = [
     "ConfstageError",
     "ConversionError",
     "DecryptError",
+    "KeyNameError",
     "KeyNotFoundError",
     "SourceError",
     "StageError",
@@ -51,6 +53,10 @@ class KeyNotFoundError(ConfstageError, KeyError):
 
 class StageError(ConfstageError):
     """No stage can be resolved, or an ARN is not a Lambda function ARN."""
+
+
+class KeyNameError(ConfstageError, ValueError):
+    """A key name breaks the rule (empty, control characters, '.'/'..' or empty segments)."""
 
 
 class SourceError(ConfstageError):

@@ -14,16 +14,7 @@ from typing import Any, NamedTuple
 from ._core import STAGE as _STAGE
 from .errors import ConfigurationError, StageError
 
-__all__ = [
-    "STAGE_RULE",
-    "FunctionArn",
-    "binding",
-    "parse_aliases",
-    "parse_arn",
-    "stage_from_arn",
-    "stage_of",
-    "validate_stage",
-]
+__all__ = ["FunctionArn", "binding", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -31,25 +22,6 @@ _ARN = re.compile(
     r"function:(?P<function>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 )
 _VERSION = re.compile(r"\d+")
-# Lambda's alias rule: letters, digits, '-' and '_', 1-128 characters, not all digits.
-_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
-STAGE_RULE = "letters, digits, '-' and '_', 1-128 characters, not all digits (Lambda's alias rule)"
-_valid: set[str] = set()  # stage names already checked (bounded below: stages come from a handful of aliases)
-
-
-def validate_stage(stage: object) -> str:
-    """Return ``stage`` if it is a legal stage name, else raise ``StageError`` naming the rule."""
-    if not isinstance(stage, str):
-        raise StageError(f"a stage must be a string, got {type(stage).__name__}")
-    if stage in _valid:
-        return stage
-    if _STAGE_NAME.fullmatch(stage) is None or stage.isdigit():
-        shown = repr(stage) if len(stage) <= 64 else f"{stage[:60]!r}… ({len(stage)} characters)"
-        raise StageError(f"{shown} is not a valid stage name: {STAGE_RULE}")
-    if len(_valid) >= 1024:
-        _valid.clear()
-    _valid.add(stage)
-    return stage
 
 
 class FunctionArn(NamedTuple):

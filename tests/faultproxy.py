@@ -3,7 +3,10 @@
 Faults are real at the HTTP level, so botocore's retries, timeouts and error parsing run exactly
 as they would against AWS: ``"500"`` (an InternalError), ``"throttle"`` (ThrottlingException for
 JSON APIs, 503 SlowDown for S3), ``"drop"`` (the connection closes with no response) and
-``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout).
+``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout), ``"hang"``
+(the connection is accepted and never answered), ``"trickle"`` (the real answer, its body one byte every
+``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body is not the
+protocol's JSON or XML).
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-FAULTS = ("500", "throttle", "drop", "slow")
+FAULTS = ("500", "throttle", "drop", "slow", "hang", "trickle", "garbage")
 
 
 class FaultProxy:
     """Forwards to ``upstream`` unless ``fault`` is set; counts the requests it sees."""
 
-    def __init__(self, upstream: str, *, slow_seconds: float = 1.5) -> None:
+    def __init__(self, upstream: str, *, slow_seconds: float = 1.5, trickle_seconds: float = 0.5) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.fault: str | None = None
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = trickle_seconds
         self.requests = 0
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -74,7 +78,22 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault == "slow" and proxy._stop.wait(proxy.slow_seconds):
                 return
-            self._forward(body)
+            if fault == "hang":
+                proxy._stop.wait()
+                return
+            if fault == "garbage":
+                self._garbage(json_api)
+                return
+            self._forward(body, trickle=fault == "trickle")
+
+        def _garbage(self, json_api: bool) -> None:
+            payload = b"<html><body>502 upstream gone \xff\xfe</body>"
+            self.send_response(200)
+            ctype = "application/x-amz-json-1.1" if json_api else "application/xml"
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
         def _error(self, status: int, code: str, json_api: bool) -> None:
             if json_api:
@@ -90,7 +109,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def _forward(self, body: bytes) -> None:
+        def _forward(self, body: bytes, *, trickle: bool = False) -> None:
             conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
@@ -103,8 +122,16 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if not trickle:
                     self.wfile.write(payload)
+                    return
+                for i in range(len(payload)):  # one byte at a time: every read succeeds, the whole never ends
+                    if proxy._stop.wait(proxy.trickle_seconds):
+                        return
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
             finally:
                 conn.close()
 
