@@ -81,7 +81,7 @@ def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", FAULTS[:4])  # hang, trickle and garbage: see test_deadlines.py
 @pytest.mark.parametrize("name", sorted(SEEDS))
 def test_stale_value_served_within_bounded_time(
     name: str, fault: str, boto: Any, proxy: FaultProxy, clock: FakeClock, fault_report: dict[str, dict[str, str]]
@@ -102,7 +102,7 @@ def test_stale_value_served_within_bounded_time(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", FAULTS[:4])  # hang, trickle and garbage: see test_deadlines.py
 @pytest.mark.parametrize("name", [*sorted(SEEDS), "kms-env"])
 def test_cold_fetch_raises_source_error_within_bounded_time(
     name: str,
