@@ -149,9 +149,9 @@ class ConfstageValues:
     """
 
     def __init__(self) -> None:
-        import confstage
+        from . import _state
 
-        self._saved = confstage._client
+        self._saved = _state.get_client()
         self.source = MemorySource(url="memory://confstage-values")
 
     def __call__(
@@ -174,9 +174,9 @@ class ConfstageValues:
 
     def close(self) -> None:
         """Put back the default client that was in place before."""
-        import confstage
+        from . import _state
 
-        confstage._client = self._saved
+        _state.use(self._saved)
 
 
 @contextmanager

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from confstage import aws
-from confstage.settings import DEFAULT_SOURCES
 from confstage.sources import split_urls
+from confstage.variables import DEFAULT_SOURCES
 
 __all__ = ["Settings", "global_options", "settings"]
 
