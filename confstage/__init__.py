@@ -26,13 +26,17 @@ if TYPE_CHECKING:
     from .errors import DecryptError as DecryptError
     from .errors import KeyNameError as KeyNameError
     from .errors import KeyNotFoundError as KeyNotFoundError
+    from .errors import SettingsError as SettingsError
     from .errors import SourceError as SourceError
     from .errors import StageError as StageError
+    from .rotation import refresh_on as refresh_on
     from .stage import FunctionArn as FunctionArn
     from .stage import parse_arn as parse_arn
     from .stage import stage_from_arn as stage_from_arn
+    from .typed import Secret as Secret
 
     F = TypeVar("F", bound=Callable[..., Any])
+    T = TypeVar("T")
 
 __version__ = "0.1.0"
 
@@ -46,6 +50,8 @@ __all__ = [
     "FunctionArn",
     "KeyNameError",
     "KeyNotFoundError",
+    "Secret",
+    "SettingsError",
     "SourceError",
     "StageError",
     "bind",
@@ -60,7 +66,9 @@ __all__ = [
     "handler",
     "parse_arn",
     "prefetch",
+    "refresh_on",
     "reset",
+    "settings",
     "stage_from_arn",
     "stats",
 ]
@@ -74,6 +82,9 @@ _LAZY = {
     "DecryptError": "errors",
     "KeyNameError": "errors",
     "KeyNotFoundError": "errors",
+    "SettingsError": "errors",
+    "Secret": "typed",
+    "refresh_on": "rotation",
     "SourceError": "errors",
     "StageError": "errors",
     "FunctionArn": "stage",
@@ -188,6 +199,12 @@ def current_stage() -> str:
 def bind(target: Any) -> AbstractContextManager[str]:
     """Bind a stage (a name, an invoked ARN or a Lambda context) for a ``with`` block."""
     return _client().bind(target)
+
+
+def settings(cls: type[T], *, stage: str | None = None, config: Config | None = None) -> T:
+    """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources; the same object
+    for the whole invocation. Every missing or invalid field is named in one ``SettingsError``."""
+    return (config or _client()).settings(cls, stage=stage)
 
 
 def stats() -> dict[str, Any]:

@@ -9,9 +9,11 @@ read ``CURRENT`` and ``running()``.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs more than this whole module
 if TYPE_CHECKING:
+    from typing import Any
+
     from .client import Config
     from .sources.base import Source
 
@@ -21,6 +23,7 @@ __all__ = [
     "FOREVER",
     "MISSING",
     "RUNNING",
+    "SETTINGS_OVERRIDES",
     "Invocation",
     "Missing",
     "configure",
@@ -49,8 +52,9 @@ MISSING = Missing()
 # "Never expires": compared by identity on the warm path, so immutable values (env vars) skip the clock.
 FOREVER = float("inf")
 
-# The values of an invocation that has read nothing yet; never written to (the first read replaces it).
-EMPTY: dict[str, Any] = {}
+# The values of an invocation that has read nothing yet; the first read replaces it. Read-only, so that
+# nothing can write into it by mistake (it is shared by every such invocation).
+EMPTY: Any = type(type.__dict__)({})  # types.MappingProxyType, without importing types on the cold path
 
 
 class Invocation:
@@ -88,6 +92,9 @@ RUNNING: set[Invocation] = set()
 
 _client: Config | None = None
 _lock: Any = None
+
+# Settings objects a test put in place (confstage.testing.override_settings): class -> instance.
+SETTINGS_OVERRIDES: dict[type, Any] = {}
 
 
 def running() -> tuple[Invocation, ...]:

@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 
+_MAX_STAGES = 1024
+
+
 class StageData:
     """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
 
@@ -126,9 +129,21 @@ class _Flight:
 class _Stage:
     """What is known of one stage of one source."""
 
-    __slots__ = ("backoff_until", "data", "entries", "errors", "failures", "flights", "lock", "secret", "warned")
+    __slots__ = (
+        "backoff_until",
+        "data",
+        "entries",
+        "errors",
+        "failures",
+        "flights",
+        "lifetime",
+        "lock",
+        "secret",
+        "warned",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime  # this stage's TTL in this process: the configured TTL less its jitter
         self.data: StageData | None = None  # whole-stage sources: the latest load
         self.entries: dict[str, tuple[str | None, float]] = {}  # per-key sources: key -> (value or None, at)
         self.secret: set[str] = set()  # per-key sources: which entries are secrets
@@ -155,10 +170,16 @@ class CachedSource:
         refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
         backoff: Backoff | None = None,
         run: Callable[[Callable[[], None]], None] | None = None,
+        ttl_jitter: float = 0.0,
+        secret_max_stale: float | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.source = source
         self.ttl = source.ttl if source.ttl is not None else ttl
         self.max_stale = max_stale
+        self.secret_max_stale = max_stale if secret_max_stale is None else min(secret_max_stale, max_stale)
+        self.ttl_jitter = min(max(ttl_jitter, 0.0), 1.0)
+        self._random = random or _urandom_fraction
         self.fetch_timeout = fetch_timeout
         self.refresh_timeout = min(refresh_timeout, fetch_timeout)
         self.backoff = backoff or Backoff()
@@ -189,13 +210,14 @@ class CachedSource:
     ) -> Answer:
         """The values this source holds for ``keys`` (absent keys left out), fresh until when, and from which load.
 
-        ``at``: judge freshness as of this time (an invocation's start). ``pin``: answer from this load
-        (one the invocation already read). ``max_age``: a TTL for this call. ``newer_than``: only data
-        from a fetch begun after this time will do (a forced refresh; never served stale).
+        ``at``: judge freshness as of this time (an invocation's start). ``pin``: answer from this load (one the
+        invocation already read), whatever its age within ``max_stale`` (secrets: ``secret_max_stale``).
+        ``max_age``: a TTL for this call. ``newer_than``: only data from a fetch begun after this time will do
+        (a forced refresh; never served stale).
         """
         state = self._state(stage)
         now = self._clock()
-        ttl = self.ttl if max_age is None else max_age
+        ttl = state.lifetime if max_age is None else max_age
         if newer_than is None:
             answer = self._fresh(state, keys, now if at is None else min(at, now), ttl, pin)
             if answer is not None:
@@ -235,7 +257,7 @@ class CachedSource:
         error: BaseException
         if flight.done.wait(wait):
             if flight.error is None:
-                return self._answer_from(flight, keys, now)
+                return self._answer_from(flight, stage, keys)
             error = flight.error
         else:
             error = SourceError(
@@ -246,6 +268,10 @@ class CachedSource:
         if stale is not None and isinstance(error, SourceError):
             return self._serve_stale(state, stage, stale, len(keys), type(error).__name__)
         raise error.with_traceback(None)
+
+    def lifetime(self, stage: str) -> float:
+        """The TTL this process gives ``stage`` of this source: the configured TTL less its random jitter."""
+        return self._state(stage).lifetime
 
     def load(self, stage: str) -> None:
         """Make sure the whole stage is in memory (a no-op while it is fresh; per-key sources: nothing to do)."""
@@ -279,16 +305,23 @@ class CachedSource:
         ``expire()`` (an expired value may still be served when a refresh fails).
         """
         not_before = -math.inf if stale else self._expired_at
+        # Secrets have a bound of their own when served stale: a rotated password must not live on for long.
+        secret_until = ref - self.secret_max_stale if stale else -math.inf
         if self._whole:
-            data = pin if pin is not None else state.data
-            if data is None:
-                return None
-            if pin is None and not (ref <= data.at + ttl and data.at > not_before):
-                return None
+            data: StageData | None
+            if pin is not None and ref - pin.at <= self.max_stale:
+                data = pin  # the load an invocation (or the view) already answered from: no TTL, the hard bounds hold
+                secret_until = ref - self.secret_max_stale
+            else:
+                data = state.data
+                if data is None or not (ref <= data.at + ttl and data.at > not_before):
+                    return None
             found: dict[str, str] = {}
             for key in keys:
                 value = data.values.get(key)
                 if value is not None:
+                    if data.at < secret_until and key in data.secret:
+                        return None
                     found[key] = value
                 elif key in data.errors:
                     raise data.errors[key].with_traceback(None)
@@ -307,6 +340,8 @@ class CachedSource:
                 return None
             value, loaded = entry
             if not (ref <= loaded + ttl and loaded > not_before):
+                return None
+            if loaded < secret_until and key in state.secret:
                 return None
             if value is not None:
                 found[key] = value
@@ -368,7 +403,7 @@ class CachedSource:
                 if flight in state.flights:
                     state.flights.remove(flight)
                     self._failed(state, self._clock())
-                    self.stats.fetched(seconds, failed=True)
+                    self.stats.fetched(seconds, failed=True, throttled=bool(getattr(error, "throttled", False)))
             log.debug("fetch failed: source=%s stage=%s after %.1f ms", url, stage, seconds * 1000)
             flight.error = error
             flight.done.set()
@@ -425,12 +460,13 @@ class CachedSource:
             else:
                 state.secret.discard(key)
 
-    def _answer_from(self, flight: _Flight, keys: Sequence[str], now: float) -> Answer:
+    def _answer_from(self, flight: _Flight, stage: str, keys: Sequence[str]) -> Answer:
         """The answer a finished flight gives ``keys`` (from that flight's own result, not later ones)."""
+        lifetime = self._state(stage).lifetime
         if flight.data is not None:
-            answer = self._fresh(_Stage(), keys, flight.data.at, math.inf, flight.data)
+            answer = self._fresh(_Stage(lifetime), keys, flight.data.at, math.inf, flight.data)
             assert answer is not None  # pinned data always answers
-            return answer[0], flight.data.at + self.ttl, flight.data
+            return answer[0], flight.data.at + lifetime, flight.data
         found = {k: v for k in keys if (v := flight.entries.get(k)) is not None}
         for key in keys:
             if key in flight.errors:
@@ -439,7 +475,7 @@ class CachedSource:
                 raise SourceError(
                     f"a fetch of stage keys ended without key {key!r}", source=self.source.url, operation="fetch"
                 )
-        return found, flight.started + self.ttl, None
+        return found, flight.started + lifetime, None
 
     # -- /tmp --------------------------------------------------------------------------------
 
@@ -470,8 +506,11 @@ class CachedSource:
     def _state(self, stage: str) -> _Stage:
         state = self._stages.get(stage)
         if state is None:
+            lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
             with self._stages_lock:
-                state = self._stages.setdefault(stage, _Stage())
+                if len(self._stages) >= _MAX_STAGES:
+                    self._stages.clear()  # made-up stage names cannot grow memory without bound
+                state = self._stages.setdefault(stage, _Stage(lifetime))
         return state
 
 

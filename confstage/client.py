@@ -29,6 +29,7 @@ from ._state import (
     FOREVER,
     MISSING,
     RUNNING,
+    SETTINGS_OVERRIDES,
     Invocation,
     Missing,
     enter,
@@ -38,7 +39,7 @@ from ._state import (
 )
 from .cache import Backoff, CachedSource, StageData
 from .disk import DiskCache
-from .errors import ConversionError, KeyNotFoundError, StageError
+from .errors import ConfigurationError, ConversionError, KeyNotFoundError, StageError
 from .names import validate_key, validate_stage
 from .sources import Source, build_sources
 from .stage import parse_aliases, stage_from_arn, stage_of
@@ -65,8 +66,9 @@ class Config:
     """A configuration client: sources tried in order, behind a memory and a /tmp cache.
 
     Arguments left as None come from the ``CONFSTAGE_*`` environment variables, then from the
-    built-in defaults (``env://``, TTL 300 s, max stale 3600 s, ``/tmp/confstage``, a fetch deadline
-    of 10 s and a 1 s wait for a refresh when a stale value is in hand).
+    built-in defaults (``env://``, TTL 300 s less up to 10% of jitter, max stale 3600 s and 900 s for
+    secrets, ``/tmp/confstage``, a fetch deadline of 10 s and a 1 s wait for a refresh when a stale
+    value is in hand).
     """
 
     def __init__(
@@ -81,10 +83,13 @@ class Config:
         cache_kms_key: str | None = None,
         fetch_timeout: float | None = None,
         refresh_timeout: float | None = None,
+        ttl_jitter: float | None = None,
+        secret_max_stale: float | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         run: Callable[[Callable[[], None]], None] | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         env = variables.env_str
         number = variables.env_float
@@ -104,6 +109,12 @@ class Config:
             fetch_timeout = number("CONFSTAGE_FETCH_TIMEOUT", variables.DEFAULT_FETCH_TIMEOUT, environ)
         if refresh_timeout is None:
             refresh_timeout = number("CONFSTAGE_REFRESH_TIMEOUT", variables.DEFAULT_REFRESH_TIMEOUT, environ)
+        if ttl_jitter is None:
+            ttl_jitter = number("CONFSTAGE_TTL_JITTER", variables.DEFAULT_TTL_JITTER, environ, what="a fraction")
+        if not 0.0 <= ttl_jitter <= 1.0:
+            raise ConfigurationError(f"the TTL jitter must be a fraction between 0 and 1, got {ttl_jitter!r}")
+        if secret_max_stale is None:
+            secret_max_stale = number("CONFSTAGE_SECRET_MAX_STALE", variables.DEFAULT_SECRET_MAX_STALE, environ)
         if cache_dir is None:
             cache_dir = env("CONFSTAGE_CACHE_DIR", environ)
             if cache_dir is None:
@@ -112,6 +123,7 @@ class Config:
             cache_kms_key = env("CONFSTAGE_CACHE_KMS_KEY", environ) or None
         disk = DiskCache(cache_dir, sealer=_sealer(cache_kms_key)) if cache_dir else None
         self._clock = clock
+        self.clock = clock  # the wall clock of this client (injected in tests)
         self._layers = [
             CachedSource(
                 source,
@@ -123,6 +135,9 @@ class Config:
                 refresh_timeout=refresh_timeout,
                 backoff=backoff,
                 run=run,
+                ttl_jitter=ttl_jitter,
+                secret_max_stale=secret_max_stale,
+                random=random,
             )
             for source in build_sources(sources)
         ]
@@ -264,7 +279,7 @@ class Config:
     def _get(self, key: str, default: str | Missing, stage: str | None, max_age: float | None, force: bool) -> str:
         """The slow path of ``get``: checks the names, then reads through the snapshot or the view."""
         validate_key(key)
-        stage, answers = self._read((key,), stage, max_age, force)
+        stage, answers = self._read((key,), stage, max_age, self._clock() if force else None)
         value = answers[key]
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
@@ -282,7 +297,7 @@ class Config:
         for key in wanted:
             validate_key(key)
         wanted = list(dict.fromkeys(wanted))
-        stage, answers = self._read(wanted, stage, max_age, force)
+        stage, answers = self._read(wanted, stage, max_age, self._clock() if force else None)
         missing = [k for k in wanted if answers[k] is MISSING]
         if missing:
             raise KeyNotFoundError(missing, stage, self._urls())
@@ -331,6 +346,61 @@ class Config:
             return self.get(key, **kwargs)
         return self.get(key, _NONE, **kwargs)
 
+    def settings(self, cls: type[T], *, stage: str | None = None) -> T:
+        """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources (see ``typed``).
+
+        Within an invocation (or while the client's view is fresh) it is the same object each time.
+        Every missing or invalid field is named in one ``SettingsError``, never a value.
+        """
+        if SETTINGS_OVERRIDES:
+            override = SETTINGS_OVERRIDES.get(cls)
+            if override is not None:
+                return override  # type: ignore[no-any-return]
+        global _typed
+        if _typed is None:
+            from . import typed as _typed
+        how = _typed.plan(cls)
+        slot = (_typed.SETTINGS, cls)
+        values = self._snapshot(stage)
+        if values is not None:
+            built = values.get(slot)
+            if built is not None:
+                note = getattr(values, "note", None)
+                if note is not None:
+                    note(how.keys)  # a refresh_on call that reads settings has read their keys
+                return built  # type: ignore[no-any-return]
+        _, answers = self._read(how.keys, stage, None, None)
+        built = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
+        values = self._snapshot(stage)
+        if values is not None and values is not EMPTY:
+            built = values.setdefault(slot, built)
+        return built  # type: ignore[no-any-return]
+
+    def refresh(
+        self, keys: Iterable[str], *, stage: str | None = None, newer_than: float | None = None
+    ) -> dict[str, str]:
+        """Fetch ``keys`` again (those present are returned); inside an invocation, it sees the new values.
+
+        ``newer_than``: data from a fetch begun after this time is new enough (default: now), so that
+        callers refreshing for the same reason share one fetch.
+        """
+        wanted = [validate_key(key) for key in keys]
+        when = self._clock() if newer_than is None else newer_than
+        _, answers = self._read(list(dict.fromkeys(wanted)), stage, None, when)
+        return {k: v for k, v in answers.items() if v is not MISSING}
+
+    def _snapshot(self, stage: str | None) -> dict[Any, Any] | None:
+        """The dict of answers in force for a read: the invocation's snapshot, else the fresh view, else None."""
+        invocation = CURRENT.get()
+        if invocation is None and stage is None:
+            invocation = sole_invocation()
+        if invocation is not None and invocation.client is self and stage in (None, invocation.stage):
+            return invocation.values
+        view = self._views.get(self._stage_for(stage, invocation))
+        if view is not None and (view.expires is FOREVER or view.expires > self._clock()):
+            return view.values
+        return None
+
     # -- cache control and stats -------------------------------------------------------------
 
     def prefetch(self, keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
@@ -366,7 +436,7 @@ class Config:
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self._layers}
         totals = {
             name: sum(s[name] for s in per_source.values())
-            for name in ("hits", "misses", "fetches", "errors", "stale", "disk_hits")
+            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
         }
         return {
             "sources": per_source,
@@ -380,16 +450,19 @@ class Config:
         return [layer.source.url for layer in self._layers]
 
     def _read(
-        self, keys: Sequence[str], stage: str | None, max_age: float | None, force: bool
+        self, keys: Sequence[str], stage: str | None, max_age: float | None, newer_than: float | None
     ) -> tuple[str, dict[str, Any]]:
-        """The stage of the call and the answers for ``keys`` (``MISSING`` when absent)."""
+        """The stage of the call and the answers for ``keys`` (``MISSING`` when absent).
+
+        ``newer_than``: a refresh; only data from fetches begun after this time will do.
+        """
         invocation = CURRENT.get()
         if invocation is None and stage is None:
             invocation = sole_invocation()  # a worker thread: it belongs to the one invocation running
         if invocation is not None and invocation.client is self and stage in (None, invocation.stage):
-            return self._stage_for(None, invocation), self._read_in(invocation, keys, max_age, force)
+            return self._stage_for(None, invocation), self._read_in(invocation, keys, max_age, newer_than)
         stage = self._stage_for(stage, invocation)
-        forced = force or max_age is not None
+        forced = newer_than is not None or max_age is not None
         now = self._clock()
         view = self._views.get(stage)
         fresh = view is not None and (view.expires is FOREVER or view.expires > now)
@@ -399,18 +472,22 @@ class Config:
             if all(key in known for key in keys):
                 return stage, {key: known[key] for key in keys}
         answers, expires, pins = self._resolve(
-            stage, keys, pins=view.pins if fresh and not forced and view else None, max_age=max_age, force=force
+            stage,
+            keys,
+            pins=view.pins if fresh and not forced and view else None,
+            max_age=max_age,
+            newer_than=newer_than,
         )
         self._remember(stage, answers, expires, pins, now, replace=forced)
         return stage, answers
 
     def _read_in(
-        self, invocation: Invocation, keys: Sequence[str], max_age: float | None, force: bool
+        self, invocation: Invocation, keys: Sequence[str], max_age: float | None, newer_than: float | None
     ) -> dict[str, Any]:
         """Answers inside an invocation: from its snapshot, resolving (as of its start) what it has not read."""
         assert invocation.stage is not None
         stage = invocation.stage
-        forced = force or max_age is not None
+        forced = newer_than is not None or max_age is not None
         values = invocation.values
         if not forced:
             unread = [key for key in keys if key not in values]
@@ -424,12 +501,13 @@ class Config:
             at=None if forced else invocation.started,
             pins=None if forced else invocation.pins,
             max_age=max_age,
-            force=force,
+            newer_than=newer_than,
         )
         self._remember(stage, answers, expires, pins, self._clock(), replace=forced)
         if forced:
-            # An explicit refresh: this invocation sees the new values from now on (a copy: others keep theirs).
-            invocation.values = {**values, **answers}
+            # An explicit refresh: this invocation sees the new values from now on (a copy: others keep theirs;
+            # objects built from the old values, like settings, are left behind to be built again).
+            invocation.values = {k: v for k, v in values.items() if isinstance(k, str)} | answers
             invocation.pins = {**invocation.pins, **pins}
         elif values is EMPTY:
             view = self._views.get(stage)
@@ -453,7 +531,7 @@ class Config:
         at: float | None = None,
         pins: Mapping[int, StageData] | None = None,
         max_age: float | None = None,
-        force: bool = False,
+        newer_than: float | None = None,
     ) -> tuple[dict[str, Any], float, dict[int, StageData]]:
         """Walk the chain: a key missing from one source is asked of the next; failures raise.
 
@@ -464,7 +542,6 @@ class Config:
         remaining = list(keys)
         expires = math.inf
         used: dict[int, StageData] = {}
-        newer_than = self._clock() if force else None
         for index, layer in enumerate(self._layers):
             if not remaining:
                 break
@@ -507,9 +584,8 @@ class Config:
         changed = any(view.values.get(key, value) is not value for key, value in answers.items())
         if changed or not same_loads:
             if replace:  # a refresh: a new view (snapshots holding the old dict keep their values)
-                self._views[stage] = _View(
-                    {**view.values, **answers}, min(view.expires, expires), {**view.pins, **pins}
-                )
+                kept = {k: v for k, v in view.values.items() if isinstance(k, str)}  # not objects built from them
+                self._views[stage] = _View(kept | answers, min(view.expires, expires), {**view.pins, **pins})
             return
         values = view.values
         for key, value in answers.items():
@@ -519,6 +595,7 @@ class Config:
 
 
 _NONE: Any = object()  # "not found" from get() inside the typed getters
+_typed: Any = None  # confstage.typed, imported on the first settings() call
 _NOT_THERE: Any = object()  # "no entry" in a view (MISSING is an entry: known absent)
 
 

@@ -24,6 +24,7 @@ _COUNTERS = {
     "misses": "CacheMisses",
     "fetches": "Fetches",
     "errors": "FetchErrors",
+    "throttled": "Throttled",
     "stale": "StaleServed",
     "disk_hits": "TmpCacheHits",
 }
