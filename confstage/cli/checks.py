@@ -59,6 +59,7 @@ def read_input(path: str, *, what: str) -> bytes:
         try:
             fd = os.open(path, flags)
         except OSError as exc:
+            # ``from None``: the OSError holds the path, which may be a value pasted where a path belongs.
             raise Failed(f"cannot open {what}: {exc.strerror or type(exc).__name__}") from None
         try:
             mode = os.fstat(fd).st_mode
