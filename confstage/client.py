@@ -38,16 +38,15 @@ from ._state import (
     sole_invocation,
 )
 from .cache import Backoff, CachedSource, StageData
+from .convert import BOOL_WORDS, parse, parse_bool
 from .disk import DiskCache
-from .errors import ConfigurationError, ConversionError, KeyNotFoundError, StageError
+from .errors import ConfigurationError, KeyNotFoundError, StageError
 from .names import validate_key, validate_stage
 from .sources import Source, build_sources
 from .stage import parse_aliases, stage_from_arn, stage_of
 
 __all__ = ["Config"]
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 _MAX_REMEMBERED = 1024  # distinct stages / ARNs remembered; a flood of made-up names cannot grow memory
 
 
@@ -305,46 +304,28 @@ class Config:
 
     def get_int(self, key: str, default: int | Missing = MISSING, **kwargs: Any) -> int:
         """The value parsed as an int; ``ConversionError`` (a ``ValueError``) names the key, never the value."""
-        raw = self._raw(key, default, kwargs)
-        if raw is _NONE:
-            assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
-            return default
-        return _parse(key, raw, int, "int")
+        return self._typed(key, default, kwargs, int, "int")  # type: ignore[no-any-return]
 
     def get_float(self, key: str, default: float | Missing = MISSING, **kwargs: Any) -> float:
         """The value parsed as a float."""
-        raw = self._raw(key, default, kwargs)
-        if raw is _NONE:
-            assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
-            return default
-        return _parse(key, raw, float, "float")
+        return self._typed(key, default, kwargs, float, "float")  # type: ignore[no-any-return]
 
     def get_bool(self, key: str, default: bool | Missing = MISSING, **kwargs: Any) -> bool:
         """The value parsed as a bool: true/false, 1/0, yes/no, on/off, in any case."""
-        raw = self._raw(key, default, kwargs)
-        if raw is _NONE:
-            assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
-            return default
-        word = raw.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ConversionError(key, "bool (true/false, 1/0, yes/no, on/off)")
+        return self._typed(key, default, kwargs, parse_bool, f"bool ({BOOL_WORDS})")  # type: ignore[no-any-return]
 
     def get_json(self, key: str, default: Any = MISSING, **kwargs: Any) -> Any:
         """The value parsed as JSON."""
-        raw = self._raw(key, default, kwargs)
-        if raw is _NONE:
-            assert not isinstance(default, Missing)  # _raw returns _NONE only when a default was given
-            return default
-        return _parse(key, raw, json.loads, "JSON document")
+        return self._typed(key, default, kwargs, json.loads, "JSON document")
 
-    def _raw(self, key: str, default: object, kwargs: dict[str, Any]) -> Any:
-        """``get`` for the typed getters: ``_NONE`` when absent and a default was given."""
+    def _typed(
+        self, key: str, default: object, kwargs: dict[str, Any], convert: Callable[[str], Any], expected: str
+    ) -> Any:
+        """``get`` then ``convert``; the default (when given and the key is absent) is returned unconverted."""
         if isinstance(default, Missing):
-            return self.get(key, **kwargs)
-        return self.get(key, _NONE, **kwargs)
+            return parse(key, self.get(key, **kwargs), convert, expected)
+        raw = self.get(key, _NONE, **kwargs)
+        return default if raw is _NONE else parse(key, raw, convert, expected)
 
     def settings(self, cls: type[T], *, stage: str | None = None) -> T:
         """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources (see ``typed``).
@@ -616,13 +597,3 @@ def _sealer(kms_key: str | None) -> Any:
 
 
 T = TypeVar("T")
-
-
-def _parse(key: str, raw: str, parse: Callable[[str], T], expected: str) -> T:
-    """Parse a value; on failure raise ConversionError outside the ``except`` block, so that
-    neither ``__cause__`` nor ``__context__`` carries the parser's message (which quotes the value)."""
-    try:
-        return parse(raw)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
-        pass
-    raise ConversionError(key, expected)

@@ -94,14 +94,11 @@ def handler(
                     return warm(context)
                 client = config or _state.get_client() or _state.default()
                 invocation = client.begin(getattr(context, "invoked_function_arn", None))
-                if invocation.stage is not None:
-                    RUNNING.add(invocation)
-                token = CURRENT.set(invocation)
+                token = _state.enter(invocation)
                 try:
                     return await fn(event, context)
                 finally:
-                    RUNNING.discard(invocation)
-                    CURRENT.reset(token)
+                    _state.leave(invocation, token)
                     if client.emitter is not None:
                         client.emitter.emit(invocation.stage)
 

@@ -25,14 +25,13 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, NamedTuple
 
+from .convert import BOOL_WORDS, parse_bool
 from .errors import ConfigurationError, SettingsError
 from .names import validate_key
 
 __all__ = ["SETTINGS", "Plan", "Secret", "build", "plan"]
 
 SETTINGS = "confstage.settings"  # the first element of the snapshot key under which a built object is kept
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 _MASK = "********"
 
 
@@ -181,7 +180,7 @@ def _converter(annotation: Any, where: str) -> tuple[str, Callable[[str], Any], 
     if annotation is float:
         return "float", float, False
     if annotation is bool:
-        return "bool (true/false, 1/0, yes/no, on/off)", _bool, False
+        return f"bool ({BOOL_WORDS})", parse_bool, False
     if annotation in (dict, list) or origin in (dict, list):
         container = annotation if origin is None else origin
         return f"JSON {'object' if container is dict else 'array'}", _json_of(container), False
@@ -196,15 +195,6 @@ def _converter(annotation: Any, where: str) -> tuple[str, Callable[[str], Any], 
         f"{where}: type {annotation!r} is not supported "
         "(str, Secret, int, float, bool, dict, list, an Enum, a Literal of strings, or X | None of these)"
     )
-
-
-def _bool(raw: str) -> bool:
-    word = raw.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError("not a bool")
 
 
 def _json_of(container: type) -> Callable[[str], Any]:
