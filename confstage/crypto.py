@@ -55,6 +55,8 @@ _MAX_CACHED_KEYS = 4096
 # cs1: + wrapped key + 12-byte nonce (16 base64 characters) + ciphertext with its tag (at least 22).
 _ENVELOPE = re.compile(r"cs1:[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}")
 
+_REFUSED = ("InvalidCiphertextException", "IncorrectKeyException")  # KMS: this ciphertext, not the service
+
 _data_keys: dict[bytes, bytes] = {}  # wrapped key -> plaintext data key, memory only
 _lock = threading.Lock()
 
@@ -157,21 +159,21 @@ def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
 
 def _unwrap(wrapped: bytes, stage: str, key: str, what: str, client: Any, source: str) -> bytes:
     """Ask KMS for the plaintext data key (bound to the stage and key by the encryption context)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     kms = client if client is not None else aws.client("kms")
-    try:
-        response = kms.decrypt(CiphertextBlob=wrapped, EncryptionContext=encryption_context(stage, key))
-    except ClientError as exc:
-        if aws.error_code(exc) in ("InvalidCiphertextException", "IncorrectKeyException"):
-            raise DecryptError(
-                f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
-                source=source,
-                operation="kms:Decrypt",
-            ) from exc
-        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
-    except BotoCoreError as exc:
-        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
+    response = aws.call(
+        kms,
+        "kms:Decrypt",
+        {"CiphertextBlob": wrapped, "EncryptionContext": encryption_context(stage, key)},
+        source=source,
+        target=what,
+        answers=_REFUSED,
+    )
+    if isinstance(response, aws.ErrorAnswer):
+        raise DecryptError(
+            f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
+            source=source,
+            operation="kms:Decrypt",
+        ) from response.error
     data_key: bytes = response["Plaintext"]
     if len(data_key) != 32:
         raise SourceError(

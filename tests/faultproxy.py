@@ -5,8 +5,8 @@ as they would against AWS: ``"500"`` (an InternalError), ``"throttle"`` (Throttl
 JSON APIs, 503 SlowDown for S3), ``"drop"`` (the connection closes with no response) and
 ``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout), ``"hang"``
 (the connection is accepted and never answered), ``"trickle"`` (the real answer, its body one byte every
-``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body is not the
-protocol's JSON or XML).
+``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body, ``garbage_body``, is
+not the protocol's JSON or XML: by default an HTML page that is not even UTF-8).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 FAULTS = ("500", "throttle", "drop", "slow", "hang", "trickle", "garbage")
+GARBAGE = b"<html><body>502 upstream gone \xff\xfe</body>"
 
 
 class FaultProxy:
@@ -30,6 +31,7 @@ class FaultProxy:
         self.fault: str | None = None
         self.slow_seconds = slow_seconds
         self.trickle_seconds = trickle_seconds
+        self.garbage_body = GARBAGE
         self.requests = 0
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -87,7 +89,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._forward(body, trickle=fault == "trickle")
 
         def _garbage(self, json_api: bool) -> None:
-            payload = b"<html><body>502 upstream gone \xff\xfe</body>"
+            payload = proxy.garbage_body
             self.send_response(200)
             ctype = "application/x-amz-json-1.1" if json_api else "application/xml"
             self.send_header("Content-Type", ctype)

@@ -402,14 +402,8 @@ class DynamoDBSource:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _call(self, method: str, operation: str, request: dict[str, Any]) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self._dynamodb(), method)(**request)
-        except (BotoCoreError, ClientError) as exc:
-            raise aws.source_error(
-                exc, source=self.url, operation=f"dynamodb:{operation}", target=self._what()
-            ) from exc
+        """One DynamoDB call through ``aws.call`` (``method`` is boto3's spelling of ``operation``)."""
+        return aws.call(self._dynamodb(), f"dynamodb:{operation}", request, source=self.url, target=self._what())
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(min(self._base_delay * 2 ** (attempt - 1), 2.0))

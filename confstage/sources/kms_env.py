@@ -111,22 +111,22 @@ def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "
         ) from None
     if not ciphertext:
         raise DecryptError(f"environment variable {variable} is empty", source=source, operation=_OPERATION)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     contexts: list[dict[str, str]] = [{"LambdaFunctionName": function}] if function else []
     contexts.append({})
     last: BaseException | None = None
     for context in contexts:
-        try:
-            response = client.decrypt(CiphertextBlob=ciphertext, EncryptionContext=context)
-        except ClientError as exc:
-            if aws.error_code(exc) == "InvalidCiphertextException":
-                last = exc  # wrong context, or not a ciphertext at all: try the next context
-                continue
-            raise aws.source_error(exc, source=source, operation=_OPERATION, target=variable) from exc
-        except BotoCoreError as exc:
-            raise aws.source_error(exc, source=source, operation=_OPERATION, target=variable) from exc
+        response = aws.call(
+            client,
+            _OPERATION,
+            {"CiphertextBlob": ciphertext, "EncryptionContext": context},
+            source=source,
+            target=variable,
+            answers=("InvalidCiphertextException",),
+        )
+        if isinstance(response, aws.ErrorAnswer):
+            last = response.error  # wrong context, or not a ciphertext at all: try the next context
+            continue
         plaintext: bytes = response["Plaintext"]
         try:
             return plaintext.decode("utf-8")

@@ -111,26 +111,20 @@ class S3Source:
 
     def _read(self, object_key: str) -> str | None:
         """The body of an object (None when absent), revalidated with its remembered ETag."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         seen = self._seen.get(object_key)
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
         if seen is not None:
             request["IfNoneMatch"] = seen[0]
-        try:
-            response = self._s3().get_object(**request)
-            data: bytes = response["Body"].read()
-        except ClientError as exc:
-            code = aws.error_code(exc)
-            if seen is not None and code in _NOT_MODIFIED:
+        where = self._where(object_key)
+        answers = _NOT_FOUND | _NOT_MODIFIED if seen is not None else _NOT_FOUND
+        response = aws.call(self._s3(), "s3:GetObject", request, source=self.url, target=where, answers=answers)
+        if isinstance(response, aws.ErrorAnswer):
+            if seen is not None and response.code in _NOT_MODIFIED:
                 return seen[1]
-            if code in _NOT_FOUND:
-                with self._seen_lock:
-                    self._seen.pop(object_key, None)
-                return None
-            raise self._error(exc, "GetObject", object_key) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, "GetObject", object_key) from exc
+            with self._seen_lock:
+                self._seen.pop(object_key, None)
+            return None
+        data = aws.read_body(response, source=self.url, operation="s3:GetObject", target=where)
         body = self._decode(data, object_key)
         etag = response.get("ETag")
         if etag:
@@ -448,12 +442,14 @@ class S3Source:
             request["VersionIdMarker"] = page.get("NextVersionIdMarker")
 
     def _call(self, method: str, operation: str, object_key: str, **request: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self._s3(), method)(Bucket=self.bucket, **request)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, operation, object_key) from exc
+        """One S3 call through ``aws.call`` (``method`` is boto3's spelling of ``operation``)."""
+        return aws.call(
+            self._s3(),
+            f"s3:{operation}",
+            {"Bucket": self.bucket, **request},
+            source=self.url,
+            target=self._where(object_key),
+        )
 
     def _map(self, work: Callable[[Any], T], items: list[Any]) -> list[T]:
         """``work`` over ``items``, concurrently when there are several (boto3 clients are thread-safe)."""

@@ -52,19 +52,14 @@ class SecretsManagerSource:
 
     def _read(self, secret_id: str, version_id: str | None = None) -> dict[str, str]:
         """The secret's JSON object ({} when the secret does not exist)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         request: dict[str, Any] = {"SecretId": secret_id}
         if version_id is not None:
             request["VersionId"] = version_id
-        try:
-            response = self._sm().get_secret_value(**request)
-        except ClientError as exc:
-            if aws.error_code(exc) == "ResourceNotFoundException" and version_id is None:
-                return {}
-            raise aws.source_error(exc, source=self.url, operation=_GET, target=secret_id) from exc
-        except BotoCoreError as exc:
-            raise aws.source_error(exc, source=self.url, operation=_GET, target=secret_id) from exc
+        # An absent secret is an empty stage; an absent version of one is an error.
+        answers = ("ResourceNotFoundException",) if version_id is None else ()
+        response = aws.call(self._sm(), _GET, request, source=self.url, target=secret_id, answers=answers)
+        if isinstance(response, aws.ErrorAnswer):
+            return {}
         return parse_document(response.get("SecretString"), secret_id=secret_id, source=self.url)
 
     def _sm(self) -> Any:

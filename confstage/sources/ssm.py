@@ -64,8 +64,6 @@ class SSMSource:
 
     def _walk(self, stage: str, *, decrypt: bool) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every parameter of a stage as (key, parameter), one GetParametersByPath page at a time."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         path = self.stage_path(stage)
         prefix = path + "/"
         request: dict[str, Any] = {
@@ -76,11 +74,8 @@ class SSMSource:
         }
         client = self._ssm()
         while True:
-            try:
-                page = client.get_parameters_by_path(**request)
-            except (ClientError, BotoCoreError) as exc:
-                raise aws.source_error(exc, source=self.url, operation="ssm:GetParametersByPath", target=path) from exc
-            for parameter in page.get("Parameters", ()):
+            page = aws.call(client, "ssm:GetParametersByPath", request, source=self.url, target=path)
+            for parameter in page["Parameters"]:
                 name: str = parameter["Name"]
                 if name.startswith(prefix):
                     yield name[len(prefix) :], parameter
