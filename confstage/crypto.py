@@ -124,16 +124,25 @@ def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: 
 def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Callable[[], Any], source: str) -> Fetched:
     """What a store fetched, with every envelope decrypted and its key reported as secret.
 
-    ``kms`` gives the KMS client; it is called only when there is an envelope to open.
+    An envelope that does not open (``DecryptError``: tampered, copied from another key or stage,
+    malformed) fails only its own key: it goes into ``Fetched.errors`` and every other key is
+    served. A KMS failure (throttling, AccessDenied, the network) is the fetch's: ``SourceError``
+    is raised, so the cache layer can serve stale values. ``kms`` gives the KMS client; it is
+    called only when there is an envelope to open.
     """
     values: dict[str, str] = {}
     secret: list[str] = []
+    errors: dict[str, DecryptError] = {}
     for key, value in raw.items():
-        if is_envelope(value):
-            value = decrypt(value, stage=stage, key=key, client=kms(), source=source)
-            secret.append(key)
-        values[key] = value
-    return Fetched(values, secret=secret)
+        if not is_envelope(value):
+            values[key] = value
+            continue
+        secret.append(key)
+        try:
+            values[key] = decrypt(value, stage=stage, key=key, client=kms(), source=source)
+        except DecryptError as exc:
+            errors[key] = exc
+    return Fetched(values, secret=secret, errors=errors)
 
 
 def clear_data_keys() -> None:

@@ -276,15 +276,20 @@ def test_secure_round_trip_is_transparent_and_kept_off_disk(
     assert b"hunter2" not in on_disk
 
 
-def test_ciphertext_moved_to_another_key_fails(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
-    """An envelope copied from one key to another raises DecryptError naming the key, not the value."""
+def test_ciphertext_moved_to_another_key_fails_that_key_only(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
+    """An envelope copied to another key puts a DecryptError naming that key in errors; every other key is served."""
     table.put("DEV", "password", "hunter2", kms_key=kms_key)
     envelope = table.items("DEV")["password"].value
-    seed(boto, "DEV", {"other": envelope})
+    seed(boto, "DEV", {"other": envelope, "host": "db.local"})
 
-    with pytest.raises(DecryptError, match="'other'") as caught:
-        config(f"dynamodb://{TABLE}").get("other")
-    assert "hunter2" not in str(caught.value)
+    fetched = table.fetch("DEV", ())
+    assert dict(fetched) == {"password": "hunter2", "host": "db.local"}
+    assert set(fetched.errors) == {"other"}
+    error = fetched.errors["other"]
+    assert isinstance(error, DecryptError)
+    assert "'other'" in str(error)
+    assert "hunter2" not in str(error)
+    assert fetched.secret == {"password", "other"}
 
 
 def test_flat_secure_values_are_decrypted(flat: DynamoDBSource, kms_key: str) -> None:
