@@ -303,7 +303,7 @@ def test_tampered_object_fails_to_decrypt(bucket: S3Source, kms_key: str, boto: 
 
 
 def test_ciphertext_copied_to_another_stage_fails(document: S3Source, kms_key: str, boto: Any) -> None:
-    """An envelope copied into another stage's document is a DecryptError naming that stage; its neighbours are served."""
+    """An envelope copied into another stage's document is a DecryptError naming that stage; the rest is served."""
     document.put("DEV", "password", "hunter2", kms_key=kms_key)
     envelope = document.items("DEV")["password"].value
     put(boto, "app/PRD/config.json", json.dumps({"password": envelope, "region": "eu-west-1"}))
