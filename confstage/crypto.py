@@ -109,16 +109,16 @@ def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: 
         data_key = _unwrap(wrapped, stage, key, what, client, source)
     try:
         plaintext = AESGCM(data_key).decrypt(nonce, sealed, associated_data(stage, key))
-    except InvalidTag:
+    except InvalidTag as exc:  # carries nothing (no message, no value): kept as the cause
         raise DecryptError(
             f"{what} failed authentication: tampered, or written for another stage or key",
             source=source,
             operation="aes-gcm:decrypt",
-        ) from None
-    try:
-        return plaintext.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt") from None
+        ) from exc
+    text = _utf8(plaintext)
+    if text is None:
+        raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt")
+    return text
 
 
 def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Callable[[], Any], source: str) -> Fetched:
@@ -159,8 +159,8 @@ def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
         if len(fields) != 3:
             raise ValueError("wrong number of fields")
         wrapped, nonce, sealed = (_b64decode(field) for field in fields)
-    except (binascii.Error, ValueError):
-        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from None
+    except (binascii.Error, ValueError) as exc:  # messages of ours or binascii's: counts, never the text
+        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from exc
     if not wrapped or len(nonce) != _NONCE_BYTES or len(sealed) < _TAG_BYTES:
         raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode")
     return wrapped, nonce, sealed
@@ -250,16 +250,19 @@ class Sealer:
         try:
             wrapped = _b64decode(str(sealed["key"]))
             blobs = {str(k): _b64decode(str(v)) for k, v in dict(sealed["values"]).items()}
-        except (KeyError, TypeError, ValueError, binascii.Error):
-            raise DecryptError("sealed cache entry is malformed", operation="decode") from None
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:  # about the shape: no value in them
+            raise DecryptError("sealed cache entry is malformed", operation="decode") from exc
         aead = AESGCM(self._unwrap(wrapped))
         opened = {}
         for key, blob in blobs.items():
             try:
                 plain = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _cache_aad(aad, key))
-                opened[key] = plain.decode("utf-8")
-            except (InvalidTag, ValueError):
-                raise DecryptError(f"sealed cache entry for key {key!r} does not authenticate") from None
+            except (InvalidTag, ValueError) as exc:  # no value in either: a tag, or a nonce of the wrong size
+                raise DecryptError(f"sealed cache entry for key {key!r} does not authenticate") from exc
+            text = _utf8(plain)
+            if text is None:
+                raise DecryptError(f"sealed cache entry for key {key!r} is not UTF-8 text")
+            opened[key] = text
         return opened
 
     def _kms(self) -> Any:
@@ -300,6 +303,14 @@ class Sealer:
             if self._current is None:
                 self._current = (wrapped, data_key)  # a restarted process writes with the key it found
         return data_key
+
+
+def _utf8(data: bytes) -> str | None:
+    """``data`` as text, or None: a UnicodeDecodeError holds the whole of ``data`` (its ``object``), so none escapes."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _cache_aad(aad: str, key: str) -> bytes:

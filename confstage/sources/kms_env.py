@@ -119,10 +119,10 @@ def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "
     """Decrypt one console-encrypted variable; errors name the variable, never the value."""
     try:
         ciphertext = base64.b64decode(blob.strip(), validate=True)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError) as exc:  # binascii's messages give counts, never the text: kept
         raise DecryptError(
             f"environment variable {variable} is not base64 KMS ciphertext", source=source, operation=_OPERATION
-        ) from None
+        ) from exc
     if not ciphertext:
         raise DecryptError(f"environment variable {variable} is empty", source=source, operation=_OPERATION)
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
@@ -145,11 +145,13 @@ def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "
         try:
             return plaintext.decode("utf-8")
         except UnicodeDecodeError:
-            raise DecryptError(
-                f"environment variable {variable} decrypted to bytes that are not UTF-8",
-                source=source,
-                operation=_OPERATION,
-            ) from None
+            pass
+        # Raised here, with no cause or context: a UnicodeDecodeError holds the whole plaintext (its ``object``).
+        raise DecryptError(
+            f"environment variable {variable} decrypted to bytes that are not UTF-8",
+            source=source,
+            operation=_OPERATION,
+        )
     raise DecryptError(
         f"environment variable {variable} could not be decrypted "
         f"(tried EncryptionContext LambdaFunctionName={function!r} and none)",

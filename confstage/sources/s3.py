@@ -50,6 +50,8 @@ _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _NOT_MODIFIED = frozenset({"304", "NotModified"})
 _CONFLICT = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 
+_INVALID = object()  # what a document that does not parse is read as
+
 T = TypeVar("T")
 
 
@@ -136,19 +138,22 @@ class S3Source:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise SourceError(
-                f"object {self._where(object_key)} is not UTF-8 text", source=self.url, operation="s3:GetObject"
-            ) from None
+            pass
+        # Raised here, with no cause or context: a UnicodeDecodeError holds the whole body (its ``object``).
+        raise SourceError(
+            f"object {self._where(object_key)} is not UTF-8 text", source=self.url, operation="s3:GetObject"
+        )
 
     def _parse_document(self, body: str, object_key: str) -> dict[str, str]:
         where = self._where(object_key)
         try:
             document = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise SourceError(
-                f"document {where} is not valid JSON{at}", source=self.url, operation="s3:GetObject"
-            ) from None  # the cause would quote the document
+            document = _INVALID
+        if document is _INVALID:
+            # Raised here, with no cause or context: a JSONDecodeError holds the whole document (its ``doc``).
+            raise SourceError(f"document {where} is not valid JSON{at}", source=self.url, operation="s3:GetObject")
         if not isinstance(document, dict):
             raise SourceError(
                 f"document {where} must be a JSON object of string values, not a JSON {type(document).__name__}",

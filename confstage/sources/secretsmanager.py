@@ -20,6 +20,7 @@ from .base import Fetched, SourceURL, StoredValue, Version
 __all__ = ["SecretsManagerSource"]
 
 _GET = "secretsmanager:GetSecretValue"
+_INVALID = object()  # what a secret that does not parse is read as
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
@@ -201,10 +202,13 @@ def parse_document(text: str | None, *, secret_id: str, source: str) -> dict[str
         )
     try:
         document = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        # ``from None``: the decoder's exception carries the document itself.
-        raise SourceError(f"secret {secret_id} is not valid JSON{where}", source=source, operation=_GET) from None
+        document = _INVALID
+    if document is _INVALID:
+        # Raised here, with no cause and no context: the decoder's JSONDecodeError keeps the whole
+        # secret in its ``doc`` attribute, and a handler that logs an exception's chain would show it.
+        raise SourceError(f"secret {secret_id} is not valid JSON{where}", source=source, operation=_GET)
     if not isinstance(document, dict):
         raise SourceError(
             f"secret {secret_id} must be a JSON object of keys, got a JSON {_JSON_TYPES.get(type(document), 'value')}",
