@@ -10,7 +10,7 @@ import pytest
 
 import confstage
 from confstage import crypto
-from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError
+from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError, StageError
 from confstage.sources import WritableSource, build_source
 from confstage.sources.dynamodb import DynamoDBSource
 
@@ -178,6 +178,45 @@ def test_flat_batches_of_100(flat: DynamoDBSource, boto: Any, requests_made: Cou
 
     assert dict(DynamoDBSource("flat-config", layout="flat").fetch("DEV", list(values))) == values
     assert requests_made == Counter({"dynamodb.BatchGetItem": 2})
+
+
+def test_flat_reads_never_cross_stages(flat: DynamoDBSource, boto: Any) -> None:
+    """Key db of stage EU_PRD (id db_EU_PRD, as confstage wrote it) is not key db_EU of stage PRD, in either read."""
+    boto("dynamodb").put_item(
+        TableName="flat-config",
+        Item={"stage": {"S": "db_EU_PRD"}, "key": {"S": "db"}, "value": {"S": "eu-only-value"}},
+    )
+    seed_flat(boto, "PRD", {"other": "prd-value"})
+    source = DynamoDBSource("flat-config", layout="flat")
+
+    assert dict(source.fetch("PRD", ["db_EU"])) == {}  # GetItem
+    assert dict(source.fetch("PRD", ["db_EU", "other"])) == {"other": "prd-value"}  # BatchGetItem
+    with pytest.raises(KeyNotFoundError):
+        config("dynamodb://flat-config?layout=flat").get("db_EU", stage="PRD")
+
+
+@pytest.mark.parametrize("keys", [["db"], ["db", "other"]], ids=["one-key", "batch"])
+def test_flat_layout_refuses_a_stage_with_an_underscore(
+    flat: DynamoDBSource, keys: list[str], requests_made: Counter[str]
+) -> None:
+    """Reading stage EU_PRD in the flat layout is a ConfigurationError naming the rule and the way out, unsent."""
+    with pytest.raises(ConfigurationError, match="'EU_PRD'") as caught:
+        DynamoDBSource("flat-config", layout="flat").fetch("EU_PRD", keys)
+    assert "layout=stage-key" in str(caught.value)
+    assert "stage names without '_'" in str(caught.value)
+    assert not requests_made
+
+
+def test_check_stage_is_the_one_rule_for_reads_and_writes() -> None:
+    """check_stage refuses '_' in the flat layout only, and a stage outside Lambda's alias rule in both."""
+    flat, stage_key = DynamoDBSource("t", layout="flat"), DynamoDBSource("t")
+    assert flat.check_stage("PRD") == "PRD"
+    assert stage_key.check_stage("EU_PRD") == "EU_PRD"
+    with pytest.raises(ConfigurationError):
+        flat.check_stage("EU_PRD")
+    for layout in (flat, stage_key):
+        with pytest.raises(StageError):
+            layout.check_stage("PRD/../DEV")
 
 
 class _Throttling:

@@ -7,7 +7,10 @@ Layouts (``?layout=``):
   N keys of a stage cost one round trip per MB.
 * ``flat``: one hash key ``stage`` (S) whose values read ``{key}_{STAGE}`` (``db_url_PRD``), attribute
   ``value`` (S). One key is a GetItem; several are BatchGetItem, 100 keys a call, retrying
-  ``UnprocessedKeys`` with bounded exponential backoff.
+  ``UnprocessedKeys`` with bounded exponential backoff. Those ids are ambiguous when a stage contains
+  ``_`` (key ``db`` of stage ``EU_PRD`` *is* key ``db_EU`` of stage ``PRD``), so this layout refuses
+  such stages (``check_stage``: a ``ConfigurationError``), and a read ignores an item whose ``key``
+  attribute names another key.
 
 ``?consistent=true`` makes every read strongly consistent.
 
@@ -32,6 +35,7 @@ from typing import Any
 
 from confstage import aws, crypto
 from confstage.errors import ConfigurationError, SourceError
+from confstage.names import validate_stage
 
 from .base import Fetched, SourceURL, StoredValue, Version
 
@@ -89,9 +93,27 @@ class DynamoDBSource:
     def __repr__(self) -> str:
         return f"DynamoDBSource({self.url!r})"
 
+    def check_stage(self, stage: str) -> str:
+        """Return ``stage`` when this layout holds it unambiguously, else raise ``ConfigurationError``.
+
+        The flat layout's ids read ``{key}_{STAGE}``: with a ``_`` in the stage, key ``db`` of stage
+        ``EU_PRD`` and key ``db_EU`` of stage ``PRD`` are one item. ``fetch`` calls this, and so must
+        every write (it would overwrite the other stage's item).
+        """
+        validate_stage(stage)
+        if self.layout == "flat" and "_" in stage:
+            raise ConfigurationError(
+                f"stage {stage!r} cannot be read or written in the flat layout of table {self.table}: flat item "
+                "ids read {key}_{STAGE}, so with a '_' in the stage, key 'db' of stage 'EU_PRD' is key 'db_EU' of "
+                "stage 'PRD'. The flat layout takes stage names without '_'; for this one use ?layout=stage-key "
+                "(the default)"
+            )
+        return stage
+
     # -- reading -----------------------------------------------------------------------------
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        self.check_stage(stage)
         if self.layout == "stage-key":
             raw = {_string(item, "key"): _value(item, self, stage) for item in self._query(stage, "value")}
         elif len(keys) == 1:
@@ -126,20 +148,21 @@ class DynamoDBSource:
             {
                 "TableName": self.table,
                 "Key": {"stage": {"S": _flat_id(key, stage)}},
-                "ProjectionExpression": "#v",
-                "ExpressionAttributeNames": {"#v": "value"},
+                "ProjectionExpression": "#v, #k",
+                "ExpressionAttributeNames": {"#v": "value", "#k": "key"},
                 "ConsistentRead": self.consistent,
             },
         )
         item = response.get("Item")
-        return {key: _value(item, self, stage, key)} if item else {}
+        return {key: _value(item, self, stage, key)} if item and _names(item, key) else {}
 
     def _batch_get(self, stage: str, keys: Collection[str]) -> dict[str, str]:
         by_id = {_flat_id(key, stage): key for key in keys}
         found: dict[str, str] = {}
-        for item in self._batch_items(by_id, consistent=self.consistent, projection=("stage", "value")):
+        for item in self._batch_items(by_id, consistent=self.consistent, projection=("stage", "value", "key")):
             key = by_id[_string(item, "stage")]
-            found[key] = _value(item, self, stage, key)
+            if _names(item, key):
+                found[key] = _value(item, self, stage, key)
         return found
 
     def _batch_items(
@@ -428,6 +451,12 @@ def _flat_id(key: str, stage: str) -> str:
 
 def _string(item: Mapping[str, Any], attribute: str) -> str:
     return str(item[attribute]["S"])
+
+
+def _names(item: Mapping[str, Any], key: str) -> bool:
+    """Whether a flat item is ``key``'s: its ``key`` attribute (written by confstage), when it has one, says so."""
+    written = item.get("key")
+    return not isinstance(written, dict) or written.get("S") == key
 
 
 def _value(item: Mapping[str, Any], source: DynamoDBSource, stage: str, key: str | None = None) -> str:
