@@ -7,7 +7,8 @@ Timeouts suit Lambda: a dead endpoint gives up in seconds, not minutes.
 ``call`` is the one way a source reads AWS: it makes the request, turns every failure into a
 ``SourceError`` naming the source and the operation, and checks the answer against what the
 operation promises (``PROMISES``), so a 200 that is not a real answer (an HTML page from a proxy,
-an empty or truncated body) is an error, never "not found".
+an empty or truncated body) is an error, never "not found". ``store_identity`` names the store a
+client reaches (region, endpoint, principal) for the /tmp cache, from the environment when it can.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "error_code",
     "reset",
     "source_error",
+    "store_identity",
 ]
 
 _lock = threading.Lock()
@@ -262,3 +264,63 @@ def _guard(made: Any) -> None:
                     unique_id=f"confstage-body-{operation}",
                 )
     _guarded.add(made)
+
+
+# -- which store a client reaches (the /tmp cache's key) ------------------------------------------
+
+_ENDPOINT_NAMES = {"dynamodb": "DYNAMODB", "s3": "S3", "ssm": "SSM", "secretsmanager": "SECRETS_MANAGER", "kms": "KMS"}
+
+
+def store_identity(service: str, *, made: Any = None, environ: Mapping[str, str] | None = None) -> str:
+    """Where a client of ``service`` reaches: ``region=… endpoint=… principal=…``, never a credential.
+
+    Region names are unique across partitions, so the region names the partition too. The account is
+    not known without an STS call; the principal stands in for it, as a digest of the access key id
+    (a different user, role session or account never shares a snapshot; the same one always does
+    within a Lambda environment, whose credentials are fixed). ``made``: a client the caller was given.
+    Without one, the environment answers when it decides alone, as it does in Lambda (credentials and
+    region set, no shared config file that could name another endpoint), importing nothing; otherwise
+    the client ``client(service)`` makes answers (boto3 is imported).
+    """
+    env = os.environ if environ is None else environ
+    if made is None:
+        found = _identity_from_environment(service, env)
+        if found is not None:
+            return found
+        made = client(service)
+    meta = getattr(made, "meta", None)
+    region = getattr(meta, "region_name", None) or "none"
+    endpoint = getattr(meta, "endpoint_url", None) or "none"
+    signer = getattr(made, "_request_signer", None)  # botocore keeps the credentials there, and only there
+    credentials = getattr(signer, "_credentials", None)
+    if credentials is not None:
+        principal = _digest(str(credentials.access_key))
+    elif signer is not None:
+        principal = "anonymous"
+    else:
+        principal = f"client-{id(made):x}"  # a stand-in client: known to this process only
+    return f"region={region} endpoint={endpoint} principal={principal}"
+
+
+def _identity_from_environment(service: str, env: Mapping[str, str]) -> str | None:
+    key_id = env.get("AWS_ACCESS_KEY_ID")
+    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+    if not key_id or not env.get("AWS_SECRET_ACCESS_KEY") or not region:
+        return None
+    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env.get("HOME") or "~", ".aws", "config")
+    if os.path.exists(os.path.expanduser(config_file)):
+        return None  # a profile could set the region or this service's endpoint: ask botocore
+    endpoint = "default"
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+        specific = f"AWS_ENDPOINT_URL_{_ENDPOINT_NAMES.get(service, service.upper())}"
+        endpoint = env.get(specific) or env.get("AWS_ENDPOINT_URL") or endpoint
+    return f"region={region} endpoint={endpoint} principal={_digest(key_id)}"
+
+
+def _digest(key_id: str) -> str:
+    """A short digest of an access key id: tells principals apart and never shows the id."""
+    try:
+        from _blake2 import blake2b  # what hashlib re-exports, without hashlib's 5 ms of OpenSSL import
+    except ImportError:  # pragma: no cover - every CPython build has _blake2
+        from hashlib import blake2b
+    return blake2b(key_id.encode("utf-8"), digest_size=8, person=b"confstage-akid").hexdigest()

@@ -43,9 +43,19 @@ class Snapshot(NamedTuple):
     withheld: frozenset[str] = frozenset()  # secrets of a complete stage that the file could not give back
 
 
-def store_identity(source: Source) -> str:
-    """What names a source's store in the /tmp cache (the file of one store is never read for another)."""
-    return source.url
+def store_identity(source: Source) -> str | None:
+    """What names a source's store in the /tmp cache, or None when its values never go there.
+
+    The file of one store is never read for another: a source that reaches AWS defines
+    ``store_id()``, its URL plus the region, endpoint and principal its client uses
+    (``aws.store_identity``), so the same table in another region, behind another endpoint or
+    seen by other credentials has another file. A source without ``store_id`` is named by its URL;
+    one that does not ``persist`` (env://, secrets) has none.
+    """
+    if not source.persist:
+        return None
+    store_id = getattr(source, "store_id", None)
+    return store_id() if callable(store_id) else source.url
 
 
 class DiskCache:
@@ -73,7 +83,9 @@ class DiskCache:
         """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
         if not self._usable():
             return None
-        store = store_identity(source)
+        store = self._store(source)
+        if store is None:
+            return None
         path = self.path(store, stage)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -124,7 +136,9 @@ class DiskCache:
         """Write a snapshot atomically; on failure turn the layer off with one warning."""
         if not self._usable():
             return
-        store = store_identity(source)
+        store = self._store(source)
+        if store is None:
+            return
         secrets = snapshot.secrets
         sealed = self._seal(secrets, store, stage)
         complete = snapshot.complete_at is not None
@@ -164,6 +178,14 @@ class DiskCache:
                 log.warning("cannot seal secrets for the /tmp cache (%s); they stay in memory only", exc)
             return None
         return {"key": sealed["key"], "values": {k: [sealed["values"][k], at] for k, (_, at) in secrets.items()}}
+
+    def _store(self, source: Source) -> str | None:
+        """``store_identity(source)``; None (no file) when the store cannot be named."""
+        try:
+            return store_identity(source)
+        except Exception as exc:  # whatever stops naming the store (no region, no credentials) stops using its file
+            log.debug("not using the /tmp cache for %s: %s", source.url, type(exc).__name__)
+            return None
 
     def _usable(self) -> bool:
         if self._checked:

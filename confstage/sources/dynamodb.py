@@ -73,6 +73,7 @@ class DynamoDBSource:
         self.ttl: float | None = None
         self.whole_stage = layout == "stage-key"
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
         self._kms_client = kms_client
         self._sleep = sleep
         self._max_attempts = max_attempts
@@ -92,6 +93,10 @@ class DynamoDBSource:
 
     def __repr__(self) -> str:
         return f"DynamoDBSource({self.url!r})"
+
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the table and where the client reaches it."""
+        return f"{self.url} {aws.store_identity('dynamodb', made=self._given_client)}"
 
     def check_stage(self, stage: str) -> str:
         """Return ``stage`` when this layout holds it unambiguously, else raise ``ConfigurationError``.

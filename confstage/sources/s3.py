@@ -80,6 +80,7 @@ class S3Source:
         self.ttl: float | None = None
         self.whole_stage = layout == "document"
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
         self._kms_client = kms_client
         self._workers = workers
         self._seen: dict[str, tuple[str, str]] = {}  # object key -> (ETag, body as stored), memory only
@@ -98,6 +99,10 @@ class S3Source:
         """Where a key of a stage lives (the document, in the document layout)."""
         name = DOCUMENT if self.layout == "document" else key
         return "/".join(part for part in (self.prefix, stage, name) if part)
+
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the bucket and prefix, and where the client reaches them."""
+        return f"{self.url} {aws.store_identity('s3', made=self._given_client)}"
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class SSMSource:
         self.url = url or f"ssm://{self.path or '/'}"
         self.ttl: float | None = None
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
 
     @classmethod
     def from_url(cls, url: SourceURL) -> SSMSource:
@@ -52,6 +53,10 @@ class SSMSource:
     def name(self, stage: str, key: str) -> str:
         """The full parameter name of a key."""
         return f"{self.stage_path(stage)}/{key.strip('/')}"
+
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the path and where the client reaches it."""
+        return f"{self.url} {aws.store_identity('ssm', made=self._given_client)}"
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
         values: dict[str, str] = {}
