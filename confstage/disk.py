@@ -2,9 +2,9 @@
 
 A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
 Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
-owned by this user and not reached through a symlink. Anything unreadable is ignored (and
-overwritten by the next save), never raised; an unusable directory turns the layer off with one
-warning.
+owned by this user and not itself a symlink, under ancestors that only root or this user can change
+(ssh's StrictModes rule, ``_unsafe_ancestor``). Anything unreadable is ignored (and overwritten by the
+next save), never raised; an unusable directory turns the layer off with one warning.
 
 A file is read only if it is a regular file private to this user (checked with ``fstat`` on a
 descriptor opened ``O_NONBLOCK|O_NOFOLLOW``, so a FIFO or a symlink planted at its path cannot
@@ -230,6 +230,9 @@ class DiskCache:
 
 def _prepare(directory: str) -> str | None:
     """Create or check the cache directory; return what is wrong with it, or None."""
+    problem = _unsafe_ancestor(os.path.dirname(directory))
+    if problem:
+        return problem
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
@@ -287,6 +290,61 @@ def _read_private(path: str) -> bytes | None:
     finally:
         os.close(fd)
     return b"".join(chunks) if left > 0 else None
+
+
+def _unsafe_ancestor(path: str) -> str | None:
+    """What lets another user change the directory ``path`` or a directory above it, or None.
+
+    ssh's StrictModes rule, applied to every component on the way, one at a time: each directory is
+    owned by root or this user and not writable by group or others unless sticky (``/tmp``). A
+    symlink on the way is followed only if root or this user owns it (macOS's ``/tmp`` is root's
+    link to ``/private/tmp``), and its target is walked the same way. A missing component ends the
+    walk: ``mkdir`` then fails, or creates under directories already checked.
+    """
+    uid = os.geteuid()
+    pending = [part for part in path.split("/") if part]
+    current = "/"
+    problem = _unsafe_directory(current, uid)
+    links = 0
+    while pending and not problem:
+        part = pending.pop(0)
+        if part in (".", ".."):
+            current = current if part == "." else os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"is under {candidate}, which cannot be inspected ({exc.strerror})"
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if info.st_uid not in (0, uid):
+                return f"is reached through {candidate}, a symlink owned by another user"
+            if links > 40:
+                return f"is reached through too many symlinks ({candidate})"
+            target = os.readlink(candidate)
+            current = "/" if target.startswith("/") else current
+            pending[:0] = [part for part in target.split("/") if part]
+            continue
+        current = candidate
+        problem = _unsafe_directory(current, uid, info)
+    return problem
+
+
+def _unsafe_directory(path: str, uid: int, info: os.stat_result | None = None) -> str | None:
+    try:
+        info = info or os.lstat(path)
+    except OSError as exc:
+        return f"is under {path}, which cannot be inspected ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"is under {path}, which is not a directory"
+    if info.st_uid not in (0, uid):
+        return f"is under {path}, which is owned by another user"
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        return f"is under {path}, which other users can write to"
+    return None
 
 
 def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, dict[str, Any] | None] | None:

@@ -9,6 +9,7 @@ the next ``save`` must replace the file. Every call is timed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import stat
@@ -258,3 +259,88 @@ def test_any_file_loads_as_a_valid_snapshot_or_none(content: bytes) -> None:
         cache.save(source, "OTHER", snapshot_at(NOW))
         plant(path_of(cache, source), content)
         assert_valid(cache.load(source, "DEV"))
+
+
+# -- the directory and its ancestors --------------------------------------------------------------
+
+
+def assert_refused(directory: Path, caplog: pytest.LogCaptureFixture, reason: str) -> None:
+    """A cache in ``directory`` turns itself off with the layer's one warning, naming ``reason``, and writes nothing."""
+    source = DictSource({"DEV": {"k": "v"}})
+    cache = DiskCache(str(directory), clock=lambda: NOW)
+    with caplog.at_level(logging.WARNING, logger="confstage"):
+        cache.save(source, "DEV", snapshot_at(NOW))
+        assert cache.load(source, "DEV") is None
+    assert not cache.enabled
+    warnings = [r.getMessage() for r in caplog.records if "cache disabled" in r.getMessage()]
+    assert len(warnings) == 1
+    assert reason in warnings[0]
+
+
+def assert_accepted(directory: Path) -> None:
+    """A cache in ``directory`` writes and reads its snapshot."""
+    source = DictSource({"DEV": {"k": "v"}})
+    cache = DiskCache(str(directory), clock=lambda: NOW)
+    cache.save(source, "DEV", snapshot_at(NOW))
+    assert cache.load(source, "DEV") == snapshot_at(NOW)
+    assert cache.enabled
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a symlink away")
+def test_a_symlinked_parent_owned_by_another_user_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A parent reached through someone else's symlink is refused (only the last component was checked)."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    os.lchown(link, 65534, 65534)
+    assert_refused(link / "cache", caplog, "a symlink owned by another user")
+    assert list(real.iterdir()) == []
+
+
+def test_a_symlinked_parent_of_our_own_is_accepted(tmp_path: Path) -> None:
+    """A parent reached through our own (or root's) symlink works: macOS's /tmp is a link to /private/tmp."""
+    real = tmp_path / "private-tmp"
+    real.mkdir(mode=0o700)
+    (tmp_path / "tmp").symlink_to(real)
+    assert_accepted(tmp_path / "tmp" / "confstage")
+    assert [p.name for p in real.iterdir()] == ["confstage"]
+
+
+@pytest.mark.parametrize("depth", [1, 3], ids=["parent", "three-levels-up"])
+def test_an_ancestor_others_can_write_to_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, depth: int
+) -> None:
+    """A directory anywhere above the cache that group or others can write to (not sticky) is refused."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    below = shared.joinpath(*[f"d{i}" for i in range(depth - 1)])
+    below.mkdir(parents=True, exist_ok=True)
+    assert_refused(below / "cache", caplog, f"is under {shared}, which other users can write to")
+
+
+def test_a_sticky_world_writable_ancestor_is_accepted(tmp_path: Path) -> None:
+    """A sticky world-writable ancestor (the /tmp shape) is fine: others cannot rename what is ours in it."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert_accepted(sticky / "cache")
+
+
+def test_a_symlink_to_an_unsafe_place_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Our own symlink is followed and its target walked: a target under a writable-by-all directory is refused."""
+    shared = tmp_path / "shared"
+    (shared / "real").mkdir(parents=True)
+    shared.chmod(0o777)
+    (tmp_path / "link").symlink_to(shared / "real")
+    assert_refused(tmp_path / "link" / "cache", caplog, "which other users can write to")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory away")
+def test_an_ancestor_owned_by_another_user_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A parent owned by someone else (who could swap our directory for theirs) is refused."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    assert_refused(theirs / "cache", caplog, "which is owned by another user")
