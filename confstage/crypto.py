@@ -273,16 +273,17 @@ class Sealer:
     def _key(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._current is None:
-                from botocore.exceptions import BotoCoreError, ClientError
-
-                try:
-                    response = self._kms().generate_data_key(
-                        KeyId=self.kms_key, KeySpec="AES_256", EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
-                    )
-                except (BotoCoreError, ClientError) as exc:
-                    raise aws.source_error(
-                        exc, source="/tmp cache", operation="kms:GenerateDataKey", target=f"KMS key {self.kms_key}"
-                    ) from exc
+                response = aws.call(
+                    self._kms(),
+                    "kms:GenerateDataKey",
+                    {
+                        "KeyId": self.kms_key,
+                        "KeySpec": "AES_256",
+                        "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE},
+                    },
+                    source="/tmp cache",
+                    target=f"KMS key {self.kms_key}",
+                )
                 self._current = (response["CiphertextBlob"], response["Plaintext"])
             return self._current
 
@@ -290,14 +291,13 @@ class Sealer:
         with self._lock:
             if self._current is not None and self._current[0] == wrapped:
                 return self._current[1]
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self._kms().decrypt(
-                CiphertextBlob=wrapped, EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise aws.source_error(exc, source="/tmp cache", operation="kms:Decrypt", target="cache data key") from exc
+        response = aws.call(
+            self._kms(),
+            "kms:Decrypt",
+            {"CiphertextBlob": wrapped, "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE}},
+            source="/tmp cache",
+            target="cache data key",
+        )
         data_key: bytes = response["Plaintext"]
         with self._lock:
             if self._current is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -21,6 +22,7 @@ from confstage.errors import DecryptError
 from confstage.sources import Source, build_source
 from confstage.sources.dynamodb import DynamoDBSource
 
+from .fakes import DictSource
 from .faultproxy import GARBAGE, FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -225,3 +227,19 @@ def test_a_genuinely_empty_answer_stays_not_found(case: str, boto: Callable[[str
     assert time.perf_counter() - started < BOUND_SECONDS
     assert (dict(fetched), dict(fetched.errors)) == ({}, {})
     assert proxy.requests >= 1
+
+
+@pytest.mark.parametrize("body", ["empty-object", "html"])
+def test_a_garbage_kms_answer_to_the_cache_sealer_leaves_secrets_out_of_tmp(
+    body: str, kms_key: str, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When KMS answers GenerateDataKey with garbage, the get still answers and the secret stays off disk."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", proxy.url)
+    proxy.fault, proxy.garbage_body = "garbage", BODIES[body]
+    source = DictSource({"DEV": {"password": VALUE, "host": "db.local"}}, secret={"password"})
+    config = Config([source], stage="DEV", cache_dir=str(tmp_path / "cache"), cache_kms_key=kms_key)
+
+    assert config.get_many(["password", "host"]) == {"password": VALUE, "host": "db.local"}
+    (path,) = (tmp_path / "cache").iterdir()
+    assert VALUE not in path.read_text()
+    assert json.loads(path.read_text())["withheld"] == ["password"]
