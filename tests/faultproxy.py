@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,14 @@ from urllib.parse import urlsplit
 
 FAULTS = ("500", "throttle", "drop", "slow", "hang", "trickle", "garbage")
 GARBAGE = b"<html><body>502 upstream gone \xff\xfe</body>"
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up on a kept-alive connection (a body closed unread, a test ending) is no error here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FaultProxy:
@@ -34,7 +43,7 @@ class FaultProxy:
         self.garbage_body = GARBAGE
         self.requests = 0
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
