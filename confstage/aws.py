@@ -28,6 +28,7 @@ __all__ = [
     "client",
     "client_config",
     "error_code",
+    "read_body",
     "reset",
     "source_error",
     "store_identity",
@@ -246,7 +247,10 @@ def _get(response: Any, name: str) -> Any:
 
 def _guard(made: Any) -> None:
     """Register the raw-body checks of ``PROMISES`` on a client, once (a stand-in client gets none)."""
-    if made in _guarded:
+    try:
+        if made in _guarded:
+            return
+    except TypeError:  # a stand-in that cannot be weakly referenced: nothing to register on it anyway
         return
     meta = getattr(made, "meta", None)
     events = getattr(meta, "events", None)

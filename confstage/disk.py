@@ -42,9 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["DiskCache", "Snapshot", "store_identity"]
 
 FORMAT = 1
-# 4 MiB holds a big stage: 4,000 values of 1 KB, or a thousand SSM parameters at their 4 KB maximum,
-# with the JSON around them; reading and parsing it stays within a few tens of MB at worst.
-MAX_BYTES = 4 * 1024 * 1024
+# 2 MiB holds a big stage (2,000 values of 1 KB, or 500 SSM parameters at their 4 KB maximum, with the
+# JSON around them) and bounds what a load costs: a file of that size made of nothing but tiny entries
+# parses to ~45 MB of Python objects at worst, a real stage to a few MB.
+MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -334,6 +335,7 @@ def _unsafe_ancestor(path: str) -> str | None:
 
 
 def _unsafe_directory(path: str, uid: int, info: os.stat_result | None = None) -> str | None:
+    """What lets another user change the directory ``path`` itself (see ``_unsafe_ancestor``), or None."""
     try:
         info = info or os.lstat(path)
     except OSError as exc:
