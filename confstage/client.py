@@ -120,7 +120,7 @@ class Config:
                 cache_dir = variables.DEFAULT_CACHE_DIR
         if cache_kms_key is None:
             cache_kms_key = env("CONFSTAGE_CACHE_KMS_KEY", environ) or None
-        disk = DiskCache(cache_dir, sealer=_sealer(cache_kms_key)) if cache_dir else None
+        disk = DiskCache(cache_dir, sealer=_sealer(cache_kms_key), clock=clock) if cache_dir else None
         self._clock = clock
         self.clock = clock  # the wall clock of this client (injected in tests)
         self._layers = [
