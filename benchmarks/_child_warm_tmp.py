@@ -15,7 +15,7 @@ from typing import Any
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
     import confstage
-    from confstage import aws
+    from confstage.transport.botocore import add_client_hook
 
     latency_s = float(spec["latency_ms"]) / 1000.0
     requests = 0
@@ -26,7 +26,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         if latency_s:
             time.sleep(latency_s)
 
-    aws.add_client_hook(lambda client: client.meta.events.register("before-send", before_send))
+    add_client_hook(lambda client: client.meta.events.register("before-send", before_send))
     keys: list[str] = spec["keys"]
     started = time.perf_counter()
     confstage.configure(sources=[spec["url"]], stage=spec["stage"], cache_dir=spec["cache_dir"])

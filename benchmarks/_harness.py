@@ -51,7 +51,7 @@ def summarize(samples: Sequence[float], unit: str) -> dict[str, Any]:
 class Probe:
     """A botocore ``before-send`` handler: counts every HTTP request and sleeps ``latency_ms`` before it.
 
-    The same probe is attached to confstage's clients (through ``aws.add_client_hook``) and to the raw
+    The same probe is attached to confstage's clients (``transport.botocore.add_client_hook``) and to the raw
     boto3 and Powertools clients, so every contender pays the same simulated round trip.
     """
 

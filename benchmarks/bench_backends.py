@@ -440,8 +440,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.enter_context(environment({"PYTHONPYCACHEPREFIX": str(pycache)}))
         probe = Probe(settings.latency_ms)
         from confstage import aws
+        from confstage.transport.botocore import add_client_hook
 
-        remove_hook = aws.add_client_hook(probe.attach)
+        remove_hook = add_client_hook(probe.attach)
         stack.callback(remove_hook)
         stack.callback(aws.reset)
         aws.reset()

@@ -1,4 +1,5 @@
-"""The package's global state, in one place: the default client, the invocation in force, the running ones.
+"""The package's global state, in one place: the default client, the invocation in force, the running ones,
+the transport AWS calls go through, and the deadline of the fetch in progress.
 
 ``import confstage`` imports this module and nothing else, so it stays tiny (``contextvars`` only).
 No other module keeps module-level state about clients or invocations, and none reaches into
@@ -16,14 +17,17 @@ if TYPE_CHECKING:
 
     from .client import Config
     from .sources.base import Source
+    from .transport import Transport
 
 __all__ = [
     "CURRENT",
+    "DEADLINE",
     "EMPTY",
     "FOREVER",
     "MISSING",
     "RUNNING",
     "SETTINGS_OVERRIDES",
+    "WATCHED",
     "Invocation",
     "Missing",
     "configure",
@@ -34,7 +38,9 @@ __all__ = [
     "reset",
     "running",
     "sole_invocation",
+    "transport",
     "use",
+    "use_transport",
 ]
 
 
@@ -90,8 +96,17 @@ CURRENT: ContextVar[Invocation | None] = ContextVar("confstage_invocation", defa
 # Only enter() and leave() change it; everyone else reads it.
 RUNNING: set[Invocation] = set()
 
+# The ``time.monotonic()`` by which the fetch running in this thread must be done (set by the cache layer
+# around ``Source.fetch``; the call layer gives it to every request of that fetch). None: no deadline.
+DEADLINE: ContextVar[float | None] = ContextVar("confstage_deadline", default=None)
+
 _client: Config | None = None
+_transport: Transport | None = None
 _lock: Any = None
+
+# Explicit clients (``@handler(config=...)``) expired after a SnapStart restore besides the default one, as
+# weak references (``snapstart.watch``).
+WATCHED: list[Any] = []
 
 # Settings objects a test put in place (confstage.testing.override_settings): class -> instance.
 SETTINGS_OVERRIDES: dict[type, Any] = {}
@@ -126,18 +141,24 @@ def get_client() -> Config | None:
     return _client
 
 
-def default() -> Config:
-    """The default client, built from the ``CONFSTAGE_*`` variables on first use."""
-    global _client, _lock
-    client = _client
-    if client is None:
+def _locked() -> Any:
+    """The lock that guards making the default client and transport (made on first use: threading costs)."""
+    global _lock
+    if _lock is None:
         import threading
 
+        _lock = threading.RLock()  # an RLock: building the default client may choose the transport
+    return _lock
+
+
+def default() -> Config:
+    """The default client, built from the ``CONFSTAGE_*`` variables on first use."""
+    global _client
+    client = _client
+    if client is None:
         from .client import Config
 
-        if _lock is None:
-            _lock = threading.Lock()
-        with _lock:
+        with _locked():
             client = _client
             if client is None:
                 client = _client = Config()
@@ -165,3 +186,23 @@ def use(client: Config | None) -> None:
 def reset() -> None:
     """Drop the default client; the next call builds a new one from the environment."""
     use(None)
+
+
+def transport() -> Transport:
+    """The transport the runtime's AWS calls go through, chosen on first use (``aws.choose_transport``)."""
+    global _transport
+    found = _transport
+    if found is None:
+        with _locked():
+            found = _transport
+            if found is None:
+                from .aws import choose_transport
+
+                found = _transport = choose_transport()
+    return found
+
+
+def use_transport(transport: Transport | None) -> None:
+    """Make ``transport`` the runtime's (None: choose one again on next use); tests swap in their own."""
+    global _transport
+    _transport = transport

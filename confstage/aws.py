@@ -1,162 +1,110 @@
-"""boto3 clients and the calls the runtime makes with them.
+"""The call layer: every AWS request confstage makes goes through ``call``, over a ``Transport``.
 
-boto3 is imported here and only here, the first time a source needs a client. Clients are
-thread-safe once made; making them is not, hence the lock and the one shared session.
-Timeouts suit Lambda: a dead endpoint gives up in seconds, not minutes.
+::
 
-``call`` is the one way a source reads AWS: it makes the request, turns every failure into a
-``SourceError`` naming the source and the operation, and checks the answer against what the
-operation promises (``PROMISES``), so a 200 that is not a real answer (an HTML page from a proxy,
-an empty or truncated body) is an error, never "not found". ``store_identity`` names the store a
-client reaches (region, endpoint, principal) for the /tmp cache, from the environment when it can.
+    Caller.call / Caller.pages            a source or store: which request, which fields
+    └── call(operation, params, ...)      the request (AwsRequest), its deadline, the answer checked
+        └── Transport.call(request)       botocore (transport/botocore.py) or, later, lite
+
+``call`` builds the ``AwsRequest``, applies the deadline (given, or the fetch's in ``_state.DEADLINE``), sends it
+over the transport (given, or ``_state.transport()``, chosen once by ``choose_transport``), and turns every failure
+into a ``SourceError`` naming the source, the operation (as IAM spells it, ``dynamodb:Query``) and what it read,
+chained to the transport's error, with ``throttled`` set when AWS refused for rate. An error code the caller
+expects (``answers``: no such object, a refused ciphertext) is returned as an ``ErrorAnswer`` instead. A 2xx
+that lacks what the operation always sends (``PROMISES``: an empty or truncated body, a proxy's page) is a
+``SourceError`` too, never "not found". ``pages`` follows an operation's page tokens (``PAGES``) and asks again,
+with jittered backoff, for what a batch left unprocessed (``UNPROCESSED``).
+
+``store_identity`` names the store a source reaches (region, endpoint, principal) for the /tmp cache.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import weakref
-from collections.abc import Callable, Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from . import _state
+from ._backoff import Backoff
+from .errors import SourceError
+from .transport import AwsError, AwsRequest, NetworkError, Transport
+
 __all__ = [
+    "PAGES",
     "PROMISES",
+    "THROTTLING_CODES",
+    "UNPROCESSED",
+    "Caller",
     "ErrorAnswer",
     "Promise",
-    "add_client_hook",
+    "Retry",
     "call",
-    "client",
-    "client_config",
-    "error_code",
+    "choose_transport",
+    "digest",
     "read_body",
     "reset",
-    "source_error",
     "store_identity",
 ]
 
-_lock = threading.Lock()
-_session: Any = None
-_clients: dict[tuple[str, str | None, str | None], Any] = {}
-_hooks: list[Callable[[Any], None]] = []
-
-
-def client_config() -> Any:
-    """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable)."""
-    from botocore.config import Config
-
-    from .variables import env_float
-
-    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
-    return Config(
-        connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
-        read_timeout=env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
-        retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
-        user_agent_extra="confstage",
-    )
-
-
-def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """The process-wide client for a service (``AWS_ENDPOINT_URL*`` honoured as boto3 honours them)."""
-    if region is None and not os.environ.get("AWS_DEFAULT_REGION"):
-        region = os.environ.get("AWS_REGION") or None  # Lambda sets both; botocore reads only the first
-    cache_key = (service, region, endpoint_url)
-    found = _clients.get(cache_key)
-    if found is not None:
-        return found
-    with _lock:
-        found = _clients.get(cache_key)
-        if found is None:
-            global _session
-            if _session is None:
-                import boto3.session
-
-                _session = boto3.session.Session()
-            found = _session.client(service, region_name=region, endpoint_url=endpoint_url, config=client_config())
-            _guard(found)
-            for hook in _hooks:
-                hook(found)
-            _clients[cache_key] = found
-        return found
-
-
-def add_client_hook(hook: Callable[[Any], None]) -> Callable[[], None]:
-    """Call ``hook(client)`` on every client made from now on (tests, benchmarks); returns a remover."""
-    with _lock:
-        _hooks.append(hook)
-
-    def remove() -> None:
-        with _lock:
-            if hook in _hooks:
-                _hooks.remove(hook)
-
-    return remove
-
-
-def reset() -> None:
-    """Forget every client and the session (tests; a new endpoint or credentials)."""
-    global _session
-    with _lock:
-        _clients.clear()
-        _session = None
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ``ClientError`` ('' for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def source_error(exc: BaseException, *, source: str, operation: str, target: str = "") -> Any:
-    """A ``SourceError`` for a failed AWS call: names the source, the operation and what it read.
-
-    The detail is AWS's error message, or the ``detail`` of an error of ours (never a value);
-    other botocore messages are left out (a parameter validation error quotes the parameters).
-    """
-    from .errors import SourceError
-
-    code = error_code(exc) or type(exc).__name__
-    message = ""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        message = str(response.get("Error", {}).get("Message", ""))[:300]
-    elif isinstance(getattr(exc, "detail", None), str):
-        message = exc.detail  # type: ignore[attr-defined]  # checked just above
-    where = f" on {target}" if target else ""
-    detail = f": {message}" if message else ""
-    return SourceError(f"{operation}{where} failed with {code}{detail}", source=source, operation=operation)
-
-
-# -- the calls the runtime makes ----------------------------------------------------------------
+# botocore.retries.standard's throttling codes: a SourceError for one of them is ``throttled``.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
 
 
 class Promise(NamedTuple):
-    """What every successful answer of an operation carries (botocore's parsed names and types).
-
-    ``json``: the service speaks JSON, so the raw body of a 2xx must be a JSON object (checked before
-    botocore parses it); ``whole``: parse it fully, for small answers whose emptiness means "not found".
-    """
+    """What every successful answer of an operation carries (botocore's parsed names and types)."""
 
     fields: tuple[tuple[str, type], ...]
-    json: bool = False
-    whole: bool = False
 
 
-# Each runtime read, and what AWS always sends back for it. A genuinely empty answer still has
-# these fields (a Query with ``Items: []``, a path with ``Parameters: []``); an absent secret or
-# object is an error code that the caller lists in ``answers``. GetItem alone promises no field:
-# ``{}`` is how DynamoDB says there is no item, so its body is checked whole instead.
+# Each runtime read, and what AWS always sends back for it. A genuinely empty answer still has these fields
+# (a Query with ``Items: []``, a path with ``Parameters: []``); an absent secret or object is an error code that
+# the caller lists in ``answers``. GetItem promises no field: ``{}`` is how DynamoDB says there is no item (the
+# botocore transport parses its body whole before botocore does).
 PROMISES: dict[str, Promise] = {
-    "dynamodb:Query": Promise((("Items", list),), json=True),
-    "dynamodb:GetItem": Promise((), json=True, whole=True),
-    "dynamodb:BatchGetItem": Promise((("Responses", dict),), json=True),
-    "ssm:GetParametersByPath": Promise((("Parameters", list),), json=True),
-    "secretsmanager:GetSecretValue": Promise((("Name", str), ("VersionId", str)), json=True),
-    "kms:Decrypt": Promise((("Plaintext", bytes),), json=True),
-    "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes)), json=True),
+    "dynamodb:Query": Promise((("Items", list),)),
+    "dynamodb:BatchGetItem": Promise((("Responses", dict),)),
+    "ssm:GetParametersByPath": Promise((("Parameters", list),)),
+    "secretsmanager:GetSecretValue": Promise((("Name", str), ("VersionId", str))),
+    "kms:Decrypt": Promise((("Plaintext", bytes),)),
+    "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes))),
     "s3:GetObject": Promise((("ETag", str),)),
     "s3:ListObjectsV2": Promise((("IsTruncated", bool),)),
+}
+
+# Paginated operations: (request field, response field) of each token that asks for the next page.
+PAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "dynamodb:Query": (("ExclusiveStartKey", "LastEvaluatedKey"),),
+    "dynamodb:Scan": (("ExclusiveStartKey", "LastEvaluatedKey"),),
+    "ssm:GetParametersByPath": (("NextToken", "NextToken"),),
+    "ssm:GetParameterHistory": (("NextToken", "NextToken"),),
+    "secretsmanager:ListSecretVersionIds": (("NextToken", "NextToken"),),
+    "s3:ListObjectsV2": (("ContinuationToken", "NextContinuationToken"),),
+    "s3:ListObjectVersions": (("KeyMarker", "NextKeyMarker"), ("VersionIdMarker", "NextVersionIdMarker")),
+}
+
+# Batch operations: the response field holding what was left unprocessed (sent again as ``RequestItems``), and
+# what its entries are called in errors.
+UNPROCESSED: dict[str, tuple[str, str]] = {
+    "dynamodb:BatchGetItem": ("UnprocessedKeys", "keys"),
+    "dynamodb:BatchWriteItem": ("UnprocessedItems", "items"),
 }
 
 
@@ -164,63 +112,70 @@ class ErrorAnswer(NamedTuple):
     """An AWS error that answers the question (no such object, a refused ciphertext), returned by ``call``."""
 
     code: str
-    error: BaseException
+    error: AwsError
 
 
-_guarded: weakref.WeakSet[Any] = weakref.WeakSet()
+class Retry(NamedTuple):
+    """How ``pages`` asks again for what a batch left unprocessed: ``attempts`` calls in all, jittered backoff."""
+
+    attempts: int = 8
+    backoff: Backoff = Backoff(base=0.05, cap=2.0)
+    sleep: Callable[[float], None] = time.sleep
+
+
+def choose_transport() -> Transport:
+    """The transport the runtime's reads go through, made once per process (``_state.transport``)."""
+    from .transport.botocore import BotocoreTransport
+
+    return BotocoreTransport()
+
+
+def reset() -> None:
+    """Forget the default transport and its clients (tests; a new endpoint or credentials)."""
+    _state.use_transport(None)
 
 
 def call(
-    made: Any,
     operation: str,
-    request: Mapping[str, Any],
+    params: Mapping[str, Any],
     *,
     source: str,
     target: str = "",
     answers: Collection[str] = (),
+    transport: Transport | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    deadline: float | None = None,
 ) -> Any:
     """Make one AWS call (``operation`` as IAM spells it, ``dynamodb:Query``) and return the parsed answer.
 
-    Every failure is a ``SourceError`` naming ``source``, the operation and ``target``, chained to its
-    cause: an AWS error, a timeout, and a 2xx that is not a real answer (a body that does not parse,
-    or that lacks what ``PROMISES`` says the operation always sends). An AWS error whose code is in
-    ``answers`` is returned as an ``ErrorAnswer`` instead, for the caller to read.
+    Every failure is a ``SourceError`` naming ``source``, the operation and ``target``, chained to the transport's
+    error (``throttled`` when AWS refused for rate); an AWS error whose code is in ``answers`` is returned as an
+    ``ErrorAnswer`` instead. ``deadline`` (``time.monotonic``) defaults to the fetch's, when one is running.
     """
-    from botocore import xform_name
-    from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
-
-    from .errors import SourceError
-
-    _guard(made)
+    service, _, name = operation.partition(":")
+    if deadline is None:
+        deadline = _state.DEADLINE.get()
+    request = AwsRequest(service, name, params, region, endpoint_url, deadline)
     where = f" on {target}" if target else ""
-    unreadable = ""
     try:
-        response = getattr(made, xform_name(operation.partition(":")[2]))(**request)
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in answers:
-            return ErrorAnswer(code, exc)
-        raise source_error(exc, source=source, operation=operation, target=target) from exc
-    except BotoCoreError as exc:
-        raise source_error(exc, source=source, operation=operation, target=target) from exc
-    except (ResponseParserError, ValueError, TypeError, AttributeError, LookupError) as exc:
-        # botocore's parser on a body it cannot read (a check in _responses runs first where it can).
-        unreadable = type(exc).__name__
-    if unreadable:
-        # Raised outside the ``except``: the parser's exception can hold the body (UnicodeDecodeError.object).
+        response = (transport or _state.transport()).call(request)
+    except AwsError as exc:
+        if exc.code in answers:
+            return ErrorAnswer(exc.code, exc)
+        throttled = exc.throttled or exc.code in THROTTLING_CODES
         raise SourceError(
-            f"{operation}{where} returned a response botocore could not parse ({unreadable})",
-            source=source,
-            operation=operation,
-        )
+            f"{operation}{where} failed with {exc}", source=source, operation=operation, throttled=throttled
+        ) from exc
+    except NetworkError as exc:
+        raise SourceError(f"{operation}{where} failed with {exc}", source=source, operation=operation) from exc
     promise = PROMISES.get(operation)
     if promise is not None:
-        lacking = [name for name, kind in promise.fields if not isinstance(_get(response, name), kind)]
+        lacking = [field for field, kind in promise.fields if not isinstance(_get(response, field), kind)]
         if lacking or not isinstance(response, Mapping):
-            stream = _get(response, "Body")
-            if stream is not None:
-                stream.close()  # a streamed body left unread would keep its connection open
+            body = _get(response, "Body")
+            if body is not None:
+                body.close()  # a streamed body left unread would keep its connection open
             raise SourceError(
                 f"{operation}{where} returned a response without {', '.join(lacking) or 'a body'}: "
                 "not an answer from AWS (a proxy or a broken endpoint?)",
@@ -232,78 +187,123 @@ def call(
 
 def read_body(response: Mapping[str, Any], *, source: str, operation: str, target: str = "") -> bytes:
     """The whole streamed body of a response (S3 GetObject); a failure while reading is a ``SourceError``."""
-    from botocore.exceptions import BotoCoreError
-
     try:
         data: bytes = response["Body"].read()
-    except BotoCoreError as exc:
-        raise source_error(exc, source=source, operation=operation, target=target) from exc
+    except NetworkError as exc:
+        where = f" on {target}" if target else ""
+        raise SourceError(f"{operation}{where} failed with {exc}", source=source, operation=operation) from exc
     return data
+
+
+class Caller:
+    """How one source or store calls AWS: its name in errors, and its transport (None: the runtime's)."""
+
+    __slots__ = ("source", "transport")
+
+    def __init__(self, source: str, transport: Transport | None = None) -> None:
+        self.source = source
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"Caller({self.source!r})"
+
+    def call(
+        self, operation: str, params: Mapping[str, Any], *, target: str = "", answers: Collection[str] = ()
+    ) -> Any:
+        """``aws.call`` for this source."""
+        return call(operation, params, source=self.source, target=target, answers=answers, transport=self.transport)
+
+    def pages(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        target: str = "",
+        answers: Collection[str] = (),
+        retry: Retry | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a paginated operation (``PAGES``), or every round of a batch (``UNPROCESSED``).
+
+        An error code in ``answers`` ends the walk (a parameter that does not exist has no history). A batch's
+        unprocessed entries are sent again after ``retry``'s backoff; still left after its attempts, they are a
+        ``SourceError`` (throttled).
+        """
+        request = dict(params)
+        tokens = PAGES.get(operation, ())
+        left = UNPROCESSED.get(operation)
+        retry = retry or Retry()
+        attempt = 1
+        while True:
+            page = self.call(operation, request, target=target, answers=answers)
+            if isinstance(page, ErrorAnswer):
+                return
+            yield page
+            if left is not None:
+                pending = page.get(left[0]) or {}
+                if not pending:
+                    return
+                if attempt >= retry.attempts:
+                    count = sum(
+                        len(entry["Keys"]) if isinstance(entry, dict) else len(entry) for entry in pending.values()
+                    )
+                    where = f" on {target}" if target else ""
+                    raise SourceError(
+                        f"{operation}{where} left {count} {left[1]} unprocessed after {attempt} attempts (throttled)",
+                        source=self.source,
+                        operation=operation,
+                        throttled=True,
+                    )
+                retry.sleep(retry.backoff.delay(attempt))
+                attempt += 1
+                request = {**request, "RequestItems": pending}
+                continue
+            following = {ask: page.get(answer) for ask, answer in tokens}
+            if not any(following.values()):
+                return
+            request = {
+                name: value for name, value in {**request, **following}.items() if value or name not in following
+            }
+
+    def read_body(self, response: Mapping[str, Any], *, operation: str, target: str = "") -> bytes:
+        """``aws.read_body`` for this source."""
+        return read_body(response, source=self.source, operation=operation, target=target)
+
+    def identity(self, service: str) -> str:
+        """``store_identity`` of this caller's transport."""
+        return store_identity(service, transport=self.transport)
 
 
 def _get(response: Any, name: str) -> Any:
     return response.get(name) if isinstance(response, Mapping) else None
 
 
-def _guard(made: Any) -> None:
-    """Register the raw-body checks of ``PROMISES`` on a client, once (a stand-in client gets none)."""
-    try:
-        if made in _guarded:
-            return
-    except TypeError:  # a stand-in that cannot be weakly referenced: nothing to register on it anyway
-        return
-    meta = getattr(made, "meta", None)
-    events = getattr(meta, "events", None)
-    model = getattr(meta, "service_model", None)
-    if events is not None and model is not None:
-        from ._responses import check_json_body
-
-        prefix, service_id = model.endpoint_prefix, model.service_id.hyphenize()
-        for operation, promise in PROMISES.items():
-            service, _, name = operation.partition(":")
-            if service == prefix and promise.json:
-                events.register_first(
-                    f"before-parse.{service_id}.{name}",
-                    check_json_body(operation, whole=promise.whole),
-                    unique_id=f"confstage-body-{operation}",
-                )
-    _guarded.add(made)
-
-
-# -- which store a client reaches (the /tmp cache's key) ------------------------------------------
+# -- which store a source reaches (the /tmp cache's key) ------------------------------------------
 
 _ENDPOINT_NAMES = {"dynamodb": "DYNAMODB", "s3": "S3", "ssm": "SSM", "secretsmanager": "SECRETS_MANAGER", "kms": "KMS"}
 
 
-def store_identity(service: str, *, made: Any = None, environ: Mapping[str, str] | None = None) -> str:
-    """Where a client of ``service`` reaches: ``region=… endpoint=… principal=…``, never a credential.
+def store_identity(
+    service: str, *, transport: Transport | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Where ``service`` is reached: ``region=… endpoint=… principal=…``, never a credential.
 
-    Region names are unique across partitions, so the region names the partition too. The account is
-    not known without an STS call; the principal stands in for it, as a digest of the access key id
-    (a different user, role session or account never shares a snapshot; the same one always does
-    within a Lambda environment, whose credentials are fixed). ``made``: a client the caller was given.
-    Without one, the environment answers when it decides alone, as it does in Lambda (credentials and
-    region set, no shared config file that could name another endpoint), importing nothing; otherwise
-    the client ``client(service)`` makes answers (boto3 is imported).
+    Region names are unique across partitions, so the region names the partition too. The account is not known
+    without an STS call; the principal stands in for it, as a digest of the access key id (a different user, role
+    session or account never shares a snapshot; the same one always does within a Lambda environment, whose
+    credentials are fixed). The runtime's transport answers from the environment when it decides alone, as it does
+    in Lambda (credentials and region set, no shared config file that could name another endpoint), importing
+    nothing; otherwise the transport says (``identity(service)``: botocore's client knows).
     """
     env = os.environ if environ is None else environ
-    if made is None:
+    if transport is None:
         found = _identity_from_environment(service, env)
         if found is not None:
             return found
-        made = client(service)
-    meta = getattr(made, "meta", None)
-    region = getattr(meta, "region_name", None) or "none"
-    endpoint = getattr(meta, "endpoint_url", None) or "none"
-    signer = getattr(made, "_request_signer", None)  # botocore keeps the credentials there, and only there
-    credentials = getattr(signer, "_credentials", None)
-    if credentials is not None:
-        principal = _digest(str(credentials.access_key))
-    elif signer is not None:
-        principal = "anonymous"
-    else:
-        principal = f"client-{id(made):x}"  # a stand-in client: known to this process only
-    return f"region={region} endpoint={endpoint} principal={principal}"
+        transport = _state.transport()
+    identify = getattr(transport, "identity", None)
+    if callable(identify):
+        return str(identify(service))
+    return f"transport={transport.name}-{id(transport):x}"  # known to this process only
 
 
 def _identity_from_environment(service: str, env: Mapping[str, str]) -> str | None:
@@ -318,10 +318,10 @@ def _identity_from_environment(service: str, env: Mapping[str, str]) -> str | No
     if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
         specific = f"AWS_ENDPOINT_URL_{_ENDPOINT_NAMES.get(service, service.upper())}"
         endpoint = env.get(specific) or env.get("AWS_ENDPOINT_URL") or endpoint
-    return f"region={region} endpoint={endpoint} principal={_digest(key_id)}"
+    return f"region={region} endpoint={endpoint} principal={digest(key_id)}"
 
 
-def _digest(key_id: str) -> str:
+def digest(key_id: str) -> str:
     """A short digest of an access key id: tells principals apart and never shows the id."""
     try:
         from _blake2 import blake2b  # what hashlib re-exports, without hashlib's 5 ms of OpenSSL import

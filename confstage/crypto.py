@@ -16,8 +16,13 @@ is ``{"confstage:purpose": "config-value", "confstage:stage": STAGE, "confstage:
 GCM associated data is the same triple. A ciphertext copied to another key or stage therefore fails
 to decrypt (``DecryptError`` naming the stage and key), even when its data key is already cached.
 
-Plaintext data keys are cached in memory only, keyed by the wrapped key, so decrypting the same
-value again after a TTL costs no KMS call. ``cryptography`` and botocore are imported on first use.
+Plaintext data keys are cached in memory only (a ``cachetools.TTLCache`` keyed by the wrapped key, each
+kept ``DATA_KEY_LIFETIME`` seconds), so decrypting the same value again after a TTL costs no KMS call.
+KMS is reached through the call layer (``aws.Caller``); ``cryptography`` and ``cachetools`` are imported on
+first use.
+
+Words: a *secure* value is one envelope-encrypted at rest in a store (this module's ``encrypt``); the /tmp
+cache's ``Sealer`` *seals* secrets (values that must not reach a disk in plaintext) under a key of its own.
 """
 
 from __future__ import annotations
@@ -27,16 +32,21 @@ import binascii
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import aws
+from .aws import Caller, ErrorAnswer
 from .errors import DecryptError, SourceError
-from .sources.base import Fetched
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 __all__ = [
+    "DATA_KEY_LIFETIME",
     "PREFIX",
     "PURPOSE",
+    "Sealed",
     "Sealer",
     "associated_data",
     "clear_data_keys",
@@ -44,11 +54,11 @@ __all__ = [
     "encrypt",
     "encryption_context",
     "is_envelope",
-    "open_envelopes",
 ]
 
 PREFIX = "cs1:"
 PURPOSE = "config-value"
+DATA_KEY_LIFETIME = 3600.0  # seconds a plaintext data key stays in memory after KMS gave it
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _MAX_CACHED_KEYS = 4096
@@ -57,7 +67,7 @@ _ENVELOPE = re.compile(r"cs1:[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-
 
 _REFUSED = ("InvalidCiphertextException", "IncorrectKeyException")  # KMS: this ciphertext, not the service
 
-_data_keys: dict[bytes, bytes] = {}  # wrapped key -> plaintext data key, memory only
+_data_keys: Any = None  # cachetools.TTLCache: wrapped key -> plaintext data key, memory only (made on first use)
 _lock = threading.Lock()
 
 
@@ -76,39 +86,37 @@ def associated_data(stage: str, key: str) -> bytes:
     return "\0".join((PREFIX, PURPOSE, stage, key)).encode("utf-8")
 
 
-def encrypt(plaintext: str, *, stage: str, key: str, kms_key: str, client: Any = None, source: str = "") -> str:
+def encrypt(plaintext: str, *, stage: str, key: str, kms_key: str, kms: Caller | None = None) -> str:
     """Encrypt one value for ``(stage, key)`` under a fresh data key from ``kms_key``; return the envelope."""
-    from botocore.exceptions import BotoCoreError, ClientError
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    kms = client if client is not None else aws.client("kms")
-    try:
-        response = kms.generate_data_key(
-            KeyId=kms_key, KeySpec="AES_256", EncryptionContext=encryption_context(stage, key)
-        )
-    except (BotoCoreError, ClientError) as exc:
-        raise aws.source_error(
-            exc, source=source, operation="kms:GenerateDataKey", target=f"KMS key {kms_key}"
-        ) from exc
+    kms = kms or Caller("")
+    response = kms.call(
+        "kms:GenerateDataKey",
+        {"KeyId": kms_key, "KeySpec": "AES_256", "EncryptionContext": encryption_context(stage, key)},
+        target=f"KMS key {kms_key}",
+    )
     data_key: bytes = response["Plaintext"]
     wrapped: bytes = response["CiphertextBlob"]
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode("utf-8"), associated_data(stage, key))
-    return PREFIX + ".".join(_b64encode(part) for part in (wrapped, nonce, sealed))
+    ciphertext = AESGCM(data_key).encrypt(nonce, plaintext.encode("utf-8"), associated_data(stage, key))
+    return PREFIX + ".".join(_b64encode(part) for part in (wrapped, nonce, ciphertext))
 
 
-def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: str = "") -> str:
+def decrypt(envelope: str, *, stage: str, key: str, kms: Caller | None = None) -> str:
     """Decrypt an envelope stored for ``(stage, key)``; ``DecryptError`` names them, never the value."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    kms = kms or Caller("")
+    source = kms.source
     what = f"secure value of key {key!r} for stage {stage!r}"
-    wrapped, nonce, sealed = _parse(envelope, what, source)
-    data_key = _data_keys.get(wrapped)
+    wrapped, nonce, ciphertext = _parse(envelope, what, source)
+    data_key = _cached_key(wrapped)
     if data_key is None:
-        data_key = _unwrap(wrapped, stage, key, what, client, source)
+        data_key = _unwrap(wrapped, stage, key, what, kms)
     try:
-        plaintext = AESGCM(data_key).decrypt(nonce, sealed, associated_data(stage, key))
+        plaintext = AESGCM(data_key).decrypt(nonce, ciphertext, associated_data(stage, key))
     except InvalidTag as exc:  # carries nothing (no message, no value): kept as the cause
         raise DecryptError(
             f"{what} failed authentication: tampered, or written for another stage or key",
@@ -121,34 +129,26 @@ def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: 
     return text
 
 
-def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Callable[[], Any], source: str) -> Fetched:
-    """What a store fetched, with every envelope decrypted and its key reported as secret.
-
-    An envelope that does not open (``DecryptError``: tampered, copied from another key or stage,
-    malformed) fails only its own key: it goes into ``Fetched.errors`` and every other key is
-    served. A KMS failure (throttling, AccessDenied, the network) is the fetch's: ``SourceError``
-    is raised, so the cache layer can serve stale values. ``kms`` gives the KMS client; it is
-    called only when there is an envelope to open.
-    """
-    values: dict[str, str] = {}
-    secret: list[str] = []
-    errors: dict[str, DecryptError] = {}
-    for key, value in raw.items():
-        if not is_envelope(value):
-            values[key] = value
-            continue
-        secret.append(key)
-        try:
-            values[key] = decrypt(value, stage=stage, key=key, client=kms(), source=source)
-        except DecryptError as exc:
-            errors[key] = exc
-    return Fetched(values, secret=secret, errors=errors)
-
-
 def clear_data_keys() -> None:
     """Forget every cached plaintext data key (tests; key rotation)."""
     with _lock:
-        _data_keys.clear()
+        if _data_keys is not None:
+            _data_keys.clear()
+
+
+def _cached_key(wrapped: bytes) -> bytes | None:
+    with _lock:
+        return _data_keys.get(wrapped) if _data_keys is not None else None
+
+
+def _remember_key(wrapped: bytes, data_key: bytes) -> None:
+    global _data_keys
+    with _lock:
+        if _data_keys is None:
+            from cachetools import TTLCache
+
+            _data_keys = TTLCache(maxsize=_MAX_CACHED_KEYS, ttl=DATA_KEY_LIFETIME, timer=time.monotonic)
+        _data_keys[wrapped] = data_key
 
 
 def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
@@ -158,40 +158,34 @@ def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
     try:
         if len(fields) != 3:
             raise ValueError("wrong number of fields")
-        wrapped, nonce, sealed = (_b64decode(field) for field in fields)
+        wrapped, nonce, ciphertext = (_b64decode(field) for field in fields)
     except (binascii.Error, ValueError) as exc:  # messages of ours or binascii's: counts, never the text
         raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from exc
-    if not wrapped or len(nonce) != _NONCE_BYTES or len(sealed) < _TAG_BYTES:
+    if not wrapped or len(nonce) != _NONCE_BYTES or len(ciphertext) < _TAG_BYTES:
         raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode")
-    return wrapped, nonce, sealed
+    return wrapped, nonce, ciphertext
 
 
-def _unwrap(wrapped: bytes, stage: str, key: str, what: str, client: Any, source: str) -> bytes:
+def _unwrap(wrapped: bytes, stage: str, key: str, what: str, kms: Caller) -> bytes:
     """Ask KMS for the plaintext data key (bound to the stage and key by the encryption context)."""
-    kms = client if client is not None else aws.client("kms")
-    response = aws.call(
-        kms,
+    response = kms.call(
         "kms:Decrypt",
         {"CiphertextBlob": wrapped, "EncryptionContext": encryption_context(stage, key)},
-        source=source,
         target=what,
         answers=_REFUSED,
     )
-    if isinstance(response, aws.ErrorAnswer):
+    if isinstance(response, ErrorAnswer):
         raise DecryptError(
             f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
-            source=source,
+            source=kms.source,
             operation="kms:Decrypt",
         ) from response.error
     data_key: bytes = response["Plaintext"]
     if len(data_key) != 32:
         raise SourceError(
-            f"{what}: KMS returned a data key that is not AES-256", source=source, operation="kms:Decrypt"
+            f"{what}: KMS returned a data key that is not AES-256", source=kms.source, operation="kms:Decrypt"
         )
-    with _lock:
-        if len(_data_keys) >= _MAX_CACHED_KEYS:
-            _data_keys.pop(next(iter(_data_keys)))  # oldest first: dicts keep insertion order
-        _data_keys[wrapped] = data_key
+    _remember_key(wrapped, data_key)
     return data_key
 
 
@@ -210,6 +204,13 @@ def _b64decode(text: str) -> bytes:
 CACHE_PURPOSE = "tmp-cache"
 
 
+class Sealed(NamedTuple):
+    """Secrets sealed for the /tmp cache: the wrapped data key, and each value's nonce and ciphertext (base64)."""
+
+    key: str
+    values: dict[str, str]
+
+
 class Sealer:
     """Encrypts secret values for the /tmp cache under one KMS data key per process.
 
@@ -221,36 +222,36 @@ class Sealer:
     value moved inside or between files does not open.
     """
 
-    def __init__(self, kms_key: str, *, client: Any = None) -> None:
+    def __init__(self, kms_key: str, *, transport: Transport | None = None) -> None:
         self.kms_key = kms_key
-        self._client = client
+        self._kms = Caller("/tmp cache", transport)
         self._current: tuple[bytes, bytes] | None = None  # (wrapped, plaintext) data key of this process
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Sealer(kms_key={self.kms_key!r})"
 
-    def seal(self, values: Mapping[str, str], *, aad: str) -> dict[str, Any]:
-        """``{"key": wrapped data key, "values": {key: sealed}}`` for the values given."""
+    def seal(self, values: Mapping[str, str], *, aad: str) -> Sealed:
+        """The values given, sealed under this process's data key."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         wrapped, data_key = self._key()
         aead = AESGCM(data_key)
-        sealed = {}
+        blobs = {}
         for key, value in values.items():
             nonce = os.urandom(_NONCE_BYTES)
-            sealed[key] = _b64encode(nonce + aead.encrypt(nonce, value.encode("utf-8"), _cache_aad(aad, key)))
-        return {"key": _b64encode(wrapped), "values": sealed}
+            blobs[key] = _b64encode(nonce + aead.encrypt(nonce, value.encode("utf-8"), _cache_aad(aad, key)))
+        return Sealed(_b64encode(wrapped), blobs)
 
-    def open(self, sealed: Mapping[str, Any], *, aad: str) -> dict[str, str]:
+    def open(self, sealed: Sealed, *, aad: str) -> dict[str, str]:
         """The plaintexts of a ``seal`` result; ``DecryptError`` when anything does not authenticate."""
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         try:
-            wrapped = _b64decode(str(sealed["key"]))
-            blobs = {str(k): _b64decode(str(v)) for k, v in dict(sealed["values"]).items()}
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:  # about the shape: no value in them
+            wrapped = _b64decode(sealed.key)
+            blobs = {key: _b64decode(value) for key, value in sealed.values.items()}
+        except (TypeError, ValueError, binascii.Error) as exc:  # about the shape: no value in them
             raise DecryptError("sealed cache entry is malformed", operation="decode") from exc
         aead = AESGCM(self._unwrap(wrapped))
         opened = {}
@@ -265,23 +266,16 @@ class Sealer:
             opened[key] = text
         return opened
 
-    def _kms(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("kms")
-        return self._client
-
     def _key(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._current is None:
-                response = aws.call(
-                    self._kms(),
+                response = self._kms.call(
                     "kms:GenerateDataKey",
                     {
                         "KeyId": self.kms_key,
                         "KeySpec": "AES_256",
                         "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE},
                     },
-                    source="/tmp cache",
                     target=f"KMS key {self.kms_key}",
                 )
                 self._current = (response["CiphertextBlob"], response["Plaintext"])
@@ -291,11 +285,9 @@ class Sealer:
         with self._lock:
             if self._current is not None and self._current[0] == wrapped:
                 return self._current[1]
-        response = aws.call(
-            self._kms(),
+        response = self._kms.call(
             "kms:Decrypt",
             {"CiphertextBlob": wrapped, "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE}},
-            source="/tmp cache",
             target="cache data key",
         )
         data_key: bytes = response["Plaintext"]

@@ -3,7 +3,7 @@
 A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
 Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
 owned by this user and not itself a symlink, under ancestors that only root or this user can change
-(ssh's StrictModes rule, ``_unsafe_ancestor``). Anything unreadable is ignored (and overwritten by the
+(ssh's StrictModes rule, ``_files.unsafe_ancestor``). Anything unreadable is ignored (and overwritten by the
 next save), never raised; an unusable directory turns the layer off with one warning.
 
 A file is read only if it is a regular file private to this user (checked with ``fstat`` on a
@@ -25,7 +25,6 @@ import contextlib
 import json
 import math
 import os
-import stat
 import threading
 import time
 import zlib
@@ -33,11 +32,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _log as log
+from ._files import prepare_directory, read_private
 from .errors import ConfstageError
 
 if TYPE_CHECKING:
     from .crypto import Sealer
     from .sources.base import Source
+    from .transport import Transport
 
 __all__ = ["DiskCache", "Snapshot", "store_identity"]
 
@@ -47,7 +48,13 @@ FORMAT = 1
 # parses to ~45 MB of Python objects at worst, a real stage to a few MB.
 MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class _SealedEntries(NamedTuple):
+    """The sealed secrets of a file: the wrapped data key, and per key the sealed value and when it was fetched."""
+
+    key: str
+    values: dict[str, tuple[str, float]]
 
 
 class Snapshot(NamedTuple):
@@ -56,7 +63,7 @@ class Snapshot(NamedTuple):
     values: dict[str, tuple[str | None, float]]  # key -> (plain value, None when known absent; fetched at)
     secrets: dict[str, tuple[str, float]]  # key -> (secret value, fetched at): sealed on disk, or withheld
     complete_at: float | None  # when the whole stage was loaded; None when it holds single keys only
-    withheld: frozenset[str] = frozenset()  # secrets of a complete stage that the file could not give back
+    withheld: frozenset[str] = frozenset()  # keys of a complete stage the file leaves out: only a fetch knows them
 
 
 def store_identity(source: Source) -> str | None:
@@ -77,9 +84,20 @@ def store_identity(source: Source) -> str | None:
 class DiskCache:
     """Snapshots in ``directory``; ``load`` and ``save`` never raise."""
 
-    def __init__(self, directory: str, *, sealer: Sealer | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        kms_key: str | None = None,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = os.path.abspath(directory)
-        self.sealer = sealer
+        self.sealer: Sealer | None = None  # seals secrets under kms_key (``crypto`` imported only then)
+        if kms_key:
+            from .crypto import Sealer
+
+            self.sealer = Sealer(kms_key, transport=transport)
         self._clock = clock  # the cache layer's clock: no time in a file may be later than its now
         self._seal_warned = False
         self.enabled = True
@@ -104,7 +122,7 @@ class DiskCache:
         if store is None:
             return None
         path = self.path(store, stage)
-        raw = _read_private(path)
+        raw = read_private(path, MAX_BYTES)
         if raw is None:
             return None
         try:
@@ -119,21 +137,21 @@ class DiskCache:
         snapshot, sealed = loaded
         return self._unseal(snapshot, sealed, store, stage)
 
-    def _unseal(self, snapshot: Snapshot, sealed: dict[str, Any] | None, store: str, stage: str) -> Snapshot:
+    def _unseal(self, snapshot: Snapshot, sealed: _SealedEntries | None, store: str, stage: str) -> Snapshot:
         """Open the sealed secrets into ``secrets``; any that cannot be opened become withheld."""
-        if not sealed:
+        if sealed is None:
             return snapshot
         opened: dict[str, str] = {}
         if self.sealer is not None:
+            from .crypto import Sealed
+
             try:
-                opened = self.sealer.open(
-                    {"key": sealed["key"], "values": {k: v for k, (v, _) in sealed["values"].items()}},
-                    aad=f"{store}\0{stage}",
-                )
+                blobs = {key: blob for key, (blob, _) in sealed.values.items()}
+                opened = self.sealer.open(Sealed(sealed.key, blobs), aad=f"{store}\0{stage}")
             except ConfstageError as exc:
                 log.debug("sealed cache entries not opened (refetching them): %s", type(exc).__name__)
         withheld = set(snapshot.withheld)
-        for key, (_, at) in sealed["values"].items():
+        for key, (_, at) in sealed.values.items():
             if key in opened:
                 snapshot.secrets[key] = (opened[key], at)
             elif snapshot.complete_at is not None:
@@ -156,7 +174,7 @@ class DiskCache:
             "stage": stage,
             "values": snapshot.values,
             "complete_at": snapshot.complete_at,
-            "sealed": sealed,
+            "sealed": None if sealed is None else {"key": sealed.key, "values": sealed.values},
             # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
             "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
         }
@@ -192,7 +210,7 @@ class DiskCache:
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
 
-    def _seal(self, secrets: dict[str, tuple[str, float]], source: str, stage: str) -> dict[str, Any] | None:
+    def _seal(self, secrets: dict[str, tuple[str, float]], source: str, stage: str) -> _SealedEntries | None:
         """Secrets sealed for the file, or None (left out) without a sealer or when KMS fails."""
         if not secrets or self.sealer is None:
             return None
@@ -203,7 +221,7 @@ class DiskCache:
                 self._seal_warned = True
                 log.warning("cannot seal secrets for the /tmp cache (%s); they stay in memory only", exc)
             return None
-        return {"key": sealed["key"], "values": {k: [sealed["values"][k], at] for k, (_, at) in secrets.items()}}
+        return _SealedEntries(sealed.key, {k: (sealed.values[k], at) for k, (_, at) in secrets.items()})
 
     def _store(self, source: Source) -> str | None:
         """``store_identity(source)``; None (no file) when the store cannot be named."""
@@ -218,7 +236,7 @@ class DiskCache:
             return self.enabled
         with self._lock:
             if not self._checked:
-                problem = _prepare(self.directory)
+                problem = prepare_directory(self.directory)
                 self._checked = True
                 if problem:
                     self._disable(problem)
@@ -230,127 +248,7 @@ class DiskCache:
             log.warning("/tmp cache disabled, using memory only: %s %s", self.directory, problem)
 
 
-def _prepare(directory: str) -> str | None:
-    """Create or check the cache directory; return what is wrong with it, or None."""
-    problem = _unsafe_ancestor(os.path.dirname(directory))
-    if problem:
-        return problem
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        return f"cannot be created ({exc.strerror})"
-    try:
-        info = os.lstat(directory)
-    except OSError as exc:
-        return f"cannot be inspected ({exc.strerror})"
-    if stat.S_ISLNK(info.st_mode):
-        return "is a symlink"
-    if not stat.S_ISDIR(info.st_mode):
-        return "is not a directory"
-    if info.st_uid != os.geteuid():
-        return "is owned by another user"
-    if info.st_mode & 0o077:
-        try:
-            os.chmod(directory, 0o700)
-        except OSError as exc:
-            return f"is not private and cannot be made so ({exc.strerror})"
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return "is not writable"
-    return None
-
-
-def _read_private(path: str) -> bytes | None:
-    """The bytes of a regular file private to this user and at most ``MAX_BYTES`` long, or None.
-
-    Opened with ``O_NONBLOCK`` (a FIFO would block the open forever) and ``O_NOFOLLOW``, checked with
-    ``fstat`` on that descriptor before a byte is read, and read up to the cap only.
-    """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            log.debug("ignoring cache file that is not a regular file private to this user: %s", path)
-            return None
-        if info.st_size > MAX_BYTES:
-            log.debug("ignoring cache file of %d bytes (more than %d): %s", info.st_size, MAX_BYTES, path)
-            return None
-        chunks: list[bytes] = []
-        left = MAX_BYTES + 1  # one byte more tells a file that grew since fstat
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return b"".join(chunks) if left > 0 else None
-
-
-def _unsafe_ancestor(path: str) -> str | None:
-    """What lets another user change the directory ``path`` or a directory above it, or None.
-
-    ssh's StrictModes rule, applied to every component on the way, one at a time: each directory is
-    owned by root or this user and not writable by group or others unless sticky (``/tmp``). A
-    symlink on the way is followed only if root or this user owns it (macOS's ``/tmp`` is root's
-    link to ``/private/tmp``), and its target is walked the same way. A missing component ends the
-    walk: ``mkdir`` then fails, or creates under directories already checked.
-    """
-    uid = os.geteuid()
-    pending = [part for part in path.split("/") if part]
-    current = "/"
-    problem = _unsafe_directory(current, uid)
-    links = 0
-    while pending and not problem:
-        part = pending.pop(0)
-        if part in (".", ".."):
-            current = current if part == "." else os.path.dirname(current)
-            continue
-        candidate = os.path.join(current, part)
-        try:
-            info = os.lstat(candidate)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            return f"is under {candidate}, which cannot be inspected ({exc.strerror})"
-        if stat.S_ISLNK(info.st_mode):
-            links += 1
-            if info.st_uid not in (0, uid):
-                return f"is reached through {candidate}, a symlink owned by another user"
-            if links > 40:
-                return f"is reached through too many symlinks ({candidate})"
-            target = os.readlink(candidate)
-            current = "/" if target.startswith("/") else current
-            pending[:0] = [part for part in target.split("/") if part]
-            continue
-        current = candidate
-        problem = _unsafe_directory(current, uid, info)
-    return problem
-
-
-def _unsafe_directory(path: str, uid: int, info: os.stat_result | None = None) -> str | None:
-    """What lets another user change the directory ``path`` itself (see ``_unsafe_ancestor``), or None."""
-    try:
-        info = info or os.lstat(path)
-    except OSError as exc:
-        return f"is under {path}, which cannot be inspected ({exc.strerror})"
-    if not stat.S_ISDIR(info.st_mode):
-        return f"is under {path}, which is not a directory"
-    if info.st_uid not in (0, uid):
-        return f"is under {path}, which is owned by another user"
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-        return f"is under {path}, which other users can write to"
-    return None
-
-
-def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, dict[str, Any] | None] | None:
+def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, _SealedEntries | None] | None:
     """A loaded file's snapshot and sealed entries, or None when it is not ours, not whole, or has a bad time.
 
     No time may be later than ``latest`` or be anything but a finite number.
@@ -370,14 +268,15 @@ def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snap
     withheld = data.get("withheld")
     if values is None or not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
         return None
-    sealed = data.get("sealed")
-    if sealed is not None:
-        if not isinstance(sealed, dict) or not isinstance(sealed.get("key"), str):
+    raw = data.get("sealed")
+    sealed = None
+    if raw is not None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
             return None
-        entries = _entries(sealed.get("values"), latest, absent=False)
+        entries = _entries(raw.get("values"), latest, absent=False)
         if entries is None:
             return None
-        sealed = {"key": sealed["key"], "values": entries}
+        sealed = _SealedEntries(raw["key"], entries)
     return Snapshot(values, {}, complete_at, frozenset(withheld)), sealed
 
 

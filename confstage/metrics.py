@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["SourceStats"]
+__all__ = ["COUNTERS", "SourceStats"]
 
-_COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
+COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
 
 
 class SourceStats:
     """Hits, misses, fetches, errors, stale values served and fetch latency of one source."""
 
-    __slots__ = (*_COUNTERS, "_lock", "fetch_seconds_last", "fetch_seconds_max", "fetch_seconds_total")
+    __slots__ = (*COUNTERS, "_lock", "fetch_seconds_last", "fetch_seconds_max", "fetch_seconds_total")
 
     def __init__(self) -> None:
         self.hits = self.misses = self.fetches = self.errors = self.throttled = self.stale = self.disk_hits = 0
@@ -21,7 +21,7 @@ class SourceStats:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SourceStats({', '.join(f'{name}={getattr(self, name)}' for name in _COUNTERS)})"
+        return f"SourceStats({', '.join(f'{name}={getattr(self, name)}' for name in COUNTERS)})"
 
     def fetched(self, seconds: float, *, failed: bool = False, throttled: bool = False) -> None:
         with self._lock:

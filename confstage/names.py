@@ -11,7 +11,7 @@ import re
 
 from .errors import KeyNameError, StageError
 
-__all__ = ["KEY_RULE", "STAGE_RULE", "validate_key", "validate_stage"]
+__all__ = ["KEY_RULE", "STAGE_RULE", "key_refusal", "validate_key", "validate_stage"]
 
 STAGE_RULE = "letters, digits, '-' and '_', 1-128 characters, not all digits (Lambda's alias rule)"
 KEY_RULE = (
@@ -27,14 +27,15 @@ _valid_stages: set[str] = set()
 _valid_keys: set[str] = set()
 
 
-def validate_stage(stage: object) -> str:
-    """Return ``stage`` if it is a legal stage name, else raise ``StageError`` naming the rule."""
+def validate_stage(stage: object, *, what: str = "") -> str:
+    """Return ``stage`` if it is a legal stage name, else raise ``StageError`` naming the rule (and ``what``)."""
     if not isinstance(stage, str):
         raise StageError(f"a stage must be a string, got {type(stage).__name__}")
     if stage in _valid_stages:
         return stage
     if _STAGE_NAME.fullmatch(stage) is None or stage.isdigit():
-        raise StageError(f"{_shown(stage)} is not a valid stage name: {STAGE_RULE}")
+        where = f"{what}: " if what else ""
+        raise StageError(f"{where}{_shown(stage)} is not a valid stage name: {STAGE_RULE}")
     _remember(_valid_stages, stage)
     return stage
 
@@ -49,6 +50,29 @@ def validate_key(key: object) -> str:
         raise KeyNameError(f"{_shown(key)} is not a valid key name: {KEY_RULE}")
     _remember(_valid_keys, key)
     return key
+
+
+def key_refusal(key: str) -> str | None:
+    """Why ``key`` breaks the key rule, without quoting it (it may be a pasted value); None when it is legal."""
+    try:
+        validate_key(key)
+    except KeyNameError:
+        return f"{_broken_part(key)}; a key is {KEY_RULE}"
+    return None
+
+
+def _broken_part(key: str) -> str:
+    """Which part of the key rule ``key`` breaks, by position only."""
+    if not key:
+        return "the key is empty"
+    control = next((i for i, char in enumerate(key) if char < " " or char == "\x7f"), None)
+    if control is not None:
+        return f"the key has a control character at position {control + 1}"
+    if len(key) > _MAX_KEY:
+        return f"the key is {len(key)} characters long"
+    if key.startswith("/") or key.endswith("/"):
+        return "the key starts or ends with '/'"
+    return "the key has an empty, '.' or '..' segment"
 
 
 def _remember(seen: set[str], name: str) -> None:

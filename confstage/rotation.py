@@ -15,7 +15,6 @@ the stage in force). Only wrapped calls pay for the recording.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,8 +29,6 @@ __all__ = ["MIN_INTERVAL", "refresh_on"]
 F = TypeVar("F", bound=Callable[..., Any])
 MIN_INTERVAL = 5.0  # seconds: a refresh_on refresh this recent is new enough for the next failure
 _CO_COROUTINE = 0x80
-# When each client last refreshed each stage for refresh_on (the rate limit); weak: clients come and go.
-_last: weakref.WeakKeyDictionary[Config, dict[str | None, float]] = weakref.WeakKeyDictionary()
 
 
 class _Recording(dict):  # type: ignore[type-arg]
@@ -145,7 +142,7 @@ class _Call:
         client = self.client
         now = client.clock()
         stage = self.invocation.stage
-        done = _last.setdefault(client, {})
+        done = client.refreshed  # when refresh_on last refreshed each stage of this client (the rate limit)
         newer_than = self.started
         last = done.get(stage)
         if last is not None and now - last < MIN_INTERVAL:

@@ -17,14 +17,15 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _state
+
 if TYPE_CHECKING:
     from .client import Config
 
-__all__ = ["after_restore", "install", "watch"]
+__all__ = ["after_restore", "install", "reset", "watch"]
 
 _lock = threading.Lock()
 _installed = False
-_watched: weakref.WeakSet[Config] = weakref.WeakSet()  # explicit clients given to @handler(config=...)
 
 
 def install(
@@ -59,14 +60,13 @@ def install(
 
 def watch(config: Config) -> None:
     """Expire ``config`` too on restore (the default client always is)."""
-    _watched.add(config)
+    live = [ref for ref in _state.WATCHED if ref() is not None]
+    _state.WATCHED[:] = [*live, weakref.ref(config)]
 
 
 def after_restore() -> None:
     """The hook: every cached value of the default client and of watched clients becomes stale."""
-    from . import _state
-
-    clients = set(_watched)
+    clients = {client for ref in _state.WATCHED if (client := ref()) is not None}
     default = _state.get_client()
     if default is not None:
         clients.add(default)
@@ -74,9 +74,9 @@ def after_restore() -> None:
         client.expire()
 
 
-def _uninstall() -> None:
+def reset() -> None:
     """Forget the registration (tests)."""
     global _installed
     with _lock:
         _installed = False
-        _watched.clear()
+        _state.WATCHED.clear()

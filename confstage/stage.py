@@ -1,4 +1,4 @@
-"""Which stage an invocation runs in: ARN parsing and alias mapping, as pure functions.
+"""Which stage a call runs in: ARN parsing and alias mapping, and the stage in force for a read.
 
 The invocation in force (and so the bound stage) lives in ``_state``; the name rules in ``names``.
 """
@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigurationError, StageError
 from .names import validate_stage
 
-__all__ = ["FunctionArn", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
+if TYPE_CHECKING:
+    from ._state import Invocation
+
+__all__ = ["FunctionArn", "in_force", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -103,3 +106,37 @@ def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | Non
     raise StageError(
         f"cannot bind a stage from a {type(target).__name__}; expected a stage, an ARN or a Lambda context"
     )
+
+
+def in_force(stage: str | None, invocation: Invocation | None, default: str | None) -> str:
+    """The stage of a call: ``stage=``, else the invocation's, else the running invocations', else ``default``.
+
+    A thread with no invocation of its own belongs to the one running (a worker started without a copy of
+    its context); with several stages running it cannot tell, and never falls back to ``default``.
+    """
+    if stage is not None:
+        return validate_stage(stage)
+    if invocation is not None:
+        if invocation.stage is None:
+            raise StageError(
+                "no stage: the invocation's ARN carries no alias (unqualified, $LATEST or a version) "
+                "and CONFSTAGE_STAGE is not set"
+            )
+        return invocation.stage
+    from ._state import running
+
+    stages = {other.stage for other in running()}
+    if len(stages) == 1:
+        return stages.pop()  # type: ignore[return-value]  # running() holds invocations with a stage
+    if stages:
+        raise StageError(
+            f"this thread has no invocation of its own and invocations of several stages are running "
+            f"({', '.join(sorted(s for s in stages if s))}); pass stage=, or start the thread with "
+            "contextvars.copy_context().run"
+        )
+    if default is None:
+        raise StageError(
+            "no stage: nothing bound by @confstage.handler or confstage.bind() "
+            "(an invoked ARN with an alias), and CONFSTAGE_STAGE is not set"
+        )
+    return default

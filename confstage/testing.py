@@ -1,6 +1,7 @@
 """Helpers for testing code that uses confstage, and its pytest plugin.
 
 * ``MemorySource``: values held in a dict, for ``Config(sources=[MemorySource(...)])``;
+* ``MockTransport(handler)``: AWS answered by a function, for ``Config(..., transport=...)`` or a source;
 * ``lambda_context(alias="PRD", ...)``: a fake Lambda context with a realistic invoked ARN;
 * ``override(values, stage=...)``: a context manager that makes ``confstage.get`` return those values;
 * ``override_settings(instance, ...)``: makes ``confstage.settings(type(instance))`` return ``instance``;
@@ -32,7 +33,15 @@ from .sources.base import Fetched, SourceURL
 if TYPE_CHECKING:
     from .client import Config
 
-__all__ = ["ConfstageValues", "LambdaContext", "MemorySource", "lambda_context", "override", "override_settings"]
+__all__ = [
+    "ConfstageValues",
+    "LambdaContext",
+    "MemorySource",
+    "MockTransport",
+    "lambda_context",
+    "override",
+    "override_settings",
+]
 
 
 class MemorySource:
@@ -55,7 +64,8 @@ class MemorySource:
         self.fetches = 0
 
     @classmethod
-    def from_url(cls, url: SourceURL) -> MemorySource:
+    def from_url(cls, url: SourceURL, transport: Any = None) -> MemorySource:
+        """An empty ``memory://`` source (it makes no AWS call: ``transport`` is not used)."""
         return cls(url=url.url)
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
@@ -65,6 +75,27 @@ class MemorySource:
 
     def __repr__(self) -> str:
         return f"MemorySource({self.url!r}, stages={sorted(self.values)!r})"
+
+
+class MockTransport:
+    """A transport whose every AWS call is answered by ``handler(request)`` (httpx's ``MockTransport``, for AWS).
+
+    The handler gets a ``confstage.transport.AwsRequest`` and returns botocore's output shape, or raises
+    ``AwsError`` (the service said no) or ``NetworkError`` (no usable answer). ``requests`` lists every request.
+    """
+
+    name = "mock"
+
+    def __init__(self, handler: Callable[[Any], dict[str, Any]]) -> None:
+        self.handler = handler
+        self.requests: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"MockTransport({len(self.requests)} requests)"
+
+    def call(self, request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        return self.handler(request)
 
 
 # -- a fake Lambda context ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from .errors import ConfigurationError
 
@@ -16,8 +17,10 @@ __all__ = [
     "DEFAULT_SOURCES",
     "DEFAULT_TTL",
     "DEFAULT_TTL_JITTER",
+    "Tuning",
     "env_float",
     "env_str",
+    "tuning",
 ]
 
 DEFAULT_SOURCES = "env://"
@@ -49,3 +52,36 @@ def env_float(
     if value < 0 or value != value:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+class Tuning(NamedTuple):
+    """How a client's caches behave: times in seconds, the jitter a fraction of the TTL."""
+
+    ttl: float
+    max_stale: float
+    fetch_timeout: float
+    refresh_timeout: float
+    ttl_jitter: float
+    secret_max_stale: float
+
+
+# Tuning field -> its variable, its default, and what its value must be.
+_TUNING: dict[str, tuple[str, float, str]] = {
+    "ttl": ("CONFSTAGE_TTL", DEFAULT_TTL, "a number of seconds"),
+    "max_stale": ("CONFSTAGE_MAX_STALE", DEFAULT_MAX_STALE, "a number of seconds"),
+    "fetch_timeout": ("CONFSTAGE_FETCH_TIMEOUT", DEFAULT_FETCH_TIMEOUT, "a number of seconds"),
+    "refresh_timeout": ("CONFSTAGE_REFRESH_TIMEOUT", DEFAULT_REFRESH_TIMEOUT, "a number of seconds"),
+    "ttl_jitter": ("CONFSTAGE_TTL_JITTER", DEFAULT_TTL_JITTER, "a fraction"),
+    "secret_max_stale": ("CONFSTAGE_SECRET_MAX_STALE", DEFAULT_SECRET_MAX_STALE, "a number of seconds"),
+}
+
+
+def tuning(environ: Mapping[str, str] | None = None, **given: float | None) -> Tuning:
+    """Each field of ``Tuning``: the argument given, else its ``CONFSTAGE_*`` variable, else its default."""
+    values = {
+        name: found if (found := given.get(name)) is not None else env_float(variable, default, environ, what=what)
+        for name, (variable, default, what) in _TUNING.items()
+    }
+    if not 0.0 <= values["ttl_jitter"] <= 1.0:
+        raise ConfigurationError(f"the TTL jitter must be a fraction between 0 and 1, got {values['ttl_jitter']!r}")
+    return Tuning(**values)

@@ -32,7 +32,7 @@ def run(
 def invoke(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Any:
     """Run ``confstage ARGS`` in this process with click's CliRunner; stdout and stderr kept apart.
 
-    Only for options that leave ``os.environ`` alone (no ``--endpoint-url``/``--region``/``--profile``).
+    The CLI passes region, profile and endpoint to its transport, never through ``os.environ``: any option works.
     """
     from click.testing import CliRunner
 

@@ -12,6 +12,7 @@ import pytest
 
 import confstage
 from confstage import aws
+from confstage.transport.botocore import add_client_hook
 
 # Nothing in the test suite may reach real AWS: credentials are fake and any client that is not
 # pointed at the local endpoint (or inside moto.mock_aws) talks to a closed loopback port.
@@ -100,7 +101,7 @@ def fixture_requests_made() -> Iterator[Counter[str]]:
     def hook(client: Any) -> None:
         client.meta.events.register("before-send", count)
 
-    remove = aws.add_client_hook(hook)
+    remove = add_client_hook(hook)
     yield counts
     remove()
 

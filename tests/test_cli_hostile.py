@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 
 from ._cli import assert_one_line_error, invoke
 
@@ -49,7 +50,7 @@ def test_keys_that_break_the_rule_exit_2_without_being_repeated(command: tuple[s
 @pytest.fixture(name="table")
 def fixture_table(aws_endpoint: str) -> str:
     """The stage-key table on the local endpoint."""
-    DynamoDBSource("cfg").init()
+    DynamoDBStore(DynamoDBSource("cfg")).init()
     return TABLE
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from confstage.cli.dotenv import DotenvError, load_entries
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 
 from ._cli import assert_one_line_error, invoke
 
@@ -132,7 +133,7 @@ def test_errors_name_the_line_and_column_instead(document: str, where: str) -> N
 @pytest.fixture(name="table")
 def fixture_table(aws_endpoint: str) -> str:
     """The stage-key table on the local endpoint."""
-    DynamoDBSource("cfg").init()
+    DynamoDBStore(DynamoDBSource("cfg")).init()
     return TABLE
 
 
@@ -189,7 +190,7 @@ def test_a_value_given_where_a_file_name_belongs_is_not_repeated(command: tuple[
 
 
 def test_an_unexpected_exception_is_one_line_without_its_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The last resort: a bug's exception is named by its type, its message (which may quote a value) withheld."""
+    """The last resort: a bug's exception is named by its type, its message (which may quote a value) left out."""
     import confstage.cli.commands.transfer as transfer
 
     def broken(text: str, *, name: str) -> Any:

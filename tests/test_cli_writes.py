@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from confstage import aws
-from confstage.sources import WritableSource, build_source
+from confstage.stores import Store, build_store
 
 from ._cli import assert_one_line_error, invoke
 from .faultproxy import FaultProxy
@@ -35,16 +35,16 @@ def stage_keys(boto: Any, stage: str) -> list[str]:
     return sorted(item["key"]["S"] for item in items)
 
 
-def make_store(url: str) -> WritableSource:
-    store = build_source(url)
-    assert isinstance(store, WritableSource)
+def make_store(url: str) -> Store:
+    store = build_store(url)
+    assert store is not None
     store.init()
     store.items("WARM")  # moto's first SSM call loads its public parameters: slow, keep it out of the timing
     return store
 
 
 @pytest.fixture(name="table")
-def fixture_table(aws_endpoint: str) -> WritableSource:
+def fixture_table(aws_endpoint: str) -> Store:
     """The stage-key table cfg on the local endpoint."""
     return make_store(TABLE)
 
@@ -77,7 +77,7 @@ def dotenv(tmp_path: Path, lines: list[str]) -> str:
     ],
 )
 def test_import_with_a_bad_entry_late_in_the_file_writes_nothing(
-    suffix: str, bad_entry: str, where: str, problem: str, table: WritableSource, boto: Any, tmp_path: Path
+    suffix: str, bad_entry: str, where: str, problem: str, table: Store, boto: Any, tmp_path: Path
 ) -> None:
     """One bad entry at the end, after two and a half batches of good ones: exit 1 naming its line, nothing written."""
     path = tmp_path / f"values{suffix}"
@@ -95,9 +95,7 @@ def test_import_with_a_bad_entry_late_in_the_file_writes_nothing(
 
 
 @pytest.mark.parametrize("unusable", ["alias/no-such-key", "arn:aws:kms:us-east-1:123456789012:key/gone"])
-def test_promote_with_an_unusable_kms_key_writes_nothing(
-    unusable: str, table: WritableSource, boto: Any, kms_key: str
-) -> None:
+def test_promote_with_an_unusable_kms_key_writes_nothing(unusable: str, table: Store, boto: Any, kms_key: str) -> None:
     """Secure values are re-encrypted before the first write, so a KMS key that fails leaves TO_STAGE untouched."""
     table.put_many("DEV", {"a": "1", "b": "2"})
     table.put("DEV", "s", SECRET, kms_key=kms_key)

@@ -22,6 +22,7 @@ import pytest
 from confstage import Config, SourceError, variables
 from confstage.cache import Backoff
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 
 from .conftest import FakeClock
 from .fakes import DictSource
@@ -56,7 +57,7 @@ def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def seeded(boto: Callable[[str], Any]) -> str:
-    DynamoDBSource("cfg").init()
+    DynamoDBStore(DynamoDBSource("cfg")).init()
     boto("dynamodb").put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
     return "dynamodb://cfg"
 

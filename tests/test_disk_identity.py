@@ -7,6 +7,7 @@ its own value, and the first, read again, is still served from its own snapshot 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ from confstage import Config, SourceError, aws
 from confstage.disk import store_identity
 from confstage.sources import build_source
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.transport.botocore import BotocoreTransport
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,13 @@ URL = "dynamodb://cfg"
 
 def seed(client: Any, value: str) -> None:
     """Create table ``cfg`` through ``client`` (its region, endpoint and account) holding ``k`` = ``value``."""
-    DynamoDBSource("cfg", client=client).init()
+    with contextlib.suppress(client.exceptions.ResourceInUseException):  # the second endpoint outlives a test
+        client.create_table(
+            TableName="cfg",
+            KeySchema=[{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("stage", "key")],
+            BillingMode="PAY_PER_REQUEST",
+        )
     client.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": value}})
 
 
@@ -214,10 +222,10 @@ def test_the_store_is_named_by_region_endpoint_and_principal_never_the_key_id() 
     )
 
 
-def test_a_given_client_names_its_own_store(aws_endpoint: str) -> None:
-    """A source built on a caller's client is named by that client's region and endpoint, not the environment's."""
-    client = boto3.client("dynamodb", endpoint_url="http://elsewhere:8000", region_name="ap-south-1")
-    named = store_identity(DynamoDBSource("cfg", client=client))
+def test_a_given_transport_names_its_own_store(aws_endpoint: str) -> None:
+    """A source built on a caller's transport is named by its region and endpoint, not the environment's."""
+    transport = BotocoreTransport(endpoint_url="http://elsewhere:8000", region="ap-south-1")
+    named = store_identity(DynamoDBSource("cfg", transport=transport))
     assert named is not None
     assert "region=ap-south-1 endpoint=http://elsewhere:8000" in named
     assert named != store_identity(DynamoDBSource("cfg"))

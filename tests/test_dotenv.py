@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from confstage.cli.dotenv import DotenvError, format_dotenv, load_entries, load_values, parse_dotenv, parse_json_values
-from confstage.sources.base import key_refusal
+from confstage.names import key_refusal
 
 
 def test_comments_blank_lines_and_export_prefix_are_skipped() -> None:

@@ -6,34 +6,46 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 import confstage
 from confstage import crypto
 from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError, StageError
-from confstage.sources import WritableSource, build_source
+from confstage.sources import build_source
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
+from confstage.testing import MockTransport
+from confstage.transport import AwsRequest
+from confstage.transport.botocore import BotocoreTransport
 
 pytestmark = pytest.mark.integration
 
 TABLE = "config"
 
 
+@pytest.fixture(name="admin")
+def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
+    """A transport of the test's own, made before request counting starts (its requests are not counted)."""
+    transport = BotocoreTransport()
+    transport.client("dynamodb")
+    transport.client("kms")
+    return transport
+
+
 @pytest.fixture(name="table")
-def fixture_table(boto: Any) -> DynamoDBSource:
-    """A stage-key table, created by the source's own ``init`` (on a client whose requests are not counted)."""
-    source = DynamoDBSource(TABLE, client=boto("dynamodb"))
-    source.init()
-    return source
+def fixture_table(admin: BotocoreTransport) -> DynamoDBStore:
+    """A stage-key table, created by the store's own ``init``; ``table.reader`` reads it."""
+    store = DynamoDBStore(DynamoDBSource(TABLE, transport=admin), admin)
+    store.init()
+    return store
 
 
 @pytest.fixture(name="flat")
-def fixture_flat(boto: Any) -> DynamoDBSource:
-    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init`` (requests not counted)."""
-    source = DynamoDBSource("flat-config", layout="flat", client=boto("dynamodb"))
-    source.init()
-    return source
+def fixture_flat(admin: BotocoreTransport) -> DynamoDBStore:
+    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init``."""
+    store = DynamoDBStore(DynamoDBSource("flat-config", layout="flat", transport=admin), admin)
+    store.init()
+    return store
 
 
 def seed(boto: Any, stage: str, values: dict[str, str]) -> None:
@@ -57,7 +69,7 @@ def config(*urls: str, **kwargs: Any) -> confstage.Config:
 # -- reading: stage-key ----------------------------------------------------------------------
 
 
-def test_whole_stage_of_60_keys_costs_one_query(table: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+def test_whole_stage_of_60_keys_costs_one_query(table: DynamoDBStore, boto: Any, requests_made: Counter[str]) -> None:
     """The first get loads all 60 keys of the stage with exactly one Query; the rest are cache hits."""
     values = {f"key{i:02}": f"value {i}" for i in range(60)}
     seed(boto, "DEV", values)
@@ -71,7 +83,7 @@ def test_whole_stage_of_60_keys_costs_one_query(table: DynamoDBSource, boto: Any
 
 
 def test_absent_key_of_a_loaded_stage_costs_nothing_more(
-    table: DynamoDBSource, boto: Any, requests_made: Counter[str]
+    table: DynamoDBStore, boto: Any, requests_made: Counter[str]
 ) -> None:
     """A key missing from a loaded stage is known absent without another request."""
     seed(boto, "DEV", {"a": "1"})
@@ -83,7 +95,7 @@ def test_absent_key_of_a_loaded_stage_costs_nothing_more(
 
 
 def test_stage_over_one_megabyte_follows_pagination(
-    table: DynamoDBSource, boto: Any, requests_made: Counter[str]
+    table: DynamoDBStore, boto: Any, requests_made: Counter[str]
 ) -> None:
     """A stage of 60 values of 20 kB (1.2 MB) is read whole by following LastEvaluatedKey."""
     values = {f"big{i:02}": f"{i:02}" + "x" * 20_000 for i in range(60)}
@@ -96,7 +108,7 @@ def test_stage_over_one_megabyte_follows_pagination(
 
 
 @pytest.mark.parametrize("layout", ["stage-key", "flat"])
-def test_large_and_unicode_values_survive(layout: str, table: DynamoDBSource, flat: DynamoDBSource, boto: Any) -> None:
+def test_large_and_unicode_values_survive(layout: str, table: DynamoDBStore, flat: DynamoDBStore, boto: Any) -> None:
     """A 300 kB value and a unicode value come back byte for byte in both layouts."""
     values = {"big": "ü" * 150_000, "unicode": "Grüße, 世界 🚀 \u200b"}
     (seed if layout == "stage-key" else seed_flat)(boto, "DEV", values)
@@ -106,7 +118,7 @@ def test_large_and_unicode_values_survive(layout: str, table: DynamoDBSource, fl
     assert config(url).get_many(["big", "unicode"]) == values
 
 
-def test_chain_falls_through_dynamodb_to_env(table: DynamoDBSource, boto: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chain_falls_through_dynamodb_to_env(table: DynamoDBStore, boto: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A key the table lacks is read from the next source; a key it has wins over the environment."""
     seed(boto, "DEV", {"db_url": "from-dynamodb"})
     monkeypatch.setenv("DEV_db_url", "from-env")
@@ -136,14 +148,14 @@ def test_unreachable_endpoint_is_a_source_error(monkeypatch: pytest.MonkeyPatch)
     assert caught.value.__cause__ is not None
 
 
-def test_non_string_value_names_the_key_not_the_value(table: DynamoDBSource, boto: Any) -> None:
+def test_non_string_value_names_the_key_not_the_value(table: DynamoDBStore, boto: Any) -> None:
     """A value attribute that is not a string raises SourceError naming the key, never the value."""
     boto("dynamodb").put_item(
         TableName=TABLE,
         Item={"stage": {"S": "DEV"}, "key": {"S": "odd"}, "value": {"L": [{"S": "hidden-secret"}]}},
     )
     with pytest.raises(SourceError, match="'odd'") as caught:
-        table.fetch("DEV", ["odd"])
+        table.reader.fetch("DEV", ["odd"])
     assert "hidden-secret" not in str(caught.value)
 
 
@@ -151,7 +163,7 @@ def test_non_string_value_names_the_key_not_the_value(table: DynamoDBSource, bot
 
 
 def test_flat_get_many_of_three_costs_one_batch_get(
-    flat: DynamoDBSource, boto: Any, requests_made: Counter[str]
+    flat: DynamoDBStore, boto: Any, requests_made: Counter[str]
 ) -> None:
     """get_many of 3 keys in the flat layout is exactly one BatchGetItem."""
     seed_flat(boto, "DEV", {"db_url": "u", "db_user": "me", "db_port": "5432"})
@@ -162,7 +174,7 @@ def test_flat_get_many_of_three_costs_one_batch_get(
     assert requests_made == Counter({"dynamodb.BatchGetItem": 1})
 
 
-def test_flat_get_of_one_key_is_one_get_item(flat: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+def test_flat_get_of_one_key_is_one_get_item(flat: DynamoDBStore, boto: Any, requests_made: Counter[str]) -> None:
     """A single get in the flat layout is one GetItem on ``{key}_{STAGE}``; absent keys fall through."""
     seed_flat(boto, "DEV", {"db_url": "dev-url"})
     cfg = config("dynamodb://flat-config?layout=flat&consistent=true")
@@ -172,7 +184,7 @@ def test_flat_get_of_one_key_is_one_get_item(flat: DynamoDBSource, boto: Any, re
     assert requests_made == Counter({"dynamodb.GetItem": 2})
 
 
-def test_flat_batches_of_100(flat: DynamoDBSource, boto: Any, requests_made: Counter[str]) -> None:
+def test_flat_batches_of_100(flat: DynamoDBStore, boto: Any, requests_made: Counter[str]) -> None:
     """150 keys in the flat layout take two BatchGetItem calls (100 + 50)."""
     values = {f"k{i:03}": str(i) for i in range(150)}
     seed_flat(boto, "DEV", values)
@@ -181,7 +193,7 @@ def test_flat_batches_of_100(flat: DynamoDBSource, boto: Any, requests_made: Cou
     assert requests_made == Counter({"dynamodb.BatchGetItem": 2})
 
 
-def test_flat_reads_never_cross_stages(flat: DynamoDBSource, boto: Any) -> None:
+def test_flat_reads_never_cross_stages(flat: DynamoDBStore, boto: Any) -> None:
     """Key db of stage EU_PRD (id db_EU_PRD, as confstage wrote it) is not key db_EU of stage PRD, in either read."""
     boto("dynamodb").put_item(
         TableName="flat-config",
@@ -198,31 +210,13 @@ def test_flat_reads_never_cross_stages(flat: DynamoDBSource, boto: Any) -> None:
 
 @pytest.mark.parametrize("keys", [["db"], ["db", "other"]], ids=["one-key", "batch"])
 def test_flat_layout_refuses_a_stage_with_an_underscore(
-    flat: DynamoDBSource, keys: list[str], requests_made: Counter[str]
+    flat: DynamoDBStore, keys: list[str], requests_made: Counter[str]
 ) -> None:
     """Reading stage EU_PRD in the flat layout is a ConfigurationError naming the rule and the way out, unsent."""
     with pytest.raises(ConfigurationError, match="'EU_PRD'") as caught:
         DynamoDBSource("flat-config", layout="flat").fetch("EU_PRD", keys)
     assert "layout=stage-key" in str(caught.value)
     assert "stage names without '_'" in str(caught.value)
-    assert not requests_made
-
-
-def test_flat_layout_writes_to_a_stage_with_an_underscore_are_refused_unsent(
-    flat: DynamoDBSource, requests_made: Counter[str]
-) -> None:
-    """put, put_many, delete, items, history and rollback of stage EU_PRD in the flat layout send nothing."""
-    source = DynamoDBSource("flat-config", layout="flat")
-    for write in (
-        lambda: source.put("EU_PRD", "db", "v"),
-        lambda: source.put_many("EU_PRD", {"db": "v"}),
-        lambda: source.delete("EU_PRD", "db"),
-        lambda: source.items("EU_PRD"),
-        lambda: source.history("EU_PRD", "db"),
-        lambda: source.rollback("EU_PRD", "db", "1"),
-    ):
-        with pytest.raises(ConfigurationError, match="'EU_PRD'"):
-            write()
     assert not requests_made
 
 
@@ -238,49 +232,50 @@ def test_check_stage_is_the_one_rule_for_reads_and_writes() -> None:
             layout.check_stage("PRD/../DEV")
 
 
-class _Throttling:
-    """A DynamoDB client that leaves every key but the first unprocessed on its first ``n`` calls."""
+def throttling(real: BotocoreTransport, n: int) -> MockTransport:
+    """DynamoDB leaving every key but the first unprocessed on its first ``n`` BatchGetItem calls."""
+    calls: list[int] = []
 
-    def __init__(self, real: Any, n: int) -> None:
-        self.real = real
-        self.n = n
-        self.calls = 0
-
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's spelling
-        self.calls += 1
-        if self.calls > self.n:
-            return dict(self.real.batch_get_item(RequestItems=RequestItems))
-        (table, request), *_ = RequestItems.items()
-        first, rest = request["Keys"][:1], request["Keys"][1:]
-        response = dict(self.real.batch_get_item(RequestItems={table: {**request, "Keys": first}}))
-        response["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
+    def handler(request: AwsRequest) -> dict[str, Any]:
+        if request.operation != "BatchGetItem":
+            return real.call(request)
+        calls.append(1)
+        if len(calls) > n:
+            return real.call(request)
+        (table, wanted), *_ = request.params["RequestItems"].items()
+        first, rest = wanted["Keys"][:1], wanted["Keys"][1:]
+        response = real.call(request._replace(params={"RequestItems": {table: {**wanted, "Keys": first}}}))
+        response["UnprocessedKeys"] = {table: {**wanted, "Keys": rest}} if rest else {}
         return response
 
+    return MockTransport(handler)
 
-def test_flat_unprocessed_keys_are_retried_with_backoff(flat: DynamoDBSource, boto: Any) -> None:
-    """UnprocessedKeys are asked for again after exponentially growing (injected) sleeps."""
+
+def test_flat_unprocessed_keys_are_retried_with_backoff(flat: DynamoDBStore, boto: Any, admin: Any) -> None:
+    """UnprocessedKeys are asked for again after exponentially growing (injected, here unjittered) sleeps."""
     seed_flat(boto, "DEV", {"a": "1", "b": "2", "c": "3"})
-    client = _Throttling(boto("dynamodb"), n=2)
+    transport = throttling(admin, n=2)
     slept: list[float] = []
-    source = DynamoDBSource("flat-config", layout="flat", client=client, sleep=slept.append)
+    source = DynamoDBSource("flat-config", layout="flat", transport=transport, sleep=slept.append, random=lambda: 1.0)
 
     assert dict(source.fetch("DEV", ["a", "b", "c"])) == {"a": "1", "b": "2", "c": "3"}
-    assert client.calls == 3
+    assert len(transport.requests) == 3
     assert slept == [0.05, 0.1]
 
 
-def test_flat_unprocessed_keys_give_up_after_bounded_attempts(flat: DynamoDBSource, boto: Any) -> None:
-    """Keys still unprocessed after max_attempts raise SourceError instead of looping forever."""
+def test_flat_unprocessed_keys_give_up_after_bounded_attempts(flat: DynamoDBStore, boto: Any, admin: Any) -> None:
+    """Keys still unprocessed after max_attempts raise a throttled SourceError instead of looping forever."""
     values = {key: key.upper() for key in "abcdef"}
     seed_flat(boto, "DEV", values)
     slept: list[float] = []
-    source = DynamoDBSource(
-        "flat-config", layout="flat", client=_Throttling(boto("dynamodb"), n=99), sleep=slept.append, max_attempts=4
-    )
+    transport = throttling(admin, n=99)
+    source = DynamoDBSource("flat-config", layout="flat", transport=transport, sleep=slept.append, max_attempts=4)
 
-    with pytest.raises(SourceError, match="left 2 keys unprocessed after 4 attempts"):
+    with pytest.raises(SourceError, match="left 2 keys unprocessed after 4 attempts") as caught:
         source.fetch("DEV", list(values))
+    assert caught.value.throttled
     assert len(slept) == 3
+    assert all(0.025 <= delay <= 0.2 for delay in slept)  # 0.05, 0.1, 0.2, each jittered down to half
 
 
 # -- URLs ------------------------------------------------------------------------------------
@@ -313,7 +308,7 @@ def test_bad_urls_are_configuration_errors(url: str) -> None:
 
 
 def test_secure_round_trip_is_transparent_and_kept_off_disk(
-    table: DynamoDBSource, kms_key: str, boto: Any, tmp_path: Path
+    table: DynamoDBStore, kms_key: str, boto: Any, tmp_path: Path
 ) -> None:
     """A value put with a KMS key is stored as an envelope, read back in plaintext, and never written to /tmp."""
     table.put("DEV", "password", "hunter2-ü", kms_key=kms_key)
@@ -322,7 +317,7 @@ def test_secure_round_trip_is_transparent_and_kept_off_disk(
     assert crypto.is_envelope(stored["Item"]["value"]["S"])
     assert stored["Item"]["secure"] == {"BOOL": True}
 
-    fetched = table.fetch("DEV", ())
+    fetched = table.reader.fetch("DEV", ())
     assert dict(fetched) == {"password": "hunter2-ü", "plain": "visible"}
     assert fetched.secret == {"password"}
 
@@ -334,13 +329,13 @@ def test_secure_round_trip_is_transparent_and_kept_off_disk(
     assert b"hunter2" not in on_disk
 
 
-def test_ciphertext_moved_to_another_key_fails_that_key_only(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
+def test_ciphertext_moved_to_another_key_fails_that_key_only(table: DynamoDBStore, kms_key: str, boto: Any) -> None:
     """An envelope copied to another key puts a DecryptError naming that key in errors; every other key is served."""
     table.put("DEV", "password", "hunter2", kms_key=kms_key)
     envelope = table.items("DEV")["password"].value
     seed(boto, "DEV", {"other": envelope, "host": "db.local"})
 
-    fetched = table.fetch("DEV", ())
+    fetched = table.reader.fetch("DEV", ())
     assert dict(fetched) == {"password": "hunter2", "host": "db.local"}
     assert set(fetched.errors) == {"other"}
     error = fetched.errors["other"]
@@ -350,102 +345,12 @@ def test_ciphertext_moved_to_another_key_fails_that_key_only(table: DynamoDBSour
     assert fetched.secret == {"password", "other"}
 
 
-def test_flat_secure_values_are_decrypted(flat: DynamoDBSource, kms_key: str) -> None:
+def test_flat_secure_values_are_decrypted(flat: DynamoDBStore, kms_key: str) -> None:
     """Secure values work in the flat layout too, for one key and for a batch."""
     flat.put("DEV", "api_key", "s3cr3t", kms_key=kms_key)
     flat.put("DEV", "region", "eu-west-1")
 
-    one = flat.fetch("DEV", ["api_key"])
-    many = flat.fetch("DEV", ["api_key", "region"])
+    one = flat.reader.fetch("DEV", ["api_key"])
+    many = flat.reader.fetch("DEV", ["api_key", "region"])
     assert (dict(one), one.secret) == ({"api_key": "s3cr3t"}, frozenset({"api_key"}))
     assert (dict(many), many.secret) == ({"api_key": "s3cr3t", "region": "eu-west-1"}, frozenset({"api_key"}))
-
-
-# -- writing ---------------------------------------------------------------------------------
-
-
-def test_sources_are_writable(table: DynamoDBSource, flat: DynamoDBSource) -> None:
-    """Both layouts implement the WritableSource protocol the CLI calls."""
-    assert isinstance(table, WritableSource)
-    assert isinstance(flat, WritableSource)
-
-
-@pytest.mark.parametrize("layout", ["stage-key", "flat"])
-def test_init_creates_an_on_demand_table_once(layout: str, aws_endpoint: str, boto: Any) -> None:
-    """init creates a PAY_PER_REQUEST table with the layout's key schema, and is harmless when repeated."""
-    source = DynamoDBSource("made", layout=layout)
-    source.init()
-    source.init()
-    table = boto("dynamodb").describe_table(TableName="made")["Table"]
-    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert [k["AttributeName"] for k in table["KeySchema"]] == (
-        ["stage", "key"] if layout == "stage-key" else ["stage"]
-    )
-
-
-def test_init_refuses_a_table_of_the_other_layout(table: DynamoDBSource) -> None:
-    """init on an existing table whose key schema does not fit the layout is a ConfigurationError."""
-    with pytest.raises(ConfigurationError, match="does not fit layout 'flat'"):
-        DynamoDBSource(TABLE, layout="flat").init()
-
-
-@pytest.mark.parametrize("layout", ["stage-key", "flat"])
-def test_put_increments_the_version_and_checks_expectations(
-    layout: str, table: DynamoDBSource, flat: DynamoDBSource
-) -> None:
-    """Each put returns the next version; a put expecting a stale version is refused with SourceError."""
-    source = table if layout == "stage-key" else flat
-    assert source.put("DEV", "k", "one", expect_version="0") == "1"
-    assert source.put("DEV", "k", "two") == "2"
-    assert source.put("DEV", "k", "three", expect_version="2") == "3"
-    with pytest.raises(SourceError, match="no longer at version 2") as caught:
-        source.put("DEV", "k", "four", expect_version="2")
-    assert "four" not in str(caught.value)
-    with pytest.raises(SourceError, match="no longer at version 0"):
-        source.put("DEV", "k", "again", expect_version="0")
-    assert dict(source.fetch("DEV", ["k"])) == {"k": "three"}
-    [version] = source.history("DEV", "k")
-    assert (version.version, version.latest, version.secure) == ("3", True, False)
-    assert version.modified is not None
-
-
-@pytest.mark.parametrize("layout", ["stage-key", "flat"])
-def test_put_many_items_and_delete(
-    layout: str, table: DynamoDBSource, flat: DynamoDBSource, kms_key: str, requests_made: Counter[str]
-) -> None:
-    """put_many writes in batches of 25, items lists a stage (ciphertext unless decrypt), delete removes a key."""
-    source = DynamoDBSource(table.table) if layout == "stage-key" else DynamoDBSource(flat.table, layout="flat")
-    source.put("DEV", "k00", "old")
-    if layout == "stage-key":
-        source.put("DEV_X", "k00", "other stage")
-    else:  # confstage refuses stage DEV_X in the flat layout; another writer's k00_DEV_X must not show in X or DEV
-        item = {"stage": {"S": "k00_DEV_X"}, "key": {"S": "k00"}, "value": {"S": "other stage"}}
-        boto3.client("dynamodb").put_item(TableName=flat.table, Item=item)
-    values = {f"k{i:02}": f"v{i}" for i in range(60)}
-    requests_made.clear()
-    source.put_many("DEV", values)
-    assert requests_made["dynamodb.BatchWriteItem"] == 3
-    source.put_many("DEV", {"secret": "shh"}, kms_key=kms_key)
-
-    listed = source.items("DEV")
-    assert {k: v.value for k, v in listed.items() if k != "secret"} == values
-    assert listed["k00"].version == "2"
-    assert listed["k01"].version == "1"
-    assert listed["secret"].secure
-    assert crypto.is_envelope(listed["secret"].value)
-    assert source.items("DEV", decrypt=True)["secret"].value == "shh"
-    assert set(source.items("X")) == set()
-
-    assert source.delete("DEV", "k05") is True
-    assert source.delete("DEV", "k05") is False
-    assert "k05" not in source.items("DEV")
-    assert source.history("DEV", "k05") == []
-
-
-def test_rollback_is_not_supported(table: DynamoDBSource) -> None:
-    """DynamoDB keeps no old versions: rollback to another version raises SourceError saying so."""
-    table.put("DEV", "k", "one")
-    table.put("DEV", "k", "two")
-    assert table.rollback("DEV", "k", "2") == "2"
-    with pytest.raises(SourceError, match="not supported for dynamodb"):
-        table.rollback("DEV", "k", "1")

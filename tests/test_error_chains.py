@@ -19,9 +19,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from confstage import DecryptError, SourceError, crypto
+from confstage.aws import Caller
+from confstage.sources.base import parse_json_object
 from confstage.sources.kms_env import decrypt_lambda_env
 from confstage.sources.s3 import S3Source
-from confstage.sources.secretsmanager import parse_document
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def assert_no_value_in_chain(error: BaseException) -> None:
 def test_a_secret_that_is_not_json_has_neither_cause_nor_context() -> None:
     """A non-JSON secret's SourceError leaves out the JSONDecodeError, whose ``doc`` is the whole secret."""
     with pytest.raises(SourceError, match="not valid JSON") as caught:
-        parse_document(f'{{"password": "{SECRET}", oops', secret_id="app/DEV", source="secretsmanager://app")
+        parse_json_object(f'{{"password": "{SECRET}", oops', what="secret app/DEV", source="sm://app", operation="get")
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
     assert_no_value_in_chain(caught.value)
@@ -67,7 +68,7 @@ def test_a_secret_that_is_not_json_has_neither_cause_nor_context() -> None:
 def test_a_deeply_nested_secret_is_a_source_error() -> None:
     """A secret nested past the parser's recursion limit is a SourceError, not a RecursionError."""
     with pytest.raises(SourceError, match="not valid JSON"):
-        parse_document("[" * 100_000, secret_id="app/DEV", source="secretsmanager://app")
+        parse_json_object("[" * 100_000, what="secret app/DEV", source="secretsmanager://app", operation="get")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,7 @@ def test_an_s3_document_that_does_not_parse_has_no_value_in_its_chain(boto: Any,
 def test_a_kms_env_value_that_is_not_base64_keeps_its_cause() -> None:
     """A non-base64 kms-env value keeps binascii's error as the cause: it gives counts, never the text."""
     with pytest.raises(DecryptError, match="DEV_token") as caught:
-        decrypt_lambda_env(f"{SECRET}!", variable="DEV_token", client=None)
+        decrypt_lambda_env(f"{SECRET}!", variable="DEV_token", kms=Caller("kms-env://"))
     assert isinstance(caught.value.__cause__, binascii.Error)
     assert_no_value_in_chain(caught.value)
 
@@ -104,7 +105,7 @@ def test_a_kms_env_value_that_decrypts_to_bytes_has_no_context(boto: Any, kms_ke
     blob = boto("kms").encrypt(KeyId=kms_key, Plaintext=SECRET.encode() + b"\xff")["CiphertextBlob"]
 
     with pytest.raises(DecryptError, match="not UTF-8") as caught:
-        decrypt_lambda_env(base64.b64encode(blob).decode(), variable="DEV_token", client=boto("kms"))
+        decrypt_lambda_env(base64.b64encode(blob).decode(), variable="DEV_token", kms=Caller("kms-env://"))
     assert caught.value.__context__ is None
     assert_no_value_in_chain(caught.value)
 

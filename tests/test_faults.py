@@ -16,6 +16,7 @@ import pytest
 
 from confstage import Config, SourceError
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 
 from .conftest import FakeClock
 from .faultproxy import FAULTS, FaultProxy
@@ -29,7 +30,7 @@ REPORT: dict[str, dict[str, str]] = {}
 
 def seed_dynamodb(boto: Callable[[str], Any]) -> str:
     ddb = boto("dynamodb")
-    DynamoDBSource("cfg").init()  # the stage-key table, as `confstage init` makes it
+    DynamoDBStore(DynamoDBSource("cfg")).init()  # the stage-key table, as `confstage init` makes it
     ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
     return "dynamodb://cfg"
 

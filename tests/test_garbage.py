@@ -20,7 +20,9 @@ import pytest
 from confstage import Config, KeyNotFoundError, SourceError, crypto
 from confstage.errors import DecryptError
 from confstage.sources import Source, build_source
-from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores import Store, build_store
+from confstage.transport import NetworkError
+from confstage.transport.botocore import BotocoreTransport
 
 from .fakes import DictSource
 from .faultproxy import GARBAGE, FaultProxy
@@ -47,14 +49,21 @@ class Case(NamedTuple):
     operation: str
 
 
+def store(boto: Callable[[str], Any], url: str) -> Store:
+    """The store of ``url`` on the local endpoint itself (not through the proxy), for arranging state."""
+    found = build_store(url, transport=BotocoreTransport(endpoint_url=boto("dynamodb").meta.endpoint_url))
+    assert found is not None
+    return found
+
+
 def seed_stage_key(boto: Callable[[str], Any]) -> str:
-    DynamoDBSource("cfg", client=boto("dynamodb")).init()
+    store(boto, "dynamodb://cfg").init()
     boto("dynamodb").put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
     return "dynamodb://cfg"
 
 
 def seed_flat(boto: Callable[[str], Any]) -> str:
-    DynamoDBSource("flat", layout="flat", client=boto("dynamodb")).init()
+    store(boto, "dynamodb://flat?layout=flat").init()
     for key in ("k", "j"):
         boto("dynamodb").put_item(TableName="flat", Item={"stage": {"S": f"{key}_DEV"}, "value": {"S": VALUE}})
     return "dynamodb://flat?layout=flat"
@@ -157,8 +166,9 @@ def test_a_garbage_kms_answer_fails_the_fetch_not_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A KMS Decrypt answered with garbage fails the fetch with SourceError (so stale-on-error applies), not a key."""
-    DynamoDBSource("cfg", client=boto("dynamodb")).init()
-    DynamoDBSource("cfg", client=boto("dynamodb"), kms_client=boto("kms")).put("DEV", "k", VALUE, kms_key=kms_key)
+    table = store(boto, "dynamodb://cfg")
+    table.init()
+    table.put("DEV", "k", VALUE, kms_key=kms_key)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", proxy.url)  # only KMS goes through the proxy
     crypto.clear_data_keys()
@@ -191,14 +201,17 @@ def test_an_unparseable_answer_to_an_unchecked_operation_is_still_a_source_error
 ) -> None:
     """botocore's bare UnicodeDecodeError on an unreadable body (here a Scan) becomes a SourceError without it."""
     seed_flat(boto)
-    source = DynamoDBSource("flat", layout="flat")
+    source = build_store("dynamodb://flat?layout=flat")
+    assert source is not None
     proxy.fault = "garbage"
 
     with pytest.raises(SourceError, match="could not parse") as caught:
         source.items("DEV")
     assert caught.value.operation == "dynamodb:Scan"
-    assert caught.value.__cause__ is None  # the parser's UnicodeDecodeError holds the body
-    assert caught.value.__context__ is None
+    failure = caught.value.__cause__  # the transport's NetworkError: the parser's UnicodeDecodeError holds the body
+    assert isinstance(failure, NetworkError)
+    assert failure.__cause__ is None
+    assert failure.__context__ is None
 
 
 class Empty(NamedTuple):

@@ -14,6 +14,7 @@ import pytest
 import confstage
 from confstage import Config, SourceError, aws
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 from confstage.testing import lambda_context
 
 FUNCTION = "helloStagedWorld"
@@ -23,7 +24,7 @@ FUNCTION = "helloStagedWorld"
 def fixture_table(boto: Any) -> str:
     """A stage-key table with DEV and PRD values."""
     ddb = boto("dynamodb")
-    DynamoDBSource("app-config").init()  # the stage-key table, as `confstage init` makes it
+    DynamoDBStore(DynamoDBSource("app-config")).init()  # the stage-key table, as `confstage init` makes it
     for stage in ("DEV", "PRD"):
         for key in ("db_url", "timeout_ms"):
             value = f"{key}-{stage}" if key == "db_url" else str(len(stage) * 1000)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from confstage import aws
+from confstage import _state, aws
 from confstage.errors import KeyNameError, SourceError, StageError
-from confstage.sources import WritableSource, build_source
-from confstage.sources.base import PartialWriteError
+from confstage.stores import PartialWriteError, Store, build_store
+from confstage.transport.botocore import BotocoreTransport
 
 from .faultproxy import FaultProxy
 
@@ -47,10 +47,10 @@ def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     proxy.stop()
 
 
-def make_store(url: str) -> WritableSource:
+def make_store(url: str) -> Store:
     """The store of ``url``, created and warmed up (moto's first SSM call loads its public parameters)."""
-    store = build_source(url)
-    assert isinstance(store, WritableSource)
+    store = build_store(url)
+    assert store is not None
     store.init()
     store.items("WARM")
     return store
@@ -100,7 +100,9 @@ def test_ssm_writes_a_secure_value_first_so_a_bad_kms_key_fails_before_anything_
     def record(params: dict[str, Any], **_: Any) -> None:
         types.append(params["Type"])
 
-    aws.client("ssm").meta.events.register("provide-client-params.ssm.PutParameter", record)
+    transport = _state.transport()
+    assert isinstance(transport, BotocoreTransport)
+    transport.client("ssm").meta.events.register("provide-client-params.ssm.PutParameter", record)
     store.put_many("PRD", {"a": "1", "b": "2", "s": "secret", "c": "3"}, kms_key="alias/aws/ssm", secure=["s"])
     assert types == ["SecureString", "String", "String", "String"]
 

@@ -12,6 +12,7 @@ import pytest
 
 from confstage import Config, aws, crypto
 from confstage.sources.dynamodb import DynamoDBSource
+from confstage.stores.dynamodb import DynamoDBStore
 
 from .conftest import FakeClock
 from .fakes import DictSource
@@ -101,7 +102,7 @@ def test_dynamodb_secure_values_survive_a_restart_without_the_table(
     boto: Any, kms_key: str, tmp_path: Path, requests_made: Counter[str]
 ) -> None:
     """Envelope-encrypted DynamoDB values: first process Query + one Decrypt per value; a restart, one Decrypt."""
-    store = DynamoDBSource("sealed-config")
+    store = DynamoDBStore(DynamoDBSource("sealed-config"))
     store.init()
     for key, value in SECRETS.items():
         store.put("PRD", key, value, kms_key=kms_key)

@@ -30,9 +30,9 @@ def fixture_source() -> MemorySource:
 @pytest.fixture(name="fresh_snapstart")
 def fixture_fresh_snapstart() -> Iterator[None]:
     """The SnapStart registration starts and ends unregistered."""
-    snapstart._uninstall()
+    snapstart.reset()
     yield
-    snapstart._uninstall()
+    snapstart.reset()
 
 
 @pytest.mark.parametrize("event", [{"source": "serverless-plugin-warmup"}, {"confstage": "warmup"}])

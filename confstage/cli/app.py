@@ -16,21 +16,17 @@ from confstage.errors import ConfigurationError, ConfstageError, StageError
 from .commands import store, tools, transfer
 from .demo import demo
 from .errors import Failed, UsageFailed
-from .options import global_options
+from .options import global_options, hoist, settings_from
 
 __all__ = ["cli"]
 
 
-def _aws_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return ()
-    return (BotoCoreError, ClientError)
-
-
 class ConfstageGroup(click.Group):
-    """A group that turns expected exceptions into one-line errors with the right exit status."""
+    """A group that takes its options after the command name too, and turns expected exceptions into
+    one-line errors with the right exit status."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -41,25 +37,25 @@ class ConfstageGroup(click.Group):
             raise UsageFailed(str(exc)) from None
         except ConfstageError as exc:
             raise Failed(str(exc)) from None
-        except _aws_errors() as exc:
-            raise Failed(f"AWS: {exc}") from None
         except OSError as exc:
             raise Failed(str(exc)) from None
         except Exception as exc:  # the last resort: a traceback could quote a file or a value
             raise Failed(
                 f"unexpected {type(exc).__name__} in confstage {ctx.invoked_subcommand or ''} "
-                "(its message is withheld: it could quote a value); please report it"
+                "(its message is left out: it could quote a value); please report it"
             ) from None
 
 
 @click.group(cls=ConfstageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="confstage", prog_name="confstage")
 @global_options
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context, /, **values: Any) -> None:
     """Stage-aware configuration for AWS Lambda: seed, inspect, promote and roll back values.
 
     Global options may come before or after the command name.
     """
+    ctx.obj = settings_from(ctx, values)
 
 
 for _module in (store, tools, transfer):

@@ -12,8 +12,7 @@ import stat
 import sys
 
 from confstage.errors import StageError
-from confstage.names import validate_stage
-from confstage.sources.base import key_refusal
+from confstage.names import key_refusal, validate_stage
 
 from .errors import Failed, UsageFailed
 

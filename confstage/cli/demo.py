@@ -4,7 +4,7 @@
    credentials;
 2. seed DEV and PRD values into every kind of source: env vars, a ``kms-env://`` ciphertext made
    as the Lambda console makes it, DynamoDB (one value envelope-encrypted), S3, SSM and Secrets
-   Manager, all through their writable sources;
+   Manager, all through their stores;
 3. invoke ``examples/handler.py`` under the DEV and PRD aliases, twice each (cold, then warm);
 4. print what each stage resolved, from which source, and how long each read took.
 """
@@ -25,7 +25,7 @@ import click
 
 from confstage.cli.errors import Failed
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import global_options, settings
+from confstage.cli.options import Settings
 from confstage.cli.output import MASK, emit_json, message, table
 
 __all__ = ["demo", "find_handler"]
@@ -130,15 +130,16 @@ def _local_aws() -> Iterator[str]:
 
 
 def _seed() -> None:
-    """Write SEED into every source, each through its own writable side."""
-    from confstage import aws
-    from confstage.sources import WritableSource, build_source
+    """Write SEED into every source, each through its store."""
+    from confstage.aws import Caller
+    from confstage.stores import Store, build_store
 
-    kms_key: str = aws.client("kms").create_key(Description="confstage demo")["KeyMetadata"]["KeyId"]
-    stores: dict[str, WritableSource] = {}
+    created = Caller("demo").call("kms:CreateKey", {"Description": "confstage demo"})
+    kms_key: str = created["KeyMetadata"]["KeyId"]
+    stores: dict[str, Store] = {}
     for url in (TABLE, BUCKET, SSM, SECRETS):
-        store = build_source(url)
-        assert isinstance(store, WritableSource)
+        store = build_store(url)
+        assert store is not None
         store.init()
         stores[url] = store
     for stage, values in SEED.items():
@@ -155,18 +156,17 @@ def _seed() -> None:
 
 def _origin(stage: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
     """Which source of the chain answers each key, and whether the value is secret."""
-    from confstage.sources import build_sources
+    from confstage import Config, KeyNotFoundError
 
-    found: dict[str, tuple[str, bool]] = {}
-    for source in build_sources(list(CHAIN)):
-        remaining = [k for k in keys if k not in found]
-        if not remaining:
-            break
-        fetched = source.fetch(stage, remaining)
-        for key in remaining:
-            if key in fetched:
-                found[key] = (source.url.split(":", 1)[0], key in fetched.secret)
-    return found
+    client = Config(list(CHAIN), stage=stage, cache_dir="")
+    origins: dict[str, tuple[str, bool]] = {}
+    for key in keys:
+        try:
+            found = client.find(key)
+        except KeyNotFoundError:
+            continue
+        origins[key] = (found.source.split(":", 1)[0], found.secret)
+    return origins
 
 
 def _invoke(handler: Callable[[dict[str, Any], Any], dict[str, Any]], stage: str) -> tuple[dict[str, Any], ...]:
@@ -195,10 +195,9 @@ def _shown(value: Any, secret: bool) -> str:
 
 
 @click.command()
-@global_options
-def demo() -> None:
+@click.pass_obj
+def demo(options: Settings) -> None:
     """Seed every source on an embedded local AWS endpoint and run the example handler under DEV and PRD."""
-    options = settings()
     began = time.perf_counter()
     handler_path = find_handler()
     rows: list[dict[str, Any]] = []

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from confstage.errors import ConfstageError
-from confstage.sources.base import key_refusal
+from confstage.names import key_refusal
 
 __all__ = [
     "DotenvError",

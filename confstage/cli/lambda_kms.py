@@ -7,20 +7,23 @@ the base64 of the ciphertext blob; ``kms-env://`` decrypts with the same context
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING
 
-from confstage import aws
+from confstage.aws import Caller
+
+if TYPE_CHECKING:
+    from confstage.transport import Transport
 
 __all__ = ["encrypt_for_lambda"]
 
 
-def encrypt_for_lambda(value: str, *, kms_key: str, function: str, client: Any = None) -> str:
+def encrypt_for_lambda(value: str, *, kms_key: str, function: str, transport: Transport | None = None) -> str:
     """The base64 KMS ciphertext of ``value`` bound to the function ``function``."""
-    kms = client if client is not None else aws.client("kms")
-    response = kms.encrypt(
-        KeyId=kms_key,
-        Plaintext=value.encode("utf-8"),
-        EncryptionContext={"LambdaFunctionName": function},
-    )
+    request = {
+        "KeyId": kms_key,
+        "Plaintext": value.encode("utf-8"),
+        "EncryptionContext": {"LambdaFunctionName": function},
+    }
+    response = Caller("kms-env://", transport).call("kms:Encrypt", request, target=f"KMS key {kms_key}")
     blob: bytes = response["CiphertextBlob"]
     return base64.b64encode(blob).decode("ascii")

@@ -1,36 +1,51 @@
-"""The global options, accepted before or after the command name.
+"""The global options, declared once on the group, and the one ``Settings`` object they make.
 
-The same options are attached to the group and to every command. Each one records its value
-(when given) in the root context; the group's are parsed first, so a value given after the
-command name wins. ``settings(ctx)`` reads the merged result once parsing is done and points
-boto3 at the requested region, profile and endpoint before any client exists.
+Each option has its environment variable (``envvar=``): click takes the command line first, then the
+variable. The group puts the ``Settings`` on ``ctx.obj`` and every command takes it with
+``@click.pass_obj``. CONTRACT §5 accepts the options before or after the command name: ``hoist`` moves
+those given after it in front of it before click parses (a value after the command name wins), so the
+commands themselves declare only their own options.
+
+Region, profile and endpoint reach AWS as arguments of the transport the settings make
+(``Settings.transport``), never through ``os.environ``. Only values given on the command line are passed:
+one click took from the environment is one botocore reads itself, and reads more finely
+(``AWS_ENDPOINT_URL_<SERVICE>`` before ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION`` before ``AWS_REGION``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from confstage import aws
 from confstage.sources import split_urls
 from confstage.variables import DEFAULT_SOURCES
 
 from .checks import valid_stage
 
-__all__ = ["Settings", "ValueCommand", "global_options", "settings"]
+if TYPE_CHECKING:
+    from confstage.transport import Transport
+
+__all__ = ["GLOBAL_OPTIONS", "Settings", "ValueCommand", "global_options", "hoist", "settings_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_META = "confstage.settings"
+# name on the command line -> (parameter name, environment variable, metavar or choices, help)
+GLOBAL_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
+    "--source": ("sources", "CONFSTAGE_SOURCES", "URL", "Source URL (repeatable; default env://)."),
+    "--stage": ("stage", "CONFSTAGE_STAGE", "STAGE", "Stage to act on."),
+    "--region": ("region", "AWS_REGION", "REGION", "AWS region."),
+    "--profile": ("profile", "AWS_PROFILE", "NAME", "AWS profile."),
+    "--endpoint-url": ("endpoint_url", "AWS_ENDPOINT_URL", "URL", "AWS endpoint for every service."),
+    "--output": ("output", "CONFSTAGE_OUTPUT", ("table", "json"), "Output format (default table)."),
+}
 
 
 @dataclass
 class Settings:
-    """The merged global options of one CLI run."""
+    """The global options of one CLI run, and the transport they ask for."""
 
     sources: tuple[str, ...] = ()
     stage: str | None = None
@@ -38,35 +53,140 @@ class Settings:
     profile: str | None = None
     endpoint_url: str | None = None
     output: str | None = None
-    applied: bool = False
+    given: frozenset[str] = frozenset()  # parameters given on the command line (not from the environment)
+    _transport: Transport | None = field(default=None, repr=False)
 
     @property
     def urls(self) -> list[str]:
-        """``--source`` values, else ``$CONFSTAGE_SOURCES``, else ``env://``."""
-        if self.sources:
-            return [url for spec in self.sources for url in split_urls(spec)]
-        return split_urls(os.environ.get("CONFSTAGE_SOURCES", "")) or [DEFAULT_SOURCES]
+        """``--source`` values (or ``$CONFSTAGE_SOURCES``), else ``env://``."""
+        return [url for spec in self.sources for url in split_urls(spec)] or [DEFAULT_SOURCES]
 
     @property
     def explicit_urls(self) -> bool:
         """Whether sources were named (``--source`` or ``$CONFSTAGE_SOURCES``) rather than defaulted."""
-        return bool(self.sources or split_urls(os.environ.get("CONFSTAGE_SOURCES", "")))
+        return any(split_urls(spec) for spec in self.sources)
 
     @property
     def json(self) -> bool:
         return self.output == "json"
 
+    def option(self, name: str) -> Any:
+        """The value of a global option if it was given on the command line, else None."""
+        return getattr(self, name) if name in self.given else None
+
     def require_stage(self) -> str:
-        """``--stage``, else ``$CONFSTAGE_STAGE``, checked against the stage rule; a usage error otherwise.
+        """``--stage`` (or ``$CONFSTAGE_STAGE``), checked against the stage rule; a usage error without one.
 
         An empty ``--stage ''`` is an illegal stage, not a missing one (an empty variable is unset).
         """
-        if self.stage is not None:
-            return valid_stage(self.stage, what="--stage")
-        stage = os.environ.get("CONFSTAGE_STAGE")
-        if not stage:
+        if self.stage is None:
             raise click.UsageError("no stage: pass --stage STAGE or set CONFSTAGE_STAGE")
-        return valid_stage(stage, what="CONFSTAGE_STAGE")
+        return valid_stage(self.stage, what=self.stage_origin)
+
+    @property
+    def stage_origin(self) -> str:
+        """Where the stage came from, as messages name it."""
+        return "--stage" if "stage" in self.given else "CONFSTAGE_STAGE"
+
+    def transport(self) -> Transport:
+        """The botocore transport of this run: the command line's profile, region and endpoint, else botocore's own."""
+        if self._transport is None:
+            from confstage.transport.botocore import BotocoreTransport
+
+            self._transport = BotocoreTransport(
+                profile=self.option("profile"), region=self.option("region"), endpoint_url=self.option("endpoint_url")
+            )
+        return self._transport
+
+
+def global_options(func: F) -> F:
+    """Declare the global options (each with its environment variable) on ``func``: the group."""
+    for name, (dest, envvar, meta, text) in reversed(GLOBAL_OPTIONS.items()):
+        kind = {"type": click.Choice(meta)} if isinstance(meta, tuple) else {"metavar": meta}
+        func = click.option(name, dest, multiple=dest == "sources", envvar=envvar, show_envvar=True, help=text, **kind)(
+            func
+        )
+    return func
+
+
+def settings_from(ctx: click.Context, values: dict[str, Any]) -> Settings:
+    """The ``Settings`` of the group's parsed global options."""
+    given = frozenset(
+        name for name in values if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    )
+    sources = tuple(values.get("sources") or ())
+    return Settings(
+        sources=sources,
+        stage=values.get("stage"),
+        region=values.get("region"),
+        profile=values.get("profile"),
+        endpoint_url=values.get("endpoint_url"),
+        output=values.get("output"),
+        given=given,
+    )
+
+
+def hoist(args: list[str]) -> list[str]:
+    """``args`` with the global options given after the command name moved in front of it.
+
+    Nothing after ``--`` moves (it is a value). Given after the command name, a single-valued option comes
+    after the one given before and so wins; ``--source`` given after replaces those given before.
+    """
+    front, rest = _split_front(args)
+    if not rest:
+        return args
+    command, tail = rest[0], rest[1:]
+    moved: list[str] = []
+    kept: list[str] = []
+    index = 0
+    while index < len(tail):
+        arg = tail[index]
+        if arg == "--":
+            kept += tail[index:]
+            break
+        name = arg.partition("=")[0]
+        if name not in GLOBAL_OPTIONS:
+            kept.append(arg)
+            index += 1
+            continue
+        if "=" in arg:
+            moved.append(arg)
+            index += 1
+        elif index + 1 < len(tail):
+            moved += tail[index : index + 2]
+            index += 2
+        else:
+            raise click.UsageError(f"Option '{name}' requires an argument.")
+    if any(arg.partition("=")[0] == "--source" for arg in moved):
+        front = _without(front, "--source")
+    return [*front, *moved, command, *kept]
+
+
+def _split_front(args: list[str]) -> tuple[list[str], list[str]]:
+    """The group's own arguments, and the command name with what follows it."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--" or not arg.startswith("-"):
+            break
+        index += 2 if arg in GLOBAL_OPTIONS else 1  # a global option without '=' takes the next argument
+    return args[:index], args[index:]
+
+
+def _without(args: list[str], option: str) -> list[str]:
+    """``args`` without ``option`` and its values."""
+    out: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == option:
+            index += 2
+        elif arg.startswith(f"{option}="):
+            index += 1
+        else:
+            out.append(arg)
+            index += 1
+    return out
 
 
 class ValueCommand(click.Command):
@@ -95,86 +215,3 @@ class ValueCommand(click.Command):
                 "quote a VALUE that holds spaces"
             )
         return rest
-
-
-def _recorder(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    def record(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value is None or value == ():
-            return
-        state: Settings = ctx.find_root().meta.setdefault(_META, Settings())
-        setattr(state, name, tuple(value) if isinstance(value, (tuple, list)) else value)
-
-    return record
-
-
-def global_options(func: F) -> F:
-    """Attach ``--source --stage --region --profile --endpoint-url --output`` (values go to ``settings``)."""
-    options = [
-        click.option(
-            "--source",
-            "source_",
-            multiple=True,
-            metavar="URL",
-            expose_value=False,
-            callback=_recorder("sources"),
-            help="Source URL (repeatable; default $CONFSTAGE_SOURCES, else env://).",
-        ),
-        click.option(
-            "--stage",
-            metavar="STAGE",
-            expose_value=False,
-            callback=_recorder("stage"),
-            help="Stage to act on (default $CONFSTAGE_STAGE).",
-        ),
-        click.option(
-            "--region", metavar="REGION", expose_value=False, callback=_recorder("region"), help="AWS region."
-        ),
-        click.option(
-            "--profile", metavar="NAME", expose_value=False, callback=_recorder("profile"), help="AWS profile."
-        ),
-        click.option(
-            "--endpoint-url",
-            metavar="URL",
-            expose_value=False,
-            callback=_recorder("endpoint_url"),
-            help="AWS endpoint for every service (e.g. a local moto server).",
-        ),
-        click.option(
-            "--output",
-            type=click.Choice(["table", "json"]),
-            expose_value=False,
-            callback=_recorder("output"),
-            help="Output format (default table).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def settings(ctx: click.Context | None = None) -> Settings:
-    """The merged global options; the first call exports them to the environment boto3 reads."""
-    ctx = ctx or click.get_current_context()
-    state: Settings = ctx.find_root().meta.setdefault(_META, Settings())
-    if not state.applied:
-        state.applied = True
-        changed = False
-        for variable, value in (
-            ("AWS_ENDPOINT_URL", state.endpoint_url),
-            ("AWS_REGION", state.region),
-            ("AWS_DEFAULT_REGION", state.region),
-            ("AWS_PROFILE", state.profile),
-        ):
-            if value:
-                os.environ[variable] = value
-                changed = True
-        if not state.region and os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
-            os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]  # botocore reads only this one
-            changed = True
-        if state.endpoint_url:
-            # --endpoint-url names the endpoint of every service: drop per-service overrides.
-            for variable in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_")]:
-                del os.environ[variable]
-        if changed:
-            aws.reset()  # clients made before now would not see the new settings
-    return state

@@ -21,9 +21,9 @@ MASK = "********"
 PROGRESS_THRESHOLD = 50
 
 
-def mask(value: str, secure: bool, reveal: bool = False) -> str:
-    """The value to show: ``MASK`` for a secure value unless ``reveal``."""
-    return value if reveal or not secure else MASK
+def mask(value: str, hidden: bool, reveal: bool = False) -> str:
+    """The value to show: ``MASK`` for a hidden one (a secure value, a secret) unless ``reveal``."""
+    return value if reveal or not hidden else MASK
 
 
 def emit(text: str) -> None:

@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from confstage.errors import ConfigurationError
 
-from .base import Fetched, Source, SourceURL, StoredValue, Version, WritableSource
+from .base import Fetched, Source, SourceURL
 
-__all__ = [
-    "SCHEMES",
-    "Fetched",
-    "Source",
-    "SourceURL",
-    "StoredValue",
-    "Version",
-    "WritableSource",
-    "build_source",
-    "build_sources",
-    "split_urls",
-]
+if TYPE_CHECKING:
+    from confstage.transport import Transport
 
-# scheme -> "module:Class"; the class has ``from_url(SourceURL) -> Source``.
+__all__ = ["SCHEMES", "Fetched", "Source", "SourceURL", "build_source", "build_sources", "split_urls"]
+
+# scheme -> "module:Class"; the class has ``from_url(SourceURL, transport=None) -> Source``.
 SCHEMES: dict[str, str] = {
     "env": "confstage.sources.env:EnvSource",
     "kms-env": "confstage.sources.kms_env:KmsEnvSource",
@@ -55,8 +48,11 @@ def split_urls(spec: str) -> list[str]:
     return [u for u in (u.strip(",") for u in urls) if u]
 
 
-def build_source(url: str | Source) -> Source:
-    """Build a source from its URL (a ready source object is returned as it is)."""
+def build_source(url: str | Source, *, transport: Transport | None = None) -> Source:
+    """Build a source from its URL (a ready source object is returned as it is).
+
+    ``transport``: what its AWS calls go through (None: the runtime's, ``_state.transport()``).
+    """
     if not isinstance(url, str):
         if isinstance(url, Source):
             return url
@@ -68,16 +64,16 @@ def build_source(url: str | Source) -> Source:
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     ttl = parsed.take_float("ttl")  # every source accepts ?ttl=SECONDS
-    source: Source = cls.from_url(parsed)
+    source: Source = cls.from_url(parsed, transport)
     parsed.done()
     if ttl is not None:
         source.ttl = ttl
     return source
 
 
-def build_sources(urls: str | Iterable[str | Source]) -> list[Source]:
+def build_sources(urls: str | Iterable[str | Source], *, transport: Transport | None = None) -> list[Source]:
     """Build the chain from a ``CONFSTAGE_SOURCES`` string or a list of URLs/sources."""
     items = split_urls(urls) if isinstance(urls, str) else list(urls)
     if not items:
         raise ConfigurationError("no sources configured; set CONFSTAGE_SOURCES, e.g. env://")
-    return [build_source(item) for item in items]
+    return [build_source(item, transport=transport) for item in items]

@@ -1,36 +1,23 @@
-"""The source interface: one method, ``fetch(stage, keys)``, plus the URL helper every source parses with.
+"""The source interface: one method, ``fetch(stage, keys)``, plus what every source parses and reads with.
 
 A source returns the values it holds (missing keys left out) or raises ``SourceError`` when it is
 broken — "not found" falls through to the next source, a failure never does (the botocore
-credential-chain rule). Writing is a separate protocol, used only by the admin CLI.
+credential-chain rule). Sources only read; writing is the stores' (``confstage.stores``, the admin CLI's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+import json
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from confstage.errors import ConfigurationError, KeyNameError, SourceError
+from confstage.errors import ConfigurationError, DecryptError, SourceError
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
+    from confstage.aws import Caller
     from confstage.errors import ConfstageError
 
-__all__ = [
-    "Fetched",
-    "PartialWriteError",
-    "Source",
-    "SourceURL",
-    "StoredValue",
-    "Version",
-    "WritableSource",
-    "WriteLog",
-    "key_refusal",
-    "refuse_writes",
-    "refused_error",
-    "utf8_size",
-]
+__all__ = ["Fetched", "Source", "SourceURL", "open_envelopes", "parse_json_object"]
 
 
 class Fetched(Mapping[str, str]):
@@ -75,7 +62,8 @@ class Source(Protocol):
     (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
     may go to the /tmp cache (secrets among them never do in plaintext). A source may also define
     ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
-    region, endpoint and principal: ``aws.store_identity``); without it the URL does.
+    region, endpoint and principal: ``aws.store_identity``); without it the URL does. Sources are built from
+    their URL by ``from_url(url, transport=None)``: the transport their AWS calls go through (None: the runtime's).
     """
 
     url: str
@@ -88,186 +76,63 @@ class Source(Protocol):
         ...
 
 
-class StoredValue(NamedTuple):
-    """A value as a store holds it: ``secure`` values are envelope-encrypted at rest."""
-
-    value: str
-    secure: bool = False
-    version: str | None = None
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+_INVALID: Any = object()  # what a document that does not parse is read as
 
 
-class Version(NamedTuple):
-    """One stored version of a key."""
+def parse_json_object(text: str, *, what: str, source: str, operation: str) -> dict[str, str]:
+    """``text`` as a JSON object of string values (an S3 document, a secret); errors name ``what``, never content.
 
-    version: str
-    modified: datetime | None
-    latest: bool
-    secure: bool = False
-
-
-@runtime_checkable
-class WritableSource(Protocol):
-    """The admin side of a store: used by the CLI, never on the runtime path.
-
-    ``put_many`` validates everything before its first write: the stage, every key against the key
-    rule and the store's own limits (``check_write``), and, when values are to be encrypted, the
-    KMS key (every value is sealed, or the first write is a secure one, before anything else is
-    written). So an exception other than ``PartialWriteError`` means nothing was written.
+    Raised without cause or context: a ``JSONDecodeError`` keeps the whole text in its ``doc``, and a handler
+    that logs an exception's chain would show it.
     """
-
-    url: str
-
-    def init(self) -> None:
-        """Create what the store needs (table, bucket); harmless when it exists."""
-        ...
-
-    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
-        """Why each key of ``values`` cannot be written to ``stage`` (key -> reason, never quoting
-        the key or its value); empty when every one can. An illegal stage raises ``StageError``."""
-        ...
-
-    def put(
-        self,
-        stage: str,
-        key: str,
-        value: str,
-        *,
-        kms_key: str | None = None,
-        expect_version: str | None = None,
-    ) -> str | None:
-        """Write one value (envelope-encrypted when ``kms_key`` is given); return the new version."""
-        ...
-
-    def put_many(
-        self,
-        stage: str,
-        values: Mapping[str, str],
-        *,
-        kms_key: str | None = None,
-        secure: Collection[str] | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
-        """Write many values in as few requests as the store allows, all or ``PartialWriteError``.
-
-        With ``kms_key``, the keys in ``secure`` (default: all of them) are encrypted under it.
-        ``progress(n)`` is called as the store confirms each batch of ``n`` values.
-        """
-        ...
-
-    def delete(self, stage: str, key: str) -> bool:
-        """Remove a key; False when it did not exist."""
-        ...
-
-    def items(self, stage: str, *, decrypt: bool = False) -> dict[str, StoredValue]:
-        """Every key of a stage; secure values stay ciphertext unless ``decrypt``."""
-        ...
-
-    def history(self, stage: str, key: str) -> list[Version]:
-        """Stored versions of a key, newest first (empty when the store keeps none)."""
-        ...
-
-    def rollback(self, stage: str, key: str, version: str) -> str | None:
-        """Make ``version`` the current value again; return the new version."""
-        ...
-
-
-class PartialWriteError(SourceError):
-    """A ``put_many`` failed after it had begun writing: which keys were written, which were not.
-
-    ``written`` the store confirmed; ``not_written`` it refused, never received, or received without
-    answering (a timeout: such a write may still have landed). Writing them again is safe, a put
-    overwrites. The failure is the ``__cause__``; names only, never a value.
-    """
-
-    def __init__(
-        self,
-        cause: BaseException,
-        *,
-        written: Iterable[str],
-        not_written: Iterable[str],
-        source: str = "",
-        operation: str = "",
-    ) -> None:
-        self.written = tuple(written)
-        self.not_written = tuple(not_written)
-        total = len(self.written) + len(self.not_written)
-        # A ConfstageError's text is ours (never a value); anything else is named by its type only.
-        what = str(cause) if isinstance(cause, SourceError) else type(cause).__name__
-        done = f"{len(self.written)} of {total} value(s) written" if self.written else "nothing written"
-        super().__init__(f"{done}, then {what}")
-        self.source = source or getattr(cause, "source", "")
-        self.operation = operation or getattr(cause, "operation", "")
-
-
-def key_refusal(key: str) -> str | None:
-    """Why ``key`` breaks the key rule (``names.KEY_RULE``), without quoting it; None when it is legal."""
-    from confstage.names import KEY_RULE, validate_key
-
     try:
-        validate_key(key)
-    except KeyNameError:
-        return f"{_broken_part(key)}; a key is {KEY_RULE}"
-    return None
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        document = _INVALID
+    if document is _INVALID:
+        raise SourceError(f"{what} is not valid JSON{at}", source=source, operation=operation)
+    if not isinstance(document, dict):
+        kind = _JSON_KINDS.get(type(document), "value")
+        raise SourceError(
+            f"{what} must be a JSON object of string values, not a JSON {kind}", source=source, operation=operation
+        )
+    wrong = [key for key, value in document.items() if not isinstance(value, str)]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        kind = _JSON_KINDS.get(type(document[wrong[0]]), "value")
+        raise SourceError(
+            f"{what}: the value of key {wrong[0]!r}{more} must be a JSON string, not a JSON {kind}",
+            source=source,
+            operation=operation,
+        )
+    return document
 
 
-def _broken_part(key: str) -> str:
-    """Which part of the key rule ``key`` breaks, by position only."""
-    if not key:
-        return "the key is empty"
-    control = next((i for i, char in enumerate(key) if char < " " or char == "\x7f"), None)
-    if control is not None:
-        return f"the key has a control character at position {control + 1}"
-    if len(key) > 1024:
-        return f"the key is {len(key)} characters long"
-    if key.startswith("/") or key.endswith("/"):
-        return "the key starts or ends with '/'"
-    return "the key has an empty, '.' or '..' segment"
+def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Caller) -> Fetched:
+    """What a store fetched, with every envelope (``crypto``'s ``cs1:`` format) decrypted and its key a secret.
 
+    An envelope that does not open (``DecryptError``: tampered, copied from another key or stage, malformed)
+    fails only its own key: it goes into ``Fetched.errors`` and every other key is served. A KMS failure
+    (throttling, AccessDenied, the network) is the fetch's: ``SourceError`` is raised, so the cache layer can
+    serve stale values. ``kms`` is how the source calls AWS (KMS is asked only when there is an envelope to open).
+    """
+    from confstage import crypto
 
-def refuse_writes(stage: str, values: Mapping[str, str], limit: Callable[[str, str], str | None]) -> dict[str, str]:
-    """``check_write`` for a store: the stage rule (raises), then per key the key rule and ``limit(key, value)``."""
-    from confstage.names import validate_stage
-
-    validate_stage(stage)
-    refused: dict[str, str] = {}
-    for key, value in values.items():
-        reason = key_refusal(key) or limit(key, value)
-        if reason:
-            refused[key] = reason
-    return refused
-
-
-def refused_error(refused: Mapping[str, str], *, source: str) -> KeyNameError:
-    """The error ``put``/``put_many`` raise for refused keys (before any write): each key and why."""
-    shown = "; ".join(f"{key!r}: {reason}" for key, reason in list(refused.items())[:5])
-    more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
-    return KeyNameError(f"cannot write to {source}, nothing written: {shown}{more}")
-
-
-class WriteLog:
-    """The keys a ``put_many`` has written so far, turning a failure midway into ``PartialWriteError``."""
-
-    def __init__(self, keys: Iterable[str], progress: Callable[[int], None] | None = None) -> None:
-        self._order = list(keys)
-        self._written: set[str] = set()
-        self._progress = progress
-
-    def done(self, keys: Collection[str]) -> None:
-        """The store confirmed ``keys``."""
-        self._written.update(keys)
-        if self._progress is not None and keys:
-            self._progress(len(keys))
-
-    def failed(self, cause: BaseException, *, source: str) -> PartialWriteError:
-        """The error to raise (``from cause``) when a write failed after the ones logged."""
-        written = [key for key in self._order if key in self._written]
-        not_written = [key for key in self._order if key not in self._written]
-        return PartialWriteError(cause, written=written, not_written=not_written, source=source)
-
-
-def utf8_size(text: str) -> int:
-    """Bytes of ``text`` as UTF-8 (what AWS limits count)."""
-    return len(text.encode("utf-8", "surrogatepass"))
+    values: dict[str, str] = {}
+    secret: list[str] = []
+    errors: dict[str, DecryptError] = {}
+    for key, value in raw.items():
+        if not crypto.is_envelope(value):
+            values[key] = value
+            continue
+        secret.append(key)
+        try:
+            values[key] = crypto.decrypt(value, stage=stage, key=key, kms=kms)
+        except DecryptError as exc:
+            errors[key] = exc
+    return Fetched(values, secret=secret, errors=errors)
 
 
 class SourceURL:

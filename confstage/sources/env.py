@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 from .base import Fetched, SourceURL
+
+if TYPE_CHECKING:
+    from confstage.transport import Transport
 
 __all__ = ["EnvSource", "env_names"]
 
@@ -40,7 +44,8 @@ class EnvSource:
         self._environ = os.environ if environ is None else environ
 
     @classmethod
-    def from_url(cls, url: SourceURL) -> EnvSource:
+    def from_url(cls, url: SourceURL, transport: Transport | None = None) -> EnvSource:
+        """An ``env://`` source (it makes no AWS call: ``transport`` is not used)."""
         if url.netloc or url.path not in ("", "/"):
             raise url.error("env:// takes no host or path; use ?template=")
         template = url.take("template", DEFAULT_TEMPLATE) or ""

@@ -14,13 +14,16 @@ import binascii
 import math
 import os
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-from confstage import aws
+from confstage.aws import Caller, ErrorAnswer
 from confstage.errors import DecryptError
 
 from .base import Fetched, SourceURL
 from .env import DEFAULT_TEMPLATE, env_names
+
+if TYPE_CHECKING:
+    from confstage.transport import Transport
 
 __all__ = ["KmsEnvSource"]
 
@@ -40,7 +43,7 @@ class KmsEnvSource:
         template: str = DEFAULT_TEMPLATE,
         fallback: bool = True,
         environ: Mapping[str, str] | None = None,
-        kms_client: Any = None,
+        transport: Transport | None = None,
         url: str = "kms-env://",
     ) -> None:
         self.url = url
@@ -49,11 +52,11 @@ class KmsEnvSource:
         self.fallback = fallback
         self.ttl: float | None = math.inf
         self._environ = os.environ if environ is None else environ
-        self._client = kms_client
+        self.aws = Caller(url, transport)
         self._plain: dict[tuple[str, str], str] = {}  # (variable, ciphertext) -> plaintext, memory only
 
     @classmethod
-    def from_url(cls, url: SourceURL) -> KmsEnvSource:
+    def from_url(cls, url: SourceURL, transport: Transport | None = None) -> KmsEnvSource:
         if url.netloc or url.path not in ("", "/"):
             raise url.error("kms-env:// takes no host or path; use ?keys= and ?template=")
         template = url.take("template", DEFAULT_TEMPLATE) or ""
@@ -63,6 +66,7 @@ class KmsEnvSource:
             keys=url.take_list("keys"),
             template=template,
             fallback=url.take_bool("fallback", True),
+            transport=transport,
             url=url.url,
         )
 
@@ -100,23 +104,19 @@ class KmsEnvSource:
         if cached is None:
             # Decrypting twice in a race is harmless (same result); a lock would serialise the pool.
             try:
-                cached = decrypt_lambda_env(blob, variable=variable, client=self._kms(), source=self.url)
+                cached = decrypt_lambda_env(blob, variable=variable, kms=self.aws)
             except DecryptError as exc:
                 return exc
             self._plain[(variable, blob)] = cached
         return cached
 
-    def _kms(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("kms")
-        return self._client
-
     def __repr__(self) -> str:
         return f"KmsEnvSource({self.url!r})"
 
 
-def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "kms-env://") -> str:
+def decrypt_lambda_env(blob: str, *, variable: str, kms: Caller) -> str:
     """Decrypt one console-encrypted variable; errors name the variable, never the value."""
+    source = kms.source
     try:
         ciphertext = base64.b64decode(blob.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:  # binascii's messages give counts, never the text: kept
@@ -130,15 +130,13 @@ def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "
     contexts.append({})
     last: BaseException | None = None
     for context in contexts:
-        response = aws.call(
-            client,
+        response = kms.call(
             _OPERATION,
             {"CiphertextBlob": ciphertext, "EncryptionContext": context},
-            source=source,
             target=variable,
             answers=("InvalidCiphertextException",),
         )
-        if isinstance(response, aws.ErrorAnswer):
+        if isinstance(response, ErrorAnswer):
             last = response.error  # wrong context, or not a ciphertext at all: try the next context
             continue
         plaintext: bytes = response["Plaintext"]

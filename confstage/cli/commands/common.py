@@ -1,4 +1,4 @@
-"""What the commands share: building sources from the global options, reading a value, reporting writes."""
+"""What the commands share: the store and the client the global options name, reading a value, reporting writes."""
 
 from __future__ import annotations
 
@@ -11,24 +11,26 @@ import click
 from confstage.cli.checks import decode, read_input
 from confstage.cli.errors import Failed, UsageFailed
 from confstage.cli.options import Settings
+from confstage.client import Config
 from confstage.errors import ConfstageError
-from confstage.sources import Source, WritableSource, build_sources
-from confstage.sources.base import PartialWriteError
+from confstage.sources import build_sources
+from confstage.stores import PartialWriteError, Store, build_store
 
-__all__ = ["chain", "drop_newline", "read_value", "store", "writing"]
-
-
-def chain(options: Settings) -> list[Source]:
-    """The sources named by ``--source`` / ``$CONFSTAGE_SOURCES``, in order."""
-    return build_sources(options.urls)
+__all__ = ["client", "drop_newline", "read_value", "store", "writing"]
 
 
-def store(options: Settings) -> WritableSource:
-    """The store the admin commands write to: the first writable source of the chain."""
-    sources = chain(options)
-    for source in sources:
-        if isinstance(source, WritableSource):
-            return source
+def client(options: Settings, stage: str) -> Config:
+    """A client of the chain ``--source`` names, for ``stage``, with no /tmp cache: an admin reads what is stored."""
+    return Config(options.urls, stage=stage, cache_dir="", transport=options.transport())
+
+
+def store(options: Settings) -> Store:
+    """The store the admin commands write to: the first source of the chain that has one."""
+    sources = build_sources(options.urls, transport=options.transport())  # every URL checked first
+    for url in options.urls:
+        found = build_store(url, transport=options.transport())
+        if found is not None:
+            return found
     urls = ", ".join(source.url for source in sources)
     raise UsageFailed(
         f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH "

@@ -1,7 +1,8 @@
 """Commands on one store: ``init put get list delete history rollback``.
 
-``get`` reads through the whole chain, as a handler would; the others act on the store, the
-first writable source of the chain (``dynamodb://``, ``s3://``, ``ssm://``, ``secretsmanager://``).
+``get`` reads through the whole chain, as a handler would (a ``Config`` without the /tmp cache); the others
+act on the store of the first source of the chain that has one (``dynamodb://``, ``s3://``, ``ssm://``,
+``secretsmanager://``).
 """
 
 from __future__ import annotations
@@ -10,24 +11,23 @@ import click
 
 from confstage.cli.checks import valid_key
 from confstage.cli.errors import UsageFailed
-from confstage.cli.options import ValueCommand, global_options, settings
+from confstage.cli.options import Settings, ValueCommand
 from confstage.cli.output import emit, emit_json, mask, message, table
 from confstage.errors import KeyNotFoundError
-from confstage.sources import WritableSource
 
-from .common import chain, read_value, store
+from .common import client, read_value, store
 
 __all__ = ["COMMANDS"]
 
 
 @click.command()
-@global_options
-def init() -> None:
+@click.pass_obj
+def init(options: Settings) -> None:
     """Create what the store needs: the DynamoDB table (on-demand), the versioned S3 bucket.
 
     Running it again is harmless.
     """
-    target = store(settings())
+    target = store(options)
     target.init()
     message(f"ready: {target.url}")
 
@@ -39,9 +39,15 @@ def init() -> None:
 @click.option("--secure", is_flag=True, help="Envelope-encrypt the value (needs --kms-key).")
 @click.option("--kms-key", metavar="KEY", help="KMS key id, ARN or alias/NAME for --secure.")
 @click.option("--expect-version", metavar="N", help="Write only if the stored version is N ('0': must not exist).")
-@global_options
+@click.pass_obj
 def put(
-    key: str, value: str | None, file: str | None, secure: bool, kms_key: str | None, expect_version: str | None
+    options: Settings,
+    key: str,
+    value: str | None,
+    file: str | None,
+    secure: bool,
+    kms_key: str | None,
+    expect_version: str | None,
 ) -> None:
     """Write KEY = VALUE (or the content of --file, or stdin, losing one trailing newline)."""
     if secure and not kms_key:
@@ -49,7 +55,6 @@ def put(
     if kms_key and not secure:
         raise click.UsageError("--kms-key is only used with --secure")
     valid_key(key)
-    options = settings()
     stage = options.require_stage()
     target = store(options)
     text = read_value(value, file, what=f"value of {key}", secret=secure)
@@ -64,33 +69,25 @@ def put(
 
 @click.command()
 @click.argument("key")
-@click.option("--reveal", is_flag=True, help="Print a secure value in plaintext.")
-@global_options
-def get(key: str, reveal: bool) -> None:
-    """Print the value of KEY, read through the sources in order (secure values masked)."""
+@click.option("--reveal", is_flag=True, help="Print a secret in plaintext.")
+@click.pass_obj
+def get(options: Settings, key: str, reveal: bool) -> None:
+    """Print the value of KEY, read through the sources in order (secrets masked)."""
     valid_key(key)
-    options = settings()
     stage = options.require_stage()
-    sources = chain(options)
-    for source in sources:
-        fetched = source.fetch(stage, [key])
-        if key in fetched:
-            secure = key in fetched.secret
-            shown = mask(fetched[key], secure, reveal)
-            if options.json:
-                emit_json({"key": key, "value": shown, "secure": secure, "stage": stage, "source": source.url})
-            else:
-                emit(shown)
-            return
-    raise KeyNotFoundError(key, stage, [source.url for source in sources])
+    found = client(options, stage).find(key)
+    shown = mask(found.value, found.secret, reveal)
+    if options.json:
+        emit_json({"key": key, "value": shown, "secret": found.secret, "stage": stage, "source": found.source})
+    else:
+        emit(shown)
 
 
 @click.command(name="list")
 @click.option("--reveal", is_flag=True, help="Show secure values in plaintext.")
-@global_options
-def list_(reveal: bool) -> None:
+@click.pass_obj
+def list_(options: Settings, reveal: bool) -> None:
     """List the keys of a stage in the store (secure values masked)."""
-    options = settings()
     stage = options.require_stage()
     target = store(options)
     stored = target.items(stage, decrypt=reveal)
@@ -108,11 +105,10 @@ def list_(reveal: bool) -> None:
 
 @click.command()
 @click.argument("key")
-@global_options
-def delete(key: str) -> None:
+@click.pass_obj
+def delete(options: Settings, key: str) -> None:
     """Remove KEY from the stage; exit 1 when it did not exist."""
     valid_key(key)
-    options = settings()
     stage = options.require_stage()
     target = store(options)
     if not target.delete(stage, key):
@@ -122,28 +118,17 @@ def delete(key: str) -> None:
 
 @click.command()
 @click.argument("key")
-@global_options
-def history(key: str) -> None:
+@click.pass_obj
+def history(options: Settings, key: str) -> None:
     """List the stored versions of KEY, newest first."""
     valid_key(key)
-    options = settings()
     stage = options.require_stage()
     target = store(options)
     versions = target.history(stage, key)
     if not versions:
         raise KeyNotFoundError(key, stage, [target.url])
     if options.json:
-        emit_json(
-            [
-                {
-                    "version": v.version,
-                    "modified": v.modified.isoformat() if v.modified else None,
-                    "latest": v.latest,
-                    "secure": v.secure,
-                }
-                for v in versions
-            ]
-        )
+        emit_json([{**v._asdict(), "modified": v.modified.isoformat() if v.modified else None} for v in versions])
         return
     rows = [
         (v.version, v.modified.isoformat(timespec="seconds") if v.modified else "", "yes" if v.latest else "")
@@ -155,13 +140,12 @@ def history(key: str) -> None:
 @click.command()
 @click.argument("key")
 @click.option("--to", "version", required=True, metavar="VERSION", help="The version to restore (see history).")
-@global_options
-def rollback(key: str, version: str) -> None:
+@click.pass_obj
+def rollback(options: Settings, key: str, version: str) -> None:
     """Make VERSION the current value of KEY again (as a new version)."""
     valid_key(key)
-    options = settings()
     stage = options.require_stage()
-    target: WritableSource = store(options)
+    target = store(options)
     new = target.rollback(stage, key, version)
     suffix = f" as version {new}" if new and new != version else ""
     message(f"restored {key!r} of stage {stage} to version {version}{suffix} in {target.url}")

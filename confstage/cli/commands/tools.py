@@ -10,7 +10,7 @@ from confstage.cli.checks import valid_stage
 from confstage.cli.errors import Failed
 from confstage.cli.iam import Account, build_policy
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import ValueCommand, global_options, settings
+from confstage.cli.options import Settings, ValueCommand
 from confstage.cli.output import emit, emit_json
 from confstage.errors import StageError
 from confstage.stage import parse_aliases, parse_arn
@@ -26,15 +26,14 @@ _MAX_PLAINTEXT = 4096  # bytes KMS Encrypt takes
 @click.argument("value", required=False)
 @click.option("--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias/NAME.")
 @click.option("--function", "function", required=True, metavar="NAME", help="The Lambda function's name.")
-@global_options
-def encrypt(value: str | None, kms_key: str, function: str) -> None:
+@click.pass_obj
+def encrypt(options: Settings, value: str | None, kms_key: str, function: str) -> None:
     """Print the ciphertext of VALUE (or stdin) for a kms-env:// variable, as the Lambda console makes it."""
-    settings()
     plaintext = read_value(value, None, what="value to encrypt", secret=True)
     size = len(plaintext.encode("utf-8", "surrogatepass"))
     if not 0 < size <= _MAX_PLAINTEXT:
         raise Failed(f"the value to encrypt is {size} bytes; KMS encrypts 1 to {_MAX_PLAINTEXT}")
-    emit(encrypt_for_lambda(plaintext, kms_key=kms_key, function=function))
+    emit(encrypt_for_lambda(plaintext, kms_key=kms_key, function=function, transport=options.transport()))
 
 
 @click.command(name="iam-policy")
@@ -49,8 +48,9 @@ def encrypt(value: str | None, kms_key: str, function: str) -> None:
     envvar="CONFSTAGE_CACHE_KMS_KEY",
     help="Key that seals secrets in the /tmp cache (default $CONFSTAGE_CACHE_KMS_KEY).",
 )
-@global_options
+@click.pass_obj
 def iam_policy(
+    options: Settings,
     account: str | None,
     partition: str | None,
     kms_keys: tuple[str, ...],
@@ -63,17 +63,17 @@ def iam_policy(
     ARNs use ${AWS::Partition}, ${AWS::Region} and ${AWS::AccountId} (ready for Fn::Sub) unless
     --partition, --region and --account are given. --stage narrows every statement to one stage.
     """
-    options = settings()
     if not options.explicit_urls:
         raise click.UsageError("name the sources: --source URL (repeatable) or CONFSTAGE_SOURCES")
     defaults = Account()
-    region = options.region or defaults.region
+    region = options.option("region") or defaults.region
     where = Account(
         partition=partition or _partition_of(region) or defaults.partition,
         region=region,
         account=account or defaults.account,
     )
-    stages = (valid_stage(options.stage, what="--stage"),) if options.stage is not None else ()
+    stage = options.option("stage")
+    stages = (valid_stage(stage, what="--stage"),) if stage is not None else ()
     emit_json(
         build_policy(
             options.urls,
@@ -101,10 +101,9 @@ def _partition_of(region: str) -> str | None:
 @click.command()
 @click.argument("arn")
 @click.option("--aliases", metavar="ALIAS=STAGE,…", help="Alias map (default $CONFSTAGE_ALIASES).")
-@global_options
-def resolve(arn: str, aliases: str | None) -> None:
+@click.pass_obj
+def resolve(options: Settings, arn: str, aliases: str | None) -> None:
     """Print the stage a Lambda function ARN maps to (alias → stage map, else --stage/CONFSTAGE_STAGE)."""
-    options = settings()
     mapping = parse_aliases(aliases if aliases is not None else os.environ.get("CONFSTAGE_ALIASES"))
     try:
         parts = parse_arn(arn)
@@ -114,9 +113,9 @@ def resolve(arn: str, aliases: str | None) -> None:
     if alias is not None:
         stage, via = mapping.get(alias, alias), ("alias map" if alias in mapping else "alias")
     else:
-        via = "--stage" if options.stage is not None else "CONFSTAGE_STAGE"
-        stage = options.stage if options.stage is not None else os.environ.get("CONFSTAGE_STAGE") or ""
-        if stage or options.stage is not None:
+        via = options.stage_origin
+        stage = options.stage or ""
+        if stage or "stage" in options.given:
             valid_stage(stage, what=via)
         if not stage:
             raise Failed(

@@ -10,9 +10,9 @@ import click
 from confstage.cli.checks import decode, read_input, valid_key, valid_stage
 from confstage.cli.dotenv import DotenvError, Entry, format_dotenv, load_entries
 from confstage.cli.errors import Failed, UsageFailed
-from confstage.cli.options import global_options, settings
+from confstage.cli.options import Settings
 from confstage.cli.output import MASK, emit_json, message, progress, table
-from confstage.sources import StoredValue
+from confstage.stores import StoredValue
 
 from .common import store, writing
 
@@ -24,8 +24,8 @@ __all__ = ["COMMANDS", "compare"]
 @click.option("--secure", is_flag=True, help="Envelope-encrypt every imported value (needs --kms-key).")
 @click.option("--kms-key", metavar="KEY", help="KMS key for --secure.")
 @click.option("--dry-run", is_flag=True, help="Show what would be written, write nothing.")
-@global_options
-def import_(file: str, secure: bool, kms_key: str | None, dry_run: bool) -> None:
+@click.pass_obj
+def import_(options: Settings, file: str, secure: bool, kms_key: str | None, dry_run: bool) -> None:
     """Write every value of FILE (.env or a JSON object; '-' for stdin) to the stage.
 
     The whole file is read and checked, and every secure value encrypted, before the first write;
@@ -33,7 +33,6 @@ def import_(file: str, secure: bool, kms_key: str | None, dry_run: bool) -> None
     """
     if secure != bool(kms_key):
         raise click.UsageError("--secure and --kms-key go together")
-    options = settings()
     stage = options.require_stage()
     name = "<stdin>" if file == "-" else file
     try:
@@ -73,21 +72,20 @@ def _refused_lines(refused: Mapping[str, str], entries: Mapping[str, Entry], *, 
 @click.command()
 @click.option("--format", "format_", type=click.Choice(["dotenv", "json"]), default="dotenv", show_default=True)
 @click.option("--reveal", is_flag=True, help="Include secure values in plaintext (left out otherwise).")
-@global_options
-def export(format_: str, reveal: bool) -> None:
+@click.pass_obj
+def export(options: Settings, format_: str, reveal: bool) -> None:
     """Print every value of the stage as .env or a JSON object (secure values left out unless --reveal)."""
-    options = settings()
     stage = options.require_stage()
     target = store(options)
     stored = target.items(stage, decrypt=reveal)
     values = {key: item.value for key, item in sorted(stored.items()) if reveal or not item.secure}
-    withheld = sorted(key for key, item in stored.items() if item.secure and not reveal)
+    left_out = sorted(key for key, item in stored.items() if item.secure and not reveal)
     if format_ == "json" or options.json:
         emit_json(values)
     else:
         click.echo(format_dotenv(values), nl=False)
-    if withheld:
-        message(f"left out {len(withheld)} secure value(s) ({', '.join(withheld)}); --reveal includes them")
+    if left_out:
+        message(f"left out {len(left_out)} secure value(s) ({', '.join(left_out)}); --reveal includes them")
 
 
 def compare(a: Mapping[str, StoredValue], b: Mapping[str, StoredValue]) -> dict[str, Any]:
@@ -107,16 +105,16 @@ def _shown(item: StoredValue) -> str:
 @click.argument("stage_a")
 @click.argument("stage_b")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when the stages differ (like git diff --exit-code).")
-@global_options
-def diff(stage_a: str, stage_b: str, exit_code: bool) -> None:
+@click.pass_obj
+def diff(options: Settings, stage_a: str, stage_b: str, exit_code: bool) -> None:
     """Compare two stages: keys added in STAGE_B, removed from STAGE_A, changed (secure values never shown)."""
     valid_stage(stage_a, what="STAGE_A")
     valid_stage(stage_b, what="STAGE_B")
-    target = store(settings())
+    target = store(options)
     a = target.items(stage_a, decrypt=True)
     b = target.items(stage_b, decrypt=True)
     result = compare(a, b)
-    if settings().json:
+    if options.json:
         emit_json(
             {
                 "added": {k: _shown(b[k]) for k in result["added"]},
@@ -145,8 +143,10 @@ def diff(stage_a: str, stage_b: str, exit_code: bool) -> None:
 @click.option("--keys", "keys", multiple=True, metavar="KEY[,KEY…]", help="Only these keys (repeatable).")
 @click.option("--kms-key", metavar="KEY", help="KMS key to re-encrypt secure values under (they are bound to a stage).")
 @click.option("--dry-run", is_flag=True, help="Show what would change, write nothing.")
-@global_options
-def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str | None, dry_run: bool) -> None:
+@click.pass_obj
+def promote(
+    options: Settings, from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str | None, dry_run: bool
+) -> None:
     """Copy values from FROM_STAGE to TO_STAGE (only those that differ).
 
     Every key is checked, and every secure value re-encrypted for TO_STAGE, before the first
@@ -157,7 +157,7 @@ def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str 
     if from_stage == to_stage:
         raise click.UsageError("FROM and TO are the same stage")
     wanted = [valid_key(k.strip(), what="a key of --keys") for spec in keys for k in spec.split(",")]
-    target = store(settings())
+    target = store(options)
     source = target.items(from_stage, decrypt=True)
     if wanted:
         missing = sorted(set(wanted) - source.keys())
@@ -167,9 +167,8 @@ def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str 
     dest = target.items(to_stage, decrypt=True)
     todo = {k: v for k, v in sorted(source.items()) if k not in dest or dest[k].value != v.value}
     secure = sorted(k for k, v in todo.items() if v.secure)
-    if secure and not kms_key and target.url.startswith("ssm:"):
-        kms_key = "alias/aws/ssm"  # SecureString under the account's default SSM key
-    if secure and not kms_key and target.url.startswith(("dynamodb:", "s3:")) and not dry_run:
+    kms_key = kms_key or target.default_kms_key
+    if secure and not kms_key and target.needs_kms_key and not dry_run:
         raise UsageFailed(
             f"secure value(s) {', '.join(secure)} must be re-encrypted for stage {to_stage}: pass --kms-key KEY"
         )
@@ -179,7 +178,7 @@ def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str 
         reasons = "; ".join(f"{key}: {reason}" for key, reason in sorted(refused.items()))
         raise Failed(f"{target.url} cannot take these keys in stage {to_stage}, nothing written: {reasons}")
     rows = [("add" if k not in dest else "change", k, _shown(v)) for k, v in todo.items()]
-    if settings().json:
+    if options.json:
         emit_json({k: {"action": action, "value": shown} for action, k, shown in rows})
     elif rows:
         table(("action", "key", "value"), rows, title=f"{from_stage} → {to_stage} in {target.url}")

@@ -1,14 +1,14 @@
-"""Responses botocore would misread: a 2xx whose body is not the JSON object the protocol promises.
+"""Responses botocore would misread: a 2xx whose body is not the JSON object the JSON protocol promises.
 
 botocore's JSON parser (``parsers.BaseJSONParser._parse_body_as_json``, botocore 1.44) turns a body that
 is not JSON into ``{"message": body}``, which the output shape then drops: an HTML page from a proxy
 parses as ``{}``, i.e. a GetItem that found nothing or a Query with no items. A body that is not
 UTF-8 raises a bare ``UnicodeDecodeError`` and JSON that is not an object (``[]``, ``null``) a bare
 ``AttributeError``, neither of them a ``BotoCoreError``. The hook here looks at the raw body first
-(botocore's ``before-parse`` event) and raises ``UnparseableResponseError``, a ``BotoCoreError``, so
-every caller's existing error handling turns it into a ``SourceError``.
+(botocore's ``before-parse`` event) and raises ``UnparseableResponseError``, which the transport turns
+into a ``NetworkError``.
 
-Imported with the first client, never by ``import confstage``.
+Imported with the first botocore client, never by ``import confstage``.
 """
 
 from __future__ import annotations
@@ -21,35 +21,39 @@ from botocore.exceptions import BotoCoreError
 
 __all__ = ["UnparseableResponseError", "check_json_body"]
 
+# Answers whose emptiness means "nothing there" (``{}`` is how GetItem says there is no item) are parsed whole
+# first; the others are checked for their braces only (a Query page is up to 1 MB: parsing it twice costs ~14 ms),
+# and a body that parses to nothing then lacks what the call layer's PROMISES say it always carries.
+PARSED_WHOLE = frozenset({"GetItem"})
+
 
 class UnparseableResponseError(BotoCoreError):  # type: ignore[misc]  # botocore ships no type information
     """A 2xx response whose body is not a JSON object; ``detail`` describes it without quoting it."""
 
-    fmt = "{operation} answered with a body that is not a JSON object ({detail})"
+    fmt = "{detail}"
 
-    def __init__(self, *, operation: str, detail: str) -> None:
-        super().__init__(operation=operation, detail=detail)
-        self.detail = f"the response is not a JSON object ({detail})"
+    def __init__(self, *, detail: str) -> None:
+        super().__init__(detail=detail)
+        self.detail = detail
 
 
-def check_json_body(operation: str, *, whole: bool) -> Callable[..., None]:
-    """A ``before-parse`` hook for one JSON-protocol operation.
+def check_json_body() -> Callable[..., None]:
+    """A ``before-parse`` hook for every operation of a JSON-protocol service.
 
-    The body must be UTF-8 text that starts with ``{`` and ends with ``}``; with ``whole`` it must
-    parse as a JSON object too (for answers whose emptiness means "not found", like GetItem, and
-    which are small: a page of a Query is up to 1 MB, where parsing twice would cost ~14 ms).
+    The body must be UTF-8 text that starts with ``{`` and ends with ``}``; for ``PARSED_WHOLE`` operations
+    it must parse as a JSON object too.
     """
 
-    def check(response_dict: dict[str, Any], **_: Any) -> None:
+    def check(response_dict: dict[str, Any], operation_model: Any = None, **_: Any) -> None:
         status = response_dict.get("status_code", 0)
         if not 200 <= status < 300:
             return  # an error response: botocore parses the error
-        body = response_dict.get("body", b"")
-        problem = _problem(body, whole=whole)
+        whole = getattr(operation_model, "name", None) in PARSED_WHOLE
+        problem = _problem(response_dict.get("body", b""), whole=whole)
         if problem:
             headers = response_dict.get("headers") or {}
             kind = str(headers.get("content-type", "no Content-Type"))[:80]
-            raise UnparseableResponseError(operation=operation, detail=f"HTTP {status}, {kind}, {problem}")
+            raise UnparseableResponseError(detail=f"not a JSON object: HTTP {status}, {kind}, {problem}")
 
     return check
 

@@ -1,0 +1,234 @@
+"""The botocore transport: boto3's clients behind ``Transport.call``, and the only module that sees botocore's errors.
+
+Clients are made on first use, one per (service, region, endpoint), and kept for the life of the transport
+(thread-safe once made; making them is not, hence the lock and one session). Their settings suit Lambda:
+standard retries, ``CONFSTAGE_CONNECT_TIMEOUT`` (1 s), ``CONFSTAGE_READ_TIMEOUT`` (3 s), ``CONFSTAGE_MAX_ATTEMPTS``
+(3). ``add_client_hook`` lets tests and benchmarks watch every client made from then on.
+
+Failures come out as the interface's: ``ClientError`` → ``AwsError`` (code, AWS's message, status), anything else
+of botocore's → ``NetworkError`` naming the exception's type (its message is left out where it could quote the
+request: a parameter validation error does). A 2xx that botocore would misread is refused first: the JSON
+protocol's parser turns a body that is not JSON into ``{}`` (an HTML page from a proxy reads as "no item"), so a
+``before-parse`` hook checks the raw body (``_responses``); a body the parser chokes on is a ``NetworkError`` too,
+raised without its cause (a ``UnicodeDecodeError`` holds the whole body).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import AwsError, AwsRequest, NetworkError
+
+__all__ = ["BotocoreTransport", "add_client_hook", "client_config"]
+
+_hooks: list[Callable[[Any], None]] = []
+_hooks_lock = threading.Lock()
+
+# botocore exceptions whose message names a setting, never a request: shown after the type.
+_SAFE_MESSAGES = frozenset(
+    {"NoRegionError", "NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "UnknownRegionError"}
+)
+
+
+def add_client_hook(hook: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``hook(client)`` on every botocore client made from now on (tests, benchmarks); returns a remover."""
+    with _hooks_lock:
+        _hooks.append(hook)
+
+    def remove() -> None:
+        with _hooks_lock:
+            if hook in _hooks:
+                _hooks.remove(hook)
+
+    return remove
+
+
+def client_config() -> Any:
+    """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable)."""
+    from botocore.config import Config
+
+    from confstage.variables import env_float
+
+    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
+    return Config(
+        connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
+        read_timeout=env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
+        retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
+        user_agent_extra="confstage",
+    )
+
+
+class BotocoreTransport:
+    """AWS calls through boto3 clients: profiles, SSO, every endpoint variant; what the admin CLI writes with.
+
+    ``profile``, ``region`` and ``endpoint_url`` apply to every client it makes (None: what botocore reads from
+    the environment and its config files); a request's own ``region`` or ``endpoint_url`` wins over them.
+    """
+
+    name = "botocore"
+
+    def __init__(
+        self, *, profile: str | None = None, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
+        self.profile = profile
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[tuple[str, str | None, str | None], Any] = {}
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and v is not None)
+        return f"BotocoreTransport({given})"
+
+    def call(self, request: AwsRequest) -> dict[str, Any]:
+        """Make one call with the service's client; the parsed answer (an S3 ``Body`` reads through ``_Body``)."""
+        from botocore import xform_name
+        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError
+
+        from ._responses import UnparseableResponseError
+
+        what = f"{request.service}:{request.operation}"
+        unreadable = ""
+        try:
+            made = self.client(request.service, region=request.region, endpoint_url=request.endpoint_url)
+            response: dict[str, Any] = getattr(made, xform_name(request.operation))(**request.params)
+        except ClientError as exc:
+            raise _aws_error(exc, what) from exc
+        except UnparseableResponseError as exc:
+            unreadable = exc.detail
+        except BotoCoreError as exc:
+            raise _network_error(exc, what) from exc
+        except (ResponseParserError, ValueError, TypeError, AttributeError, LookupError) as exc:
+            # botocore's parser on a body it cannot read (the before-parse hook refuses most such bodies first).
+            unreadable = type(exc).__name__
+        if unreadable:
+            # Raised outside the ``except``: the parser's exception can hold the body (UnicodeDecodeError.object).
+            raise NetworkError(
+                f"UnparseableResponse: botocore could not parse the answer ({unreadable})", operation=what
+            )
+        body = response.get("Body")
+        if body is not None:
+            response["Body"] = _Body(body, what)
+        return response
+
+    def client(self, service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
+        """The transport's botocore client for a service (``AWS_ENDPOINT_URL*`` honoured as boto3 honours them)."""
+        region = region or self.region
+        endpoint_url = endpoint_url or self.endpoint_url
+        if region is None and not os.environ.get("AWS_DEFAULT_REGION"):
+            region = os.environ.get("AWS_REGION") or None  # Lambda sets both; botocore reads only the first
+        cache_key = (service, region, endpoint_url)
+        found = self._clients.get(cache_key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._clients.get(cache_key)
+            if found is None:
+                if self._session is None:
+                    import boto3.session
+
+                    self._session = boto3.session.Session(profile_name=self.profile)
+                found = self._session.client(
+                    service, region_name=region, endpoint_url=endpoint_url, config=client_config()
+                )
+                _guard(found)
+                with _hooks_lock:
+                    hooks = list(_hooks)
+                for hook in hooks:
+                    hook(found)
+                self._clients[cache_key] = found
+            return found
+
+    def identity(self, service: str) -> str:
+        """Where this transport's client of ``service`` reaches: ``region=… endpoint=… principal=…``, no credential."""
+        return client_identity(self.client(service))
+
+    def reset(self) -> None:
+        """Forget every client and the session (a new endpoint or credentials)."""
+        with self._lock:
+            self._clients.clear()
+            self._session = None
+
+
+def client_identity(made: Any) -> str:
+    """What a botocore client reaches: its region, endpoint and a digest of its access key id (the principal)."""
+    from confstage.aws import digest
+
+    meta = getattr(made, "meta", None)
+    region = getattr(meta, "region_name", None) or "none"
+    endpoint = getattr(meta, "endpoint_url", None) or "none"
+    signer = getattr(made, "_request_signer", None)  # botocore keeps the credentials there, and only there
+    credentials = getattr(signer, "_credentials", None)
+    if credentials is not None:
+        principal = digest(str(credentials.access_key))
+    elif signer is not None:
+        principal = "anonymous"
+    else:
+        principal = f"client-{id(made):x}"  # a stand-in client: known to this process only
+    return f"region={region} endpoint={endpoint} principal={principal}"
+
+
+class _Body:
+    """An S3 ``Body`` whose read failures are ``NetworkError``s, like every other failure of a call."""
+
+    def __init__(self, stream: Any, operation: str) -> None:
+        self._stream = stream
+        self._operation = operation
+
+    def read(self, amt: int | None = None) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            data: bytes = self._stream.read(amt)
+        except BotoCoreError as exc:
+            raise _network_error(exc, self._operation) from exc
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _aws_error(exc: Any, operation: str) -> AwsError:
+    from confstage.aws import THROTTLING_CODES
+
+    response = exc.response if isinstance(getattr(exc, "response", None), dict) else {}
+    error = response.get("Error", {})
+    code = str(error.get("Code", "")) or type(exc).__name__
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = str(error.get("Message", ""))[:300]
+    throttled = code in THROTTLING_CODES or status == 429
+    return AwsError(code, message, status=status, operation=operation, throttled=throttled)
+
+
+def _network_error(exc: BaseException, operation: str) -> NetworkError:
+    name = type(exc).__name__
+    shown = f"{name}: {exc}" if name in _SAFE_MESSAGES else name
+    return NetworkError(shown, operation=operation)
+
+
+_guarded: Any = None  # weakref.WeakSet of the clients the body check is registered on
+
+
+def _guard(made: Any) -> None:
+    """Register the raw-body check on every operation of a JSON-protocol client, once."""
+    global _guarded
+    import weakref
+
+    from ._responses import check_json_body
+
+    if _guarded is None:
+        _guarded = weakref.WeakSet()
+    if made in _guarded:
+        return
+    model = made.meta.service_model
+    if getattr(model, "resolved_protocol", model.protocol) == "json":
+        service_id = model.service_id.hyphenize()
+        made.meta.events.register_first(
+            f"before-parse.{service_id}", check_json_body(), unique_id=f"confstage-body-{service_id}"
+        )
+    _guarded.add(made)
