@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import AwsError, AwsRequest, NetworkError
@@ -188,6 +188,11 @@ class _Body:
         except BotoCoreError as exc:
             raise _network_error(exc, self._operation) from exc
         return data
+
+    def iter_chunks(self, chunk_size: int = 65536) -> Iterator[bytes]:
+        """The body in chunks of at most ``chunk_size`` bytes."""
+        while chunk := self.read(chunk_size):
+            yield chunk
 
     def close(self) -> None:
         self._stream.close()
