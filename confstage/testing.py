@@ -32,6 +32,7 @@ from .sources.base import Fetched, SourceURL
 
 if TYPE_CHECKING:
     from .client import Config
+    from .transport import AwsRequest
 
 __all__ = [
     "ConfstageValues",
@@ -86,14 +87,14 @@ class MockTransport:
 
     name = "mock"
 
-    def __init__(self, handler: Callable[[Any], dict[str, Any]]) -> None:
+    def __init__(self, handler: Callable[[AwsRequest], dict[str, Any]]) -> None:
         self.handler = handler
-        self.requests: list[Any] = []
+        self.requests: list[AwsRequest] = []
 
     def __repr__(self) -> str:
         return f"MockTransport({len(self.requests)} requests)"
 
-    def call(self, request: Any) -> dict[str, Any]:
+    def call(self, request: AwsRequest) -> dict[str, Any]:
         self.requests.append(request)
         return self.handler(request)
 
