@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import click
 
-from confstage.cli.checks import decode, read_input
+from confstage.cli.checks import decode, read_input, valid_key
 from confstage.cli.errors import Failed, UsageFailed
 from confstage.cli.options import Settings
 from confstage.client import Config
@@ -16,7 +16,7 @@ from confstage.errors import ConfstageError
 from confstage.sources import build_sources
 from confstage.stores import PartialWriteError, Store, build_store
 
-__all__ = ["client", "drop_newline", "read_value", "store", "writing"]
+__all__ = ["client", "drop_newline", "keyed", "read_value", "store", "writing"]
 
 
 def client(options: Settings, stage: str) -> Config:
@@ -36,6 +36,12 @@ def store(options: Settings) -> Store:
         f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH "
         "or secretsmanager://PREFIX (or set CONFSTAGE_SOURCES)"
     )
+
+
+def keyed(options: Settings, key: str) -> tuple[str, Store]:
+    """What a command on KEY acts on: the stage and the store (KEY checked against the key rule first)."""
+    valid_key(key)
+    return options.require_stage(), store(options)
 
 
 def drop_newline(text: str) -> str:

@@ -15,7 +15,7 @@ from confstage.cli.options import Settings, ValueCommand
 from confstage.cli.output import emit, emit_json, mask, message, table
 from confstage.errors import KeyNotFoundError
 
-from .common import client, read_value, store
+from .common import client, keyed, read_value, store
 
 __all__ = ["COMMANDS"]
 
@@ -54,9 +54,7 @@ def put(
         raise click.UsageError("--secure needs --kms-key KEY")
     if kms_key and not secure:
         raise click.UsageError("--kms-key is only used with --secure")
-    valid_key(key)
-    stage = options.require_stage()
-    target = store(options)
+    stage, target = keyed(options, key)
     text = read_value(value, file, what=f"value of {key}", secret=secure)
     refused = target.check_write(stage, {key: text})
     if refused:
@@ -108,9 +106,7 @@ def list_(options: Settings, reveal: bool) -> None:
 @click.pass_obj
 def delete(options: Settings, key: str) -> None:
     """Remove KEY from the stage; exit 1 when it did not exist."""
-    valid_key(key)
-    stage = options.require_stage()
-    target = store(options)
+    stage, target = keyed(options, key)
     if not target.delete(stage, key):
         raise KeyNotFoundError(key, stage, [target.url])
     message(f"deleted {key!r} from stage {stage} in {target.url}")
@@ -121,9 +117,7 @@ def delete(options: Settings, key: str) -> None:
 @click.pass_obj
 def history(options: Settings, key: str) -> None:
     """List the stored versions of KEY, newest first."""
-    valid_key(key)
-    stage = options.require_stage()
-    target = store(options)
+    stage, target = keyed(options, key)
     versions = target.history(stage, key)
     if not versions:
         raise KeyNotFoundError(key, stage, [target.url])
@@ -143,9 +137,7 @@ def history(options: Settings, key: str) -> None:
 @click.pass_obj
 def rollback(options: Settings, key: str, version: str) -> None:
     """Make VERSION the current value of KEY again (as a new version)."""
-    valid_key(key)
-    stage = options.require_stage()
-    target = store(options)
+    stage, target = keyed(options, key)
     new = target.rollback(stage, key, version)
     suffix = f" as version {new}" if new and new != version else ""
     message(f"restored {key!r} of stage {stage} to version {version}{suffix} in {target.url}")
