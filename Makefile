@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint type bench clean
+.PHONY: demo test lint type bench layer clean
 
 $(BIN)/confstage: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ type: $(BIN)/confstage
 
 bench: $(BIN)/confstage
 	$(BIN)/python benchmarks/bench_backends.py
+
+# A Lambda layer (dist/confstage-layer.zip, python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64).
+PYTHON ?= 3.12
+ARCH ?= x86_64
+layer:
+	$(PY) scripts/build_layer.py --python $(PYTHON) --arch $(ARCH)
 
 clean:
 	rm -rf $(VENV) .tox
