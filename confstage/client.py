@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from . import variables
@@ -141,6 +143,20 @@ class Config:
             for source in build_sources(sources)
         ]
         self._views: dict[str, _View] = {}
+        # get_path: the object sources' layers, made on first use (files.ObjectFiles behind their own caches).
+        self._cache_dir = cache_dir
+        self._disk = disk
+        self._layer_options: dict[str, Any] = {
+            "ttl": self.ttl,
+            "max_stale": self.max_stale,
+            "clock": clock,
+            "refresh_timeout": refresh_timeout,
+            "backoff": backoff,
+            "run": run,
+            "ttl_jitter": ttl_jitter,
+            "random": random,
+        }
+        self._file_layers: list[CachedSource] | None = None
         self._arn_stages: dict[str | None, str | None] = {}
         self.emitter: Any = None  # a CloudWatch EMF emitter when CONFSTAGE_METRICS=emf (read by @handler)
         if (env("CONFSTAGE_METRICS", environ) or "").strip().lower() == "emf":
@@ -356,6 +372,59 @@ class Config:
         if values is not None and values is not EMPTY:
             built = values.setdefault(slot, built)
         return built  # type: ignore[no-any-return]
+
+    def get_path(self, key: str, *, stage: str | None = None) -> Path:
+        """A private file under the cache directory holding the object ``key`` (S3 objects layout), complete.
+
+        Streamed, never held in memory whole; revalidated by ETag after the TTL (an unchanged object costs
+        a 304); within the TTL a second process uses the file with no request. Inside an invocation the
+        path is the same for the whole invocation (each version of an object has its own file).
+        """
+        validate_key(key)
+        layers = self._object_layers()
+        slot = (_PATH, key)
+        values = self._snapshot(stage)
+        if values is not None and slot in values:
+            return Path(values[slot])
+        invocation = CURRENT.get()
+        in_force = self._stage_for(stage, invocation if invocation is None or invocation.client is self else None)
+        at = invocation.started if invocation is not None and invocation.client is self and stage is None else None
+        path: str | None = None
+        for layer in layers:
+            found, _, _ = layer.lookup(in_force, (key,), at=at)
+            if key in found:
+                path = found[key]
+                if not os.path.isfile(path):  # evicted or removed since: fetch it again
+                    path = layer.lookup(in_force, (key,), newer_than=self._clock())[0].get(key)
+                if path is not None:
+                    break
+        if path is None:
+            raise KeyNotFoundError(key, in_force, [layer.source.url for layer in layers])
+        values = self._snapshot(stage)
+        if values is not None and values is not EMPTY:
+            path = values.setdefault(slot, path)
+        return Path(path)
+
+    def _object_layers(self) -> list[CachedSource]:
+        """The layers get_path reads: one per source that streams objects (``files.ObjectSource``)."""
+        layers = self._file_layers
+        if layers is None:
+            from .files import DOWNLOAD_TIMEOUT, ObjectFiles, ObjectSource, files_directory
+
+            sources = [layer.source for layer in self._layers if isinstance(layer.source, ObjectSource)]
+            if not sources:
+                raise ConfigurationError(
+                    "get_path reads objects from an s3:// source in the objects layout; none is configured "
+                    f"(sources: {', '.join(self._urls())})"
+                )
+            if not self._cache_dir:
+                raise ConfigurationError(
+                    "get_path keeps objects under the cache directory; CONFSTAGE_CACHE_DIR is empty"
+                )
+            directory = files_directory(os.path.abspath(self._cache_dir))
+            options = dict(self._layer_options, fetch_timeout=DOWNLOAD_TIMEOUT, disk=self._disk)
+            layers = self._file_layers = [CachedSource(ObjectFiles(s, directory), **options) for s in sources]
+        return layers
 
     def refresh(
         self, keys: Iterable[str], *, stage: str | None = None, newer_than: float | None = None
@@ -576,6 +645,7 @@ class Config:
 
 
 _NONE: Any = object()  # "not found" from get() inside the typed getters
+_PATH = "confstage.path"  # the first element of the snapshot key under which get_path keeps a key's path
 _typed: Any = None  # confstage.typed, imported on the first settings() call
 _NOT_THERE: Any = object()  # "no entry" in a view (MISSING is an entry: known absent)
 
