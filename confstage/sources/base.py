@@ -75,7 +75,8 @@ class Source(Protocol):
     (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
     may go to the /tmp cache (secrets among them never do in plaintext). A source may also define
     ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
-    region, endpoint and principal: ``aws.store_identity``); without it the URL does.
+    region, endpoint and principal: ``aws.store_identity``); without it the URL does. A source that
+    does no I/O sets ``inline = True``: the cache layer then fetches in the caller's thread.
     """
 
     url: str
