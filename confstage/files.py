@@ -26,14 +26,26 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Collection
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _log as log
-from .errors import SourceError
+from .errors import ConfigurationError, SourceError
 from .sources.base import Fetched
 
-__all__ = ["CHUNK", "DOWNLOAD_TIMEOUT", "NOT_MODIFIED", "ObjectBody", "ObjectFiles", "ObjectSource", "files_directory"]
+if TYPE_CHECKING:
+    from .cache import CachedSource
+
+__all__ = [
+    "CHUNK",
+    "DOWNLOAD_TIMEOUT",
+    "NOT_MODIFIED",
+    "ObjectBody",
+    "ObjectFiles",
+    "ObjectSource",
+    "files_directory",
+    "object_layers",
+]
 
 CHUNK = 1 << 20  # bytes read and written at a time: the memory a download holds
 DOWNLOAD_TIMEOUT = 300.0  # seconds a caller waits for an object's download (values: CONFSTAGE_FETCH_TIMEOUT)
@@ -76,6 +88,22 @@ class ObjectSource(Protocol):
 def files_directory(cache_dir: str) -> str:
     """Where objects go: a private directory inside the cache directory."""
     return os.path.join(cache_dir, "objects")
+
+
+def object_layers(layers: Sequence[CachedSource], cache_dir: str, options: Mapping[str, Any]) -> list[CachedSource]:
+    """A cache layer of ``ObjectFiles`` for each source of ``layers`` that streams objects, for ``get_path``."""
+    from .cache import CachedSource
+
+    sources = [layer.source for layer in layers if isinstance(layer.source, ObjectSource)]
+    if not sources:
+        urls = ", ".join(layer.source.url for layer in layers)
+        raise ConfigurationError(
+            f"get_path reads objects from an s3:// source in the objects layout; none is configured (sources: {urls})"
+        )
+    if not cache_dir:
+        raise ConfigurationError("get_path keeps objects under the cache directory; CONFSTAGE_CACHE_DIR is empty")
+    directory = files_directory(os.path.abspath(cache_dir))
+    return [CachedSource(ObjectFiles(s, directory), fetch_timeout=DOWNLOAD_TIMEOUT, **options) for s in sources]
 
 
 class ObjectFiles:
