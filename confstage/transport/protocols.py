@@ -265,23 +265,26 @@ def _convert(
             item[name] = _epoch(request, status, item[name])
 
 
-def _attribute_blobs(request: AwsRequest, status: int, node: Any) -> None:
-    """Decode DynamoDB's binary attribute values (``B``, ``BS``) in place, at any depth."""
+def _clean(request: AwsRequest, status: int, node: Any, *, attributes: bool) -> None:
+    """In place, at any depth: drop members that are ``null`` (botocore leaves them out) and, for DynamoDB
+    (``attributes``), decode the binary attribute values ``B`` and ``BS``."""
     if isinstance(node, dict):
-        if len(node) == 1:
+        if attributes and len(node) == 1:
             if isinstance(node.get("B"), str):
                 node["B"] = _blob(request, status, node["B"])
                 return
             if isinstance(node.get("BS"), list):
                 node["BS"] = [_blob(request, status, b) for b in node["BS"]]
                 return
+        for name in [name for name, value in node.items() if value is None]:
+            del node[name]
         for value in node.values():
             if isinstance(value, (dict, list)):
-                _attribute_blobs(request, status, value)
+                _clean(request, status, value, attributes=attributes)
     elif isinstance(node, list):
         for value in node:
             if isinstance(value, (dict, list)):
-                _attribute_blobs(request, status, value)
+                _clean(request, status, value, attributes=attributes)
 
 
 def parse(request: AwsRequest, status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
@@ -296,8 +299,8 @@ def parse(request: AwsRequest, status: int, headers: Mapping[str, str], body: by
             raise _garbled(request, status, "a body that is not JSON") from None
         if not isinstance(parsed, dict):
             raise _garbled(request, status, "JSON that is not an object")
+        _clean(request, status, parsed, attributes=service == "dynamodb")
         if service == "dynamodb":
-            _attribute_blobs(request, status, parsed)
             return parsed
         key = (service, operation)
         _convert(request, status, parsed, _BLOBS.get(key, ()), _TIMESTAMPS.get(key, ()))
