@@ -391,11 +391,18 @@ def test_s3_wrong_region_is_redirected_once_and_remembered(server: Scripted, mak
             "UnrecognizedClientException",
         ),
         (Answer(503, b"<html>busy</html>"), "503"),
+        (
+            Answer(
+                403, b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code></Error></Errors></ErrorResponse>"
+            ),
+            "InvalidClientTokenId",
+        ),
     ],
-    ids=["type-with-namespace", "code-field", "header-only", "status-only"],
+    ids=["type-with-namespace", "code-field", "header-only", "status-only", "xml-in-front"],
 )
 def test_json_error_codes(server: Scripted, make: Any, answer: Answer, code: str) -> None:
-    """JSON errors take botocore's code: __type (namespace and suffix cut), code, x-amzn-ErrorType, the status."""
+    """JSON errors take botocore's code (__type cut of namespace and suffix, code, x-amzn-ErrorType, the status);
+    an XML error a proxy or moto puts in front of a JSON API gives its code too."""
     server.default = answer
     with pytest.raises(AwsError) as caught:
         make(max_attempts=1).transport.call(kms(server.url))

@@ -453,6 +453,8 @@ def error(request: AwsRequest, status: int, headers: Mapping[str, str], body: by
         code, message = _json_error(body)
         if not code:
             code = headers.get("x-amzn-errortype", "").split(":", 1)[0]
+        if not code and body.lstrip().startswith(b"<"):  # an XML error in front of a JSON API (moto's IAM checks)
+            code, message, _ = _xml_error(body)
     elif body:
         code, message, _ = _xml_error(body)
     if not code:
@@ -494,7 +496,7 @@ def _xml_error(body: bytes) -> tuple[str, str, str | None]:
         root = _fromstring(body)
     except ValueError:
         return "", "", None
-    node = root if _local(root.tag) == "Error" else _child(root, "Error")
+    node = next((n for n in root.iter() if _local(n.tag) == "Error"), None)  # <Error>, or under <ErrorResponse>
     if node is None:
         return "", "", None
     fields = {_local(child.tag): child.text or "" for child in node}
