@@ -195,3 +195,24 @@ def test_not_an_endpoint_url() -> None:
     """A malformed endpoint URL is refused by name rather than sent somewhere odd."""
     with pytest.raises(ValueError, match="not an http"):
         endpoints.resolve("kms", "eu-west-1", endpoint_url="ftp://x", environ={})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTPS"]),
+    host=st.sampled_from(["localhost", "S3.Example.COM", "127.0.0.1", "[::1]", "[2001:DB8::1]", "user:pw@h.example"]),
+    port=st.none() | st.integers(min_value=1, max_value=65535),
+    path=st.sampled_from(["", "/", "/base", "/base/", "/a/b?x=1", "#frag", "/p#f"]),
+)
+def test_endpoint_urls_split_as_urlsplit(scheme: str, host: str, port: int | None, path: str) -> None:
+    """Endpoint URLs split (without urllib.parse) into the host, port and path urlsplit finds."""
+    from urllib.parse import urlsplit
+
+    url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+    parts = urlsplit(url)
+    address = endpoints.resolve("kms", "eu-west-1", endpoint_url=url, environ={})
+    expected_host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
+        expected_host = f"{expected_host}:{parts.port}"
+    assert (address.scheme, address.host, address.path) == (parts.scheme, expected_host, parts.path.rstrip("/") or "/")
+    assert endpoints.split_host(parts.netloc) == (parts.hostname, parts.port)

@@ -9,6 +9,7 @@ import base64
 import binascii
 import datetime
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -515,16 +516,24 @@ def test_https_with_a_ca_bundle_keeps_alive_and_keeps_deadlines(tmp_path: Path, 
         make({**ENV, "AWS_CA_BUNDLE": str(tmp_path / "missing.pem")}).transport.call(kms("https://127.0.0.1:9"))
 
 
-def test_importing_the_lite_transport_imports_no_aws_sdk() -> None:
-    """A fresh interpreter importing the lite transport loads no AWS SDK, and ``import confstage`` loads none of it."""
+def test_the_lite_cold_path_imports_no_sdk_and_no_email_package(server: Scripted) -> None:
+    """A fresh interpreter making a DynamoDB Query through lite loads no AWS SDK, no http.client/email, and
+    ``import confstage`` alone loads no part of the transport."""
     script = (
-        "import sys, json\n"
+        "import sys, json, os\n"
         "import confstage\n"
         "before = set(sys.modules)\n"
-        "import confstage.transport.lite, confstage.transport.selection\n"
+        "from confstage.transport import AwsRequest\n"
+        "from confstage.transport.lite import LiteTransport\n"
+        "LiteTransport().call(AwsRequest('dynamodb', 'Query', {'TableName': 't'}, endpoint_url=os.environ['URL']))\n"
         "print(json.dumps([sorted(before), sorted(sys.modules)]))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    env = {**ENV, "URL": server.url, "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60, env=env
+    )
     before, after = (set(names) for names in json.loads(out.stdout))
-    assert not {m for m in before if m.startswith("confstage.transport.")}
-    assert not {m for m in after if m.split(".")[0] in ("boto3", "botocore", "s3transfer", "urllib3")}
+    assert not {m for m in before if m.startswith("confstage.transport")}
+    heavy = {"boto3", "botocore", "s3transfer", "urllib3", "email", "http", "datetime", "ssl", "xml"}
+    assert not {m for m in after if m.split(".")[0] in heavy}
+    assert len(server.seen) == 1

@@ -250,3 +250,13 @@ def test_reprs_show_no_secret(token: str | None) -> None:
         assert "very-secret" not in text
         assert "tok" not in text.replace("token", "")
         assert signed.signature not in text
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(TRICKY) | st.characters(codec="utf-8")),
+    safe=st.sampled_from(["", "/~", "-_.~", "/"]),
+)
+def test_percent_encode_is_urllib_quote(text: str, safe: str) -> None:
+    """The encoder that spares importing urllib.parse encodes exactly as urllib.parse.quote."""
+    assert sigv4.percent_encode(text, safe) == quote(text, safe=safe)

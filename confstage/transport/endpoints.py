@@ -15,7 +15,8 @@ import os
 import re
 from collections.abc import Mapping
 from typing import NamedTuple
-from urllib.parse import quote, urlsplit
+
+from .sigv4 import percent_encode
 
 __all__ = [
     "PARTITIONS",
@@ -25,6 +26,7 @@ __all__ = [
     "partition",
     "resolve",
     "s3_address",
+    "split_host",
     "virtual_hostable",
 ]
 
@@ -175,18 +177,33 @@ def configured_endpoint(service: str, environ: Mapping[str, str] | None = None) 
     return env.get(f"AWS_ENDPOINT_URL_{name}") or env.get("AWS_ENDPOINT_URL") or None
 
 
+def split_host(authority: str) -> tuple[str, int | None]:
+    """``host[:port]`` (``[v6]:port`` too) → (host without brackets, lower case; port or None)."""
+    authority = authority.rpartition("@")[2]
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = authority.partition(":")
+    if port and not port.isdigit():
+        raise ValueError(f"not a port: {port!r}")
+    return host.lower(), int(port) if port else None
+
+
 def _split(endpoint_url: str) -> tuple[str, str, str]:
     """Scheme, ``host[:port]`` (default port dropped, lower case) and base path of an endpoint URL."""
-    parts = urlsplit(endpoint_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    scheme, sep, rest = endpoint_url.partition("://")
+    scheme = scheme.lower()
+    authority, slash, path = rest.partition("/")
+    path = (slash + path).partition("?")[0].partition("#")[0]
+    authority = authority.partition("?")[0].partition("#")[0]
+    hostname, port = split_host(authority) if sep else ("", None)
+    if scheme not in ("http", "https") or not hostname:
         raise ValueError(f"not an http(s) endpoint URL: {endpoint_url!r}")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    default = 443 if parts.scheme == "https" else 80
-    if parts.port is not None and parts.port != default:
-        host = f"{host}:{parts.port}"
-    return parts.scheme, host, parts.path.rstrip("/")
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+    return scheme, host, path.rstrip("/")
 
 
 def resolve(
@@ -231,8 +248,8 @@ def s3_address(
     """
     env = os.environ if environ is None else environ
     endpoint_url = endpoint_url or configured_endpoint("s3", env)
-    tail = "" if key is None else "/" + quote(key.encode("utf-8"), safe="/~")
-    quoted_bucket = quote(bucket.encode("utf-8"), safe="-_.~")
+    tail = "" if key is None else "/" + percent_encode(key, safe="/~")
+    quoted_bucket = percent_encode(bucket)
     if endpoint_url:
         scheme, host, base = _split(endpoint_url)
         return Address(scheme, host, f"{base}/{quoted_bucket}{tail}", region)

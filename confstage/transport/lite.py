@@ -1,4 +1,4 @@
-"""The lite transport: the runtime's AWS reads with ``http.client`` and SigV4, no boto3 on Lambda's cold path.
+"""The lite transport: the runtime's AWS reads with the standard library and SigV4, no boto3 on Lambda's cold path.
 
 ::
 
@@ -6,7 +6,7 @@
     ├── protocols.prepare      botocore's input shape → method, address, query, headers, body
     ├── sigv4.sign             credentials from the environment, read on every call
     ├── _Pool                  keep-alive connections per endpoint, each used by one thread at a time
-    │   └── _GuardedSocket     every socket read and write waits at most min(read timeout, time left)
+    │   └── _http.Connection   HTTP/1.1 on a socket; every socket operation within min(timeout, time left)
     ├── retries                botocore's standard mode: attempts, jittered backoff, a retry quota
     └── protocols.parse/error  the answer → output shape, AwsError or NetworkError
 
@@ -19,24 +19,21 @@ read past it, and no thread is left behind. Only name resolution (``getaddrinfo`
 from __future__ import annotations
 
 import hashlib
-import http.client
-import io
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Union, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 from confstage.errors import ConfigurationError
 
-from . import AwsError, AwsRequest, NetworkError, protocols, sigv4
+from . import AwsError, AwsRequest, NetworkError, _http, protocols, sigv4
+from .endpoints import split_host
 from .selection import environment_credentials, environment_region, lite_blocker
 
 __all__ = ["LiteTransport", "Settings", "StreamingBody"]
 
-USER_AGENT = "confstage-lite (Python http.client)"
+USER_AGENT = "confstage-lite"
 _MAX_BACKOFF = 20.0
 _THROTTLING_BASE = 1.0  # botocore.retries.standard.ExponentialBackoff: seconds, throttling errors
 _TRANSIENT_BASE = {"dynamodb": 0.025}  # other errors: 50 ms, DynamoDB 25 ms
@@ -74,128 +71,7 @@ class Settings:
         )
 
 
-# -- sockets that keep to a deadline -------------------------------------------------------------
-
-
-class _DeadlinePassed(TimeoutError):
-    """The call's deadline passed before a socket operation could start."""
-
-
-class _Limits:
-    """The time limits of the request a connection is serving; set by the thread that holds it."""
-
-    __slots__ = ("clock", "deadline", "read_timeout")
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.deadline: float | None = None
-        self.read_timeout = 3.0
-
-    def left(self) -> float | None:
-        return None if self.deadline is None else self.deadline - self.clock()
-
-    def timeout(self, limit: float | None = None) -> float:
-        """``min(limit or the read timeout, time left)``; ``_DeadlinePassed`` when none is left."""
-        limit = self.read_timeout if limit is None else limit
-        left = self.left()
-        if left is None:
-            return limit
-        if left <= 0:
-            raise _DeadlinePassed("deadline passed")
-        return min(limit, left)
-
-
-class _GuardedReader(io.RawIOBase):
-    """A socket's read side where every ``recv`` is bounded by the connection's limits."""
-
-    def __init__(self, owner: _GuardedSocket) -> None:
-        super().__init__()
-        self._owner = owner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        sock = self._owner.sock
-        sock.settimeout(self._owner.limits.timeout())
-        return sock.recv_into(buffer)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._owner.reader_closed()
-        super().close()
-
-
-class _GuardedSocket:
-    """What ``http.client`` needs of a socket (``sendall``, ``makefile``, ``close``), deadline-bound.
-
-    Like a socket's own ``makefile``, a reader still open keeps the socket open after ``close()``:
-    ``http.client`` closes the connection of a ``Connection: close`` answer before its body is read.
-    """
-
-    def __init__(self, sock: socket.socket, limits: _Limits) -> None:
-        self.sock = sock
-        self.limits = limits
-        self._readers = 0
-        self._closed = False
-
-    def sendall(self, data: bytes) -> None:
-        self.sock.settimeout(self.limits.timeout())
-        self.sock.sendall(data)
-
-    def makefile(self, mode: str = "rb", *_: Any, **__: Any) -> io.BufferedReader:
-        if mode != "rb":
-            raise ValueError(f"unsupported mode {mode!r}")
-        self._readers += 1
-        return io.BufferedReader(_GuardedReader(self))
-
-    def reader_closed(self) -> None:
-        self._readers -= 1
-        if self._closed and self._readers <= 0:
-            self.sock.close()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._readers <= 0:
-            self.sock.close()
-
-    def abort(self) -> None:
-        """Close the socket now, readers or not (a failed exchange)."""
-        self._closed = True
-        self.sock.close()
-
-
-class _HTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int | None, limits: _Limits) -> None:
-        super().__init__(host, port)
-        self.limits = limits
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock = cast(socket.socket, _GuardedSocket(self.sock, self.limits))
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int | None, limits: _Limits, context: Any) -> None:
-        super().__init__(host, port, context=context)
-        self.limits = limits
-
-    def connect(self) -> None:
-        super().connect()  # TCP, then the TLS handshake, both within self.timeout
-        self.sock = cast(socket.socket, _GuardedSocket(self.sock, self.limits))
-
-
-_Connection = Union[_HTTPConnection, _HTTPSConnection]  # noqa: UP007  # a runtime alias: 3.10 has no X | Y here
-
-
-def _discard(conn: _Connection, response: http.client.HTTPResponse | None = None) -> None:
-    """Close a connection after a failed exchange: its socket at once, whatever still reads from it."""
-    sock = conn.sock
-    if response is not None:
-        response.close()
-    conn.close()
-    if isinstance(sock, _GuardedSocket):
-        sock.abort()
+# -- connections ---------------------------------------------------------------------------------
 
 
 class _Pool:
@@ -205,9 +81,9 @@ class _Pool:
         self._clock = clock
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str], list[_http.Connection]] = {}
 
-    def take(self, scheme: str, host: str) -> tuple[_Connection, bool]:
+    def take(self, scheme: str, host: str) -> tuple[_http.Connection, bool]:
         """An idle connection to the endpoint (True: reused) or a new, not yet connected one."""
         with self._lock:
             idle = self._idle.get((scheme, host))
@@ -215,16 +91,16 @@ class _Pool:
                 return idle.pop(), True
         return self.new(scheme, host), False
 
-    def new(self, scheme: str, host: str) -> _Connection:
-        parts = urlsplit(f"//{host}")
-        hostname, port = parts.hostname or host, parts.port
-        limits = _Limits(self._clock)
-        if scheme == "https":
-            return _HTTPSConnection(hostname, port, limits, self._ssl_context())
-        return _HTTPConnection(hostname, port, limits)
+    def new(self, scheme: str, host: str) -> _http.Connection:
+        hostname, port = split_host(host)
+        context = self._ssl_context() if scheme == "https" else None
+        return _http.Connection(scheme, hostname, port, _http.Limits(self._clock), context)
 
-    def give(self, scheme: str, host: str, conn: _Connection) -> None:
+    def give(self, scheme: str, host: str, conn: _http.Connection) -> None:
         """Keep a connection whose last answer was read whole, for the next request to the endpoint."""
+        if not conn.reusable:
+            conn.close()
+            return
         with self._lock:
             idle = self._idle.setdefault((scheme, host), [])
             if len(idle) < _IDLE_PER_ENDPOINT:
@@ -250,12 +126,14 @@ class StreamingBody:
     A failed read (deadline, timeout, the peer gone, fewer bytes than announced) is a ``NetworkError``.
     """
 
-    def __init__(self, response: http.client.HTTPResponse, conn: _Connection, release: Callable[[], None], what: str):
+    def __init__(self, response: _http.Response, conn: _http.Connection, release: Callable[[], None], what: str):
         self._response = response
         self._conn = conn
         self._release = release
         self._what = what
         self._open = True
+        if response.done:
+            self._finish()
 
     def __repr__(self) -> str:
         return f"StreamingBody({self._what}, {'open' if self._open else 'closed'})"
@@ -267,21 +145,14 @@ class StreamingBody:
         """Up to ``amt`` bytes (all that is left when None); ``b""`` at the end."""
         if not self._open:
             return b""
-        response = self._response
         try:
-            data = response.read() if amt is None or amt < 0 else response.read(amt)
-        except (OSError, http.client.HTTPException) as exc:
-            self._abandon()
-            raise _network_error(exc, self._conn.limits, self._what, "reading the body") from exc
-        if not data and amt != 0 and response.length:  # http.client's read(n) ends a short body quietly
-            self._abandon()
-            raise _TransientNetworkError(
-                f"{self._what}: the connection closed {response.length} bytes before the end of the body",
-                operation=self._what,
-            )
-        if response.isclosed():
+            data = self._response.read(amt)
+        except (OSError, _http.ProtocolError) as exc:
             self._open = False
-            self._release()
+            self._conn.close()
+            raise _network_error(exc, self._conn.limits, self._what, "reading the body") from None
+        if self._response.done:
+            self._finish()
         return data
 
     def iter_chunks(self, chunk_size: int = 1024) -> Iterator[bytes]:
@@ -295,11 +166,12 @@ class StreamingBody:
     def close(self) -> None:
         """Stop reading: the connection, with the rest of the body still on it, is closed."""
         if self._open:
-            self._abandon()
+            self._open = False
+            self._conn.close()
 
-    def _abandon(self) -> None:
+    def _finish(self) -> None:
         self._open = False
-        _discard(self._conn, self._response)
+        self._release()
 
     def __enter__(self) -> StreamingBody:
         return self
@@ -326,28 +198,25 @@ class _Retry(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    # OSError texts are safe ("[Errno 111] Connection refused"); http.client's may quote the peer's bytes.
-    if isinstance(exc, _DeadlinePassed):
-        return "the deadline passed"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+    # OSError texts are safe ("[Errno 111] Connection refused"); a ProtocolError's is written in _http.
+    if isinstance(exc, _http.ProtocolError):
+        return str(exc)
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     return type(exc).__name__
 
 
-def _network_error(exc: BaseException, limits: _Limits, what: str, during: str) -> NetworkError:
+def _network_error(exc: BaseException, limits: _http.Limits, what: str, during: str) -> NetworkError:
     """The ``NetworkError`` for a failed socket or HTTP operation, transient unless the deadline passed."""
     import ssl
 
     left = limits.left()
     failure: NetworkError
-    if isinstance(exc, _DeadlinePassed) or (left is not None and left <= 0):
+    if isinstance(exc, _http.DeadlinePassed) or (left is not None and left <= 0):
         failure = NetworkError(f"{what}: the deadline passed while {during}", operation=what)
     elif isinstance(exc, TimeoutError):
-        failure = _TransientNetworkError(
-            f"{what}: timed out after {limits.read_timeout:g} s while {during}", operation=what
-        )
+        message = f"{what}: timed out after {limits.read_timeout:g} s while {during}"
+        failure = _TransientNetworkError(message, operation=what)
     elif isinstance(exc, ssl.SSLCertVerificationError):  # deterministic: another attempt fails the same way
         failure = NetworkError(f"{what}: {_describe(exc)} while {during}", operation=what)
     else:
@@ -363,15 +232,7 @@ def _failed(failure: NetworkError) -> Exception:
 
 def _stale(exc: BaseException) -> bool:
     """An idle keep-alive connection the server had closed: the request never reached it."""
-    return isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
-
-
-def _headers(response: http.client.HTTPResponse) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in response.getheaders():
-        lname = name.lower()
-        headers[lname] = f"{headers[lname]}, {value}" if lname in headers else value
-    return headers
+    return isinstance(exc, (_http.Disconnected, ConnectionResetError, BrokenPipeError))
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -415,7 +276,7 @@ class _RetryQuota:
 
 
 class LiteTransport:
-    """AWS API calls over ``http.client`` with SigV4: thread-safe, kept for the life of the process.
+    """AWS API calls over HTTP/1.1 with SigV4: thread-safe, kept for the life of the process.
 
     Credentials and region come from the environment (``ConfigurationError`` when absent, or when FIPS,
     dual-stack or a proxy is asked for). ``clock``, ``sleep`` and ``jitter`` are injectable for tests.
@@ -557,7 +418,7 @@ class LiteTransport:
             credentials=credentials,
             s3=prepared.s3,
         )
-        headers = {**signed.headers, "User-Agent": USER_AGENT}
+        headers = {**signed.headers, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         target = address.path
         if prepared.query:
             target += "?" + "&".join(f"{sigv4.quote_query(k)}={sigv4.quote_query(v)}" for k, v in prepared.query)
@@ -566,30 +427,27 @@ class LiteTransport:
             limits = conn.limits
             limits.deadline, limits.read_timeout = request.deadline, self.settings.read_timeout
             try:
-                conn.timeout = limits.timeout(self.settings.connect_timeout)  # used when (re)connecting
-                conn.request(prepared.method, target, body=prepared.body or None, headers=headers)
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                _discard(conn)
+                response = conn.request(prepared.method, target, headers, prepared.body, self.settings.connect_timeout)
+            except (OSError, _http.ProtocolError) as exc:
+                conn.close()
                 if reused and _stale(exc):
                     conn, reused = self._pool.new(address.scheme, address.host), False
                     continue  # the server closed it while idle: a new connection, not a new attempt
                 raise _failed(_network_error(exc, limits, what, f"calling {address.host}")) from None
             break
-        status, answer_headers = response.status, _headers(response)
-        if prepared.stream and 200 <= status < 300:
+        if prepared.stream and 200 <= response.status < 300:
 
             def release() -> None:
                 self._pool.give(address.scheme, address.host, conn)
 
-            return status, answer_headers, b"", StreamingBody(response, conn, release, what)
+            return response.status, response.headers, b"", StreamingBody(response, conn, release, what)
         try:
             body = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            _discard(conn, response)
+        except (OSError, _http.ProtocolError) as exc:
+            conn.close()
             raise _failed(_network_error(exc, limits, what, "reading the answer")) from None
         self._pool.give(address.scheme, address.host, conn)
-        return status, answer_headers, body, None
+        return response.status, response.headers, body, None
 
     def _ssl_context(self) -> Any:
         """One TLS context for every connection: the system's CAs, or ``AWS_CA_BUNDLE``/``REQUESTS_CA_BUNDLE``."""

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import AwsError, AwsRequest, NetworkError
 from .endpoints import Address, resolve, s3_address
+
+if TYPE_CHECKING:  # imported where a timestamp is met: a DynamoDB read never needs the module
+    from datetime import datetime
 
 __all__ = [
     "SPECIAL_BUCKET_SUFFIXES",
@@ -32,7 +33,9 @@ __all__ = [
     "Prepared",
     "bucket_region",
     "error",
+    "http_date",
     "parse",
+    "parse_http_date",
     "prepare",
     "s3_object_fields",
 ]
@@ -160,6 +163,8 @@ def _unsupported(request: AwsRequest, what: str = "") -> ValueError:
 
 
 def _json_default(value: object) -> object:
+    from datetime import datetime
+
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, datetime):
@@ -167,13 +172,50 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(value: datetime) -> str:
+    """``Wed, 21 Oct 2015 07:28:00 GMT`` (RFC 7231's IMF-fixdate) for an aware datetime."""
+    from datetime import timezone
+
+    utc = value.astimezone(timezone.utc)
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
+
+
+def parse_http_date(text: str) -> datetime | None:
+    """The aware datetime of an IMF-fixdate header (what S3 sends in Last-Modified), or None."""
+    from datetime import datetime, timezone
+
+    parts = text.replace(",", " ").split()
+    if len(parts) != 6 or parts[5] not in ("GMT", "UTC") or parts[2] not in _MONTHS:
+        return None
+    hour, minute, second = [*parts[4].split(":"), "", "", ""][:3]
+    try:
+        return datetime(
+            int(parts[3]),
+            _MONTHS.index(parts[2]) + 1,
+            int(parts[1]),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+
+
 def _text(value: object) -> str:
+    from datetime import datetime
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        from email.utils import format_datetime
-
-        return format_datetime(value.astimezone(timezone.utc), usegmt=True)
+        return http_date(value)
     return str(value)
 
 
@@ -246,6 +288,8 @@ def _blob(request: AwsRequest, status: int, value: object) -> bytes:
 
 
 def _epoch(request: AwsRequest, status: int, value: object) -> datetime:
+    from datetime import datetime, timezone
+
     try:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError
@@ -342,12 +386,9 @@ def s3_object_fields(headers: Mapping[str, str]) -> dict[str, Any]:
                 out[member] = reader(value)
             except ValueError:
                 continue  # a header botocore would also fail to read: not worth failing the read for
-    last_modified = headers.get("last-modified")
-    if last_modified:
-        from email.utils import parsedate_to_datetime
-
-        with contextlib.suppress(TypeError, ValueError):  # an odd date is no reason to fail the read
-            out["LastModified"] = parsedate_to_datetime(last_modified)
+    last_modified = parse_http_date(headers.get("last-modified", ""))
+    if last_modified is not None:  # an odd date is no reason to fail the read
+        out["LastModified"] = last_modified
     out["Metadata"] = metadata
     return out
 
@@ -382,6 +423,8 @@ def _xml(request: AwsRequest, status: int, body: bytes) -> Any:
 
 
 def _iso(request: AwsRequest, status: int, text: str) -> datetime:
+    from datetime import datetime, timezone
+
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -21,7 +21,6 @@ import hmac
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote
 
 __all__ = [
     "EMPTY_SHA256",
@@ -29,6 +28,7 @@ __all__ = [
     "Signed",
     "amz_date",
     "canonical_query",
+    "percent_encode",
     "quote_query",
     "sign",
     "signing_key",
@@ -91,9 +91,19 @@ def amz_date(epoch: float | None = None) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if epoch is None else epoch))
 
 
+_ALWAYS_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_ESCAPES = tuple(f"%{byte:02X}" for byte in range(256))
+
+
+def percent_encode(text: str, safe: str = "") -> str:
+    """``urllib.parse.quote(text, safe)`` without importing it: UTF-8, letters, digits, ``_.-~`` and ``safe`` kept."""
+    keep = _ALWAYS_SAFE.union(safe.encode("ascii")) if safe else _ALWAYS_SAFE
+    return "".join(chr(byte) if byte in keep else _ESCAPES[byte] for byte in text.encode("utf-8"))
+
+
 def quote_query(text: str) -> str:
     """Percent-encode a query key or value as SigV4 wants it (and as botocore sends it): only ``-_.~`` kept."""
-    return quote(text, safe="-_.~")
+    return percent_encode(text)
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
@@ -122,7 +132,7 @@ def canonical_uri(path: str, *, s3: bool) -> str:
     """The path as signed: S3's exactly as sent; other services' normalised and encoded a second time."""
     if s3:
         return path
-    return quote(_remove_dot_segments(path), safe="/~")
+    return percent_encode(_remove_dot_segments(path), safe="/~")
 
 
 _key_lock = threading.Lock()
