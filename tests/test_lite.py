@@ -49,6 +49,7 @@ class Made:
 
     def __init__(self, environ: dict[str, str] | None = None, *, from_environ: bool = False, **settings: Any) -> None:
         self.sleeps: list[float] = []
+        self.wall = [1_700_000_000.0]
         self.environ = dict(ENV if environ is None else environ)
         values = {"connect_timeout": 1.0, "read_timeout": 1.0, "max_attempts": 3, **settings}
         self.transport = LiteTransport(
@@ -56,6 +57,7 @@ class Made:
             environ=self.environ,
             sleep=self.sleeps.append,
             jitter=lambda: 1.0,
+            wall=lambda: self.wall[0],
         )
 
 
@@ -192,6 +194,18 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_attemp
     result = made.transport.call(kms(server.url))
     assert result["ResponseMetadata"]["RetryAttempts"] == 0
     assert made.sleeps == []
+    assert server.connections == 2
+
+
+def test_a_connection_idle_for_over_a_minute_is_not_reused(server: Scripted, make: Any) -> None:
+    """A pooled connection idle longer than 60 s (wall clock, so a frozen Lambda's pause counts) is replaced."""
+    made = make()
+    made.transport.call(kms(server.url))
+    made.wall[0] += 59
+    made.transport.call(kms(server.url))
+    assert server.connections == 1
+    made.wall[0] += 61
+    made.transport.call(kms(server.url))
     assert server.connections == 2
 
 

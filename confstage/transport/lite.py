@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +41,7 @@ _TRANSIENT_BASE = {"dynamodb": 0.025}  # other errors: 50 ms, DynamoDB 25 ms
 _RETRY_COST, _THROTTLING_RETRY_COST, _QUOTA = 14, 5, 500  # botocore.retries.standard.RetryQuotaChecker
 _TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 _IDLE_PER_ENDPOINT = 8
+_MAX_IDLE = 60.0  # seconds a pooled connection may sit unused (the AWS SDKs for Java and Go: 60 s, 90 s)
 
 
 class Settings:
@@ -75,20 +77,39 @@ class Settings:
 
 
 class _Pool:
-    """Idle keep-alive connections per endpoint; a connection is used by one thread at a time."""
+    """Idle keep-alive connections per endpoint; a connection is used by one thread at a time.
 
-    def __init__(self, clock: Callable[[], float], ssl_context: Callable[[], Any]) -> None:
+    A connection idle for more than a minute (wall clock: a frozen Lambda environment's idle time counts) is
+    closed rather than reused: the service or a NAT on the way may have dropped it without a word, and a
+    silent dead connection costs a whole read timeout where a new one costs a handshake.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float], ssl_context: Callable[[], Any], wall: Callable[[], float] = time.time
+    ) -> None:
         self._clock = clock
+        self._wall = wall
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str], list[_http.Connection]] = {}
+        self._idle: dict[tuple[str, str], list[tuple[_http.Connection, float]]] = {}
 
     def take(self, scheme: str, host: str) -> tuple[_http.Connection, bool]:
         """An idle connection to the endpoint (True: reused) or a new, not yet connected one."""
+        expired = []
+        found = None
         with self._lock:
-            idle = self._idle.get((scheme, host))
-            if idle:
-                return idle.pop(), True
+            idle = self._idle.get((scheme, host), [])
+            oldest = self._wall() - _MAX_IDLE
+            while idle and found is None:
+                conn, since = idle.pop()
+                if since >= oldest:
+                    found = conn
+                else:
+                    expired.append(conn)
+        for conn in expired:
+            conn.close()
+        if found is not None:
+            return found, True
         return self.new(scheme, host), False
 
     def new(self, scheme: str, host: str) -> _http.Connection:
@@ -104,13 +125,13 @@ class _Pool:
         with self._lock:
             idle = self._idle.setdefault((scheme, host), [])
             if len(idle) < _IDLE_PER_ENDPOINT:
-                idle.append(conn)
+                idle.append((conn, self._wall()))
                 return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
-            idle = [conn for conns in self._idle.values() for conn in conns]
+            idle = [conn for conns in self._idle.values() for conn, _ in conns]
             self._idle.clear()
         for conn in idle:
             conn.close()
@@ -208,8 +229,7 @@ def _describe(exc: BaseException) -> str:
 
 def _network_error(exc: BaseException, limits: _http.Limits, what: str, during: str) -> NetworkError:
     """The ``NetworkError`` for a failed socket or HTTP operation, transient unless the deadline passed."""
-    import ssl
-
+    ssl = sys.modules.get("ssl")  # no TLS in use: no TLS error to tell apart, and no import on a failure path
     left = limits.left()
     failure: NetworkError
     if isinstance(exc, _http.DeadlinePassed) or (left is not None and left <= 0):
@@ -217,7 +237,7 @@ def _network_error(exc: BaseException, limits: _http.Limits, what: str, during: 
     elif isinstance(exc, TimeoutError):
         message = f"{what}: timed out after {limits.read_timeout:g} s while {during}"
         failure = _TransientNetworkError(message, operation=what)
-    elif isinstance(exc, ssl.SSLCertVerificationError):  # deterministic: another attempt fails the same way
+    elif ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):  # another attempt fails the same way
         failure = NetworkError(f"{what}: {_describe(exc)} while {during}", operation=what)
     else:
         failure = _TransientNetworkError(f"{what}: {_describe(exc)} while {during}", operation=what)
@@ -279,7 +299,8 @@ class LiteTransport:
     """AWS API calls over HTTP/1.1 with SigV4: thread-safe, kept for the life of the process.
 
     Credentials and region come from the environment (``ConfigurationError`` when absent, or when FIPS,
-    dual-stack or a proxy is asked for). ``clock``, ``sleep`` and ``jitter`` are injectable for tests.
+    dual-stack or a proxy is asked for). ``clock`` (monotonic: deadlines), ``sleep``, ``jitter`` and ``wall``
+    (wall clock: how long a connection sat idle) are injectable for tests.
     """
 
     name = "lite"
@@ -292,6 +313,7 @@ class LiteTransport:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._environ = os.environ if environ is None else environ
         problem = lite_blocker(self._environ)
@@ -305,7 +327,7 @@ class LiteTransport:
         self._bucket_regions: dict[str, str] = {}
         self._ssl: Any = None
         self._ssl_lock = threading.Lock()
-        self._pool = _Pool(clock, self._ssl_context)
+        self._pool = _Pool(clock, self._ssl_context, wall)
 
     def __repr__(self) -> str:
         return f"LiteTransport({self.settings!r})"
