@@ -242,6 +242,7 @@ def test_limits_timeout() -> None:
         limits.timeout()
 
 
+@settings(deadline=None)  # a loaded CI machine is no reason to fail
 @given(st.datetimes(min_value=datetime.datetime(1970, 1, 1), max_value=datetime.datetime(9999, 12, 31)))
 def test_http_dates_as_the_email_package_reads_and_writes_them(moment: datetime.datetime) -> None:
     """Last-Modified and If-Modified-Since dates read and write as email.utils does (without importing it)."""

@@ -8,7 +8,12 @@ from STS AssumeRole (a session token); a wrong secret, an unknown key or a missi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -16,7 +21,6 @@ from typing import Any, NamedTuple
 import boto3
 import pytest
 
-from benchmarks._harness import LocalEndpoint
 from confstage.transport import AwsError, AwsRequest
 from confstage.transport.lite import LiteTransport
 
@@ -62,11 +66,38 @@ def _seed(url: str) -> tuple[str, bytes]:
     return key_id, ciphertext
 
 
+@contextlib.contextmanager
+def moto_process() -> Iterator[str]:
+    """A moto server in a child process on a free loopback port; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the moto server exited"
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310  # loopback
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the moto server did not start"
+                time.sleep(0.1)  # polling a child process: there is no clock to wait on
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 @pytest.fixture(scope="module", name="world")
 def fixture_world() -> Iterator[World]:
     """A moto server of its own, seeded, then verifying every signature; the role's temporary credentials."""
-    with LocalEndpoint() as endpoint:
-        url = endpoint.url
+    with moto_process() as url:
         key_id, ciphertext = _seed(url)
         iam = _client(url, "iam")
         user = iam.create_user(UserName="deployer")["User"]

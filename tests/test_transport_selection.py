@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from confstage.errors import ConfigurationError
@@ -107,6 +107,7 @@ def test_forced_lite_it_cannot_serve_is_a_configuration_error(change: dict[str, 
         choose({**LAMBDA, "CONFSTAGE_TRANSPORT": "lite", **change})
 
 
+@settings(deadline=None)  # a loaded CI machine is no reason to fail
 @given(st.text(max_size=12).filter(lambda v: v.strip().lower() not in ("", "auto", "botocore", "lite")))
 def test_unknown_transport_is_a_configuration_error(value: str) -> None:
     """Any other CONFSTAGE_TRANSPORT value is refused, naming the choices."""
