@@ -126,8 +126,9 @@ class EventLoop:
             self.now = when
             try:
                 callback()
-            except Exception as exc:  # handed to run(), which re-raises it
-                self._error = exc
+            except Exception as exc:  # handed to run(), which re-raises it (the first one: the cause)
+                if self._error is None:
+                    self._error = exc
                 self._finished = True
                 break
         if greenlet.getcurrent() is not self._root:
