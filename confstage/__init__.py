@@ -125,7 +125,7 @@ def _client() -> Config:
         invocation = _state.sole_invocation()
     if invocation is not None:
         return invocation.client
-    return _state.get_client() or _state.default()
+    return _state.client or _state.default()
 
 
 def configure(sources: Any = None, **kwargs: Any) -> Config:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._state import EMPTY, FOREVER, MISSING, Invocation
+from ._state import EMPTY, FOREVER, MISSING, Invocation, own
 from .cache import CachedSource, StageData
 
 if TYPE_CHECKING:
@@ -31,15 +31,22 @@ _MAX_VIEWS = 1024  # distinct stages remembered; a flood of made-up names cannot
 _NOT_THERE: Any = object()  # "no entry" in a view (MISSING is an entry: known absent)
 
 
-class View:
-    """What the client has answered for one stage: values (``MISSING``: absent), their loads, and until when."""
+class View(Invocation):
+    """What the client has answered for one stage: values (``MISSING``: absent), their loads, and until when.
 
-    __slots__ = ("expires", "pins", "values")
+    A view is also the shared invocation of every invocation that starts while it is fresh: they read
+    its ``values`` (freshness decided as of the view's making, from its pinned loads) without a thing
+    of their own to create.
+    """
 
-    def __init__(self, values: dict[Any, Any], expires: float, pins: dict[int, StageData]) -> None:
-        self.values = values
+    __slots__ = ("expires",)
+    shared = True
+
+    def __init__(
+        self, client: Config, stage: str, values: dict[Any, Any], expires: float, pins: dict[int, StageData], at: float
+    ) -> None:
+        super().__init__(client, stage, at, values, pins)
         self.expires = expires
-        self.pins = pins
 
     def fresh(self, now: float) -> bool:
         return self.expires is FOREVER or self.expires > now
@@ -48,7 +55,8 @@ class View:
 class Chain:
     """Sources tried in order, each behind its cache layer, and the views of what they answered."""
 
-    def __init__(self, layers: list[CachedSource], clock: Callable[[], float]) -> None:
+    def __init__(self, client: Config, layers: list[CachedSource], clock: Callable[[], float]) -> None:
+        self.client = client
         self.layers = layers
         self.views: dict[str, View] = {}  # never replaced: Config's warm path holds this very dict
         self._clock = clock
@@ -56,12 +64,12 @@ class Chain:
     def urls(self) -> list[str]:
         return [layer.source.url for layer in self.layers]
 
-    def open(self, client: Config, stage: str | None, now: float) -> Invocation:
-        """A new invocation of ``stage``, sharing the stage's view when it is fresh (its reads are then free)."""
+    def open(self, stage: str | None, now: float) -> Invocation:
+        """An invocation of ``stage``: the stage's view while it is fresh (shared), else a new one."""
         view = self.views.get(stage) if stage is not None else None
         if view is not None and view.fresh(now):
-            return Invocation(client, stage, now, view.values, view.pins)
-        return Invocation(client, stage, now, EMPTY, {})
+            return view
+        return Invocation(self.client, stage, now, EMPTY, {})
 
     def fresh_values(self, stage: str) -> dict[Any, Any] | None:
         """The answers of the stage's view while it is fresh, else None."""
@@ -115,6 +123,7 @@ class Chain:
         if forced:
             # An explicit refresh: this invocation sees the new values from now on (a copy: others keep theirs;
             # objects built from the old values, like settings, are left behind to be built again).
+            invocation = own(invocation)
             invocation.values = {k: v for k, v in values.items() if isinstance(k, str)} | answers
             invocation.pins = {**invocation.pins, **pins}
         elif values is EMPTY:
@@ -186,14 +195,16 @@ class Chain:
         if view is None or not view.fresh(now):
             if len(self.views) >= _MAX_VIEWS:
                 self.views.clear()
-            self.views[stage] = View(dict(answers), expires, dict(pins))
+            self.views[stage] = View(self.client, stage, dict(answers), expires, dict(pins), now)
             return
         same_loads = all(view.pins.get(index, data) is data for index, data in pins.items())
         changed = any(view.values.get(key, value) is not value for key, value in answers.items())
         if changed or not same_loads:
             if replace:  # a refresh: a new view (snapshots holding the old dict keep their values)
                 kept = {k: v for k, v in view.values.items() if isinstance(k, str)}  # not objects built from them
-                self.views[stage] = View(kept | answers, min(view.expires, expires), {**view.pins, **pins})
+                self.views[stage] = View(
+                    self.client, stage, kept | answers, min(view.expires, expires), {**view.pins, **pins}, now
+                )
             return
         values = view.values
         for key, value in answers.items():

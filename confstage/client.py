@@ -109,7 +109,7 @@ class Config(Getters):
             )
             for source in build_sources(given.sources)
         ]
-        self._chain = Chain(layers, clock)
+        self._chain = Chain(self, layers, clock)
         self._views = self._chain.views  # the warm path reads the chain's views directly
         self._file_layers: list[CachedSource] | None = None  # get_path's, made on first use
         self._arn_stages: dict[str | None, str | None] = {}
@@ -142,7 +142,7 @@ class Config(Getters):
     def bind(self, target: Any) -> Iterator[str]:
         """Bind the stage of ``target`` (stage, ARN or context) for the block, as one invocation; yields it."""
         stage = self.stage_for(target)
-        invocation = self._chain.open(self, stage if stage is not None else self.stage, self._clock())
+        invocation = self._chain.open(stage if stage is not None else self.stage, self._clock())
         in_force = self._stage_for(None, invocation)  # StageError, saying what was tried, when there is none
         token = enter(invocation)
         try:
@@ -151,10 +151,11 @@ class Config(Getters):
             leave(invocation, token)
 
     def begin(self, arn: str | None) -> Invocation:
-        """A new invocation for an invoked ARN (None: a call without a Lambda context).
+        """The invocation of an invoked ARN (None: a call without a Lambda context).
 
-        The stage of each distinct ARN is worked out once and remembered; the invocation starts with
-        the client's view of that stage when the view is fresh (so its reads are dict lookups).
+        The stage of each distinct ARN is worked out once and remembered. While the client's view of that
+        stage is fresh, the view itself is the invocation (shared, nothing to make, its reads dict lookups);
+        otherwise a new invocation starts empty and reads as of now.
         """
         try:
             stage = self._arn_stages[arn]
@@ -164,10 +165,10 @@ class Config(Getters):
             if len(self._arn_stages) >= _MAX_ARNS:
                 self._arn_stages.clear()
             self._arn_stages[arn] = stage
-        now = self._clock()
         view = self._views.get(stage)  # type: ignore[arg-type]  # None is never a key: no view, as wanted
+        now = self._clock()
         if view is not None and (view.expires is FOREVER or view.expires > now):  # Chain.open, inlined: hot
-            return Invocation(self, stage, now, view.values, view.pins)
+            return view  # the shared invocation of its stage: nothing to make
         return Invocation(self, stage, now, EMPTY, {})
 
     # -- cache control and stats -------------------------------------------------------------

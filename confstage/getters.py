@@ -240,9 +240,12 @@ class Getters:
         ``newer_than``: a refresh; only data from fetches begun after this time will do.
         """
         invocation = CURRENT.get()
-        if invocation is None and stage is None:
+        borrowed = invocation is None and stage is None
+        if borrowed:
             invocation = sole_invocation()  # a worker thread: it belongs to the one invocation running
-        if invocation is not None and invocation.client is self and stage in (None, invocation.stage):
+        # A worker thread's refresh goes through the view: the invocation it reads is not its own to change.
+        refresh = borrowed and (newer_than is not None or max_age is not None)
+        if invocation is not None and invocation.client is self and stage in (None, invocation.stage) and not refresh:
             return self._stage_for(None, invocation), self._chain.read_in(invocation, keys, max_age, newer_than)
         stage = self._stage_for(stage, invocation)
         return stage, self._chain.read(stage, keys, max_age, newer_than)

@@ -73,7 +73,7 @@ def refresh_on(
                         return await fn(*args, **kwargs)
                     except exceptions as exc:
                         call.refresh(exc)
-                return await fn(*args, **kwargs)
+                    return await fn(*args, **kwargs)  # once more, reading the refreshed values
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -84,7 +84,7 @@ def refresh_on(
                     return fn(*args, **kwargs)
                 except exceptions as exc:
                     call.refresh(exc)
-            return fn(*args, **kwargs)
+                return fn(*args, **kwargs)  # once more, reading the refreshed values
 
         return wrapper  # type: ignore[return-value]
 
@@ -105,8 +105,10 @@ class _Call:
         self.token: Any = None
         if invocation is None or invocation.client is not client:
             invocation = client.begin(None)
-            if invocation.stage is None:
-                invocation.stage = client.current_stage()
+        stage: str = invocation.stage or client.current_stage()
+        if invocation.shared or invocation is not CURRENT.get() or invocation.stage is None:
+            # The recording swaps the snapshot: on an invocation of this call's own, never a shared one.
+            invocation = _state.Invocation(client, stage, invocation.started, invocation.values, dict(invocation.pins))
             self.token = _state.enter(invocation)
         self.invocation = invocation
         self.saved = invocation.values
