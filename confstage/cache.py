@@ -28,10 +28,10 @@ from collections.abc import Callable, Collection, Sequence
 from . import _log as log
 from .disk import DiskCache
 from .errors import ConfstageError, SourceError
-from .flights import Backoff, Flight, run_in_thread, run_inline, urandom_fraction
+from .flights import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
 from .metrics import SourceStats
 from .sources.base import Source
-from .stages import Answer, Stage, StageData, merge_snapshot, record, snapshot_of
+from .stages import Answer, Stage, StageData, answer, merge_snapshot, record, snapshot_of
 from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
@@ -123,8 +123,17 @@ class CachedSource:
             if flight is not None and stale is not None:
                 return self._serve_stale(state, stage, stale, len(keys), "a refresh is in flight")
             if flight is None:
-                if stale is not None and now < state.backoff_until:
-                    return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
+                if now < state.backoff_until:
+                    if stale is not None:
+                        return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
+                    if state.throttled is not None and newer_than is None:
+                        # Throttled with nothing in hand: asking again now only adds to what the service sheds.
+                        raise SourceError(
+                            f"stage {stage!r} was throttled; next attempt in {state.backoff_until - now:.1f} s",
+                            source=self.source.url,
+                            operation=getattr(state.throttled, "operation", "") or "fetch",
+                            throttled=True,
+                        ) from state.throttled
                 if newer_than is None and self._disk is not None and self._read_disk(state, stage):
                     answer = self._fresh(state, keys, now if at is None else min(at, now), ttl, None)
                     if answer is not None:
@@ -152,7 +161,10 @@ class CachedSource:
             )
         if stale is not None and isinstance(error, SourceError):
             return self._serve_stale(state, stage, stale, len(keys), type(error).__name__)
-        raise error.with_traceback(None)
+        try:
+            raise error.with_traceback(None)
+        finally:  # this frame must not hold the error (or its flight) that the error's traceback holds
+            del error, flight
 
     def load(self, stage: str) -> None:
         """Make sure the whole stage is in memory (a no-op while it is fresh; per-key sources: nothing to do)."""
@@ -180,54 +192,21 @@ class CachedSource:
         *,
         stale: bool = False,
     ) -> Answer | None:
-        """Answer from memory if every key is known and was loaded within ``ttl`` of ``ref``; else None.
+        """Answer from memory if every key is known and fresh as of ``ref`` (``stages.answer``); else None.
 
-        A key whose value did not open raises its error (for that key only). ``stale=True`` ignores
-        ``expire()`` (an expired value may still be served when a refresh fails).
+        ``stale=True`` ignores ``expire()`` (an expired value may still be served when a refresh fails).
         """
-        not_before = -math.inf if stale else self._expired_at
-        # Secrets have a bound of their own when served stale: a rotated password must not live on for long.
-        secret_until = ref - self.secret_max_stale if stale else -math.inf
-        if self._whole:
-            data: StageData | None
-            if pin is not None and ref - pin.at <= self.max_stale:
-                data = pin  # the load an invocation (or the view) already answered from: no TTL, the hard bounds hold
-                secret_until = ref - self.secret_max_stale
-            else:
-                data = state.data
-                if data is None or not (ref <= data.at + ttl and data.at > not_before):
-                    return None
-            found: dict[str, str] = {}
-            for key in keys:
-                value = data.values.get(key)
-                if value is not None:
-                    if data.at < secret_until and key in data.secret:
-                        return None
-                    found[key] = value
-                elif key in data.errors:
-                    raise data.errors[key].with_traceback(None)
-                elif key in data.withheld:
-                    return None  # a secret the /tmp snapshot left out: only a fetch knows it
-            return found, data.at + ttl, data
-        found = {}
-        expires = math.inf
-        entries = state.entries
-        for key in keys:
-            entry = entries.get(key)
-            if entry is None:
-                failed = state.errors.get(key)
-                if failed is not None and ref <= failed[1] + ttl and failed[1] > not_before:
-                    raise failed[0].with_traceback(None)
-                return None
-            value, loaded = entry
-            if not (ref <= loaded + ttl and loaded > not_before):
-                return None
-            if loaded < secret_until and key in state.secret:
-                return None
-            if value is not None:
-                found[key] = value
-            expires = min(expires, loaded + ttl)
-        return found, expires, None
+        return answer(
+            state,
+            keys,
+            ref,
+            ttl,
+            pin,
+            whole=self._whole,
+            not_before=-math.inf if stale else self._expired_at,
+            max_stale=self.max_stale,
+            secret_max_stale=self.secret_max_stale if stale or pin is not None else math.inf,
+        )
 
     def _since(self, state: Stage, keys: Sequence[str], newer_than: float) -> Answer | None:
         """Answer from data fetched at or after ``newer_than``, if there is such data for every key."""
@@ -259,7 +238,7 @@ class CachedSource:
         for flight in list(state.flights):
             if now > flight.deadline and not flight.done.is_set():
                 state.flights.remove(flight)  # hung: written off; a late answer is still kept
-                self._failed(state, now)
+                self._failed(state, now, None)
                 self.stats.fetched(now - flight.started, failed=True)
                 log.debug("fetch written off after %.1f s: source=%s", now - flight.started, self.source.url)
             elif found is None and flight.covers(keys) and (newer_than is None or flight.started > newer_than):
@@ -283,9 +262,10 @@ class CachedSource:
             with state.lock:
                 if flight in state.flights:
                     state.flights.remove(flight)
-                    self._failed(state, self._clock())
+                    self._failed(state, self._clock(), error)
                     self.stats.fetched(seconds, failed=True, throttled=bool(getattr(error, "throttled", False)))
             log.debug("fetch failed: source=%s stage=%s after %.1f ms", url, stage, seconds * 1000)
+            clear_frames(exc)  # the traceback keeps this frame, and so the flight: a cycle per failure otherwise
             flight.error = error
             flight.done.set()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -297,6 +277,7 @@ class CachedSource:
             if current:
                 state.flights.remove(flight)
                 state.failures = 0
+                state.throttled = None
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
@@ -307,9 +288,13 @@ class CachedSource:
             self._disk.save(self.source, stage, snapshot)  # before waking anyone: a get that returned has saved
         flight.done.set()
 
-    def _failed(self, state: Stage, now: float) -> None:
+    def _failed(self, state: Stage, now: float, error: BaseException | None) -> None:
+        """Count a failure and back off; with a value in hand, for up to the stage's TTL (the fleet's quota)."""
         state.failures += 1
-        state.backoff_until = now + self.backoff.delay(state.failures)
+        held = state.data is not None or bool(state.entries)
+        cap = max(self.backoff.cap, state.lifetime) if held else self.backoff.cap
+        state.backoff_until = now + min(self.backoff.delay(state.failures, cap=cap), cap)
+        state.throttled = error if getattr(error, "throttled", False) else None
 
     def _answer_from(self, flight: Flight, stage: str, keys: Sequence[str]) -> Answer:
         """The answer a finished flight gives ``keys`` (from that flight's own result, not later ones)."""

@@ -17,7 +17,7 @@ from .errors import ConfstageError
 if TYPE_CHECKING:
     from .stages import StageData
 
-__all__ = ["Backoff", "Flight", "run_in_thread", "run_inline", "urandom_fraction"]
+__all__ = ["Backoff", "Flight", "clear_frames", "run_in_thread", "run_inline", "urandom_fraction"]
 
 
 class Backoff:
@@ -31,9 +31,9 @@ class Backoff:
     def __repr__(self) -> str:
         return f"Backoff(base={self.base}, cap={self.cap})"
 
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** min(max(failures, 1) - 1, 30))
+    def delay(self, failures: int, *, cap: float | None = None) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (``cap`` for this delay, else ``self.cap``)."""
+        ceiling: float = min(self.cap if cap is None else cap, self.base * 2.0 ** min(max(failures, 1) - 1, 30))
         return ceiling * (0.5 + 0.5 * self._random())
 
 
@@ -69,3 +69,15 @@ class Flight:
 
     def covers(self, keys: Collection[str]) -> bool:
         return self.keys is None or self.keys.issuperset(keys)
+
+
+def clear_frames(exc: BaseException) -> None:
+    """Drop the local variables held by a failed fetch's traceback (and its causes'), keeping the stack."""
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__

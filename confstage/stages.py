@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .disk import Snapshot
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .flights import Flight
     from .sources.base import Fetched
 
-__all__ = ["Answer", "Stage", "StageData", "merge_snapshot", "record", "snapshot_of"]
+__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "snapshot_of"]
 
 
 class StageData:
@@ -64,6 +64,7 @@ class Stage:
         "lifetime",
         "lock",
         "secret",
+        "throttled",
         "warned",
     )
 
@@ -76,8 +77,69 @@ class Stage:
         self.flights: list[Flight] = []  # fetches in progress (whole stage: at most one alive)
         self.failures = 0  # failed fetches in a row
         self.backoff_until = -math.inf  # after a failure: serve stale without asking until then
+        self.throttled: BaseException | None = None  # the last failure, when the service refused for rate
         self.warned: int | None = None  # the failure count last reported in a warning (None: none since success)
         self.lock = threading.Lock()  # held for decisions and /tmp reads, never while waiting on a fetch
+
+
+def answer(
+    state: Stage,
+    keys: Sequence[str],
+    ref: float,
+    ttl: float,
+    pin: StageData | None,
+    *,
+    whole: bool,
+    not_before: float,
+    max_stale: float,
+    secret_max_stale: float,
+) -> Answer | None:
+    """Answer ``keys`` from what ``state`` knows, if every key is known and fresh as of ``ref``; else None.
+
+    Fresh: loaded within ``ttl`` of ``ref`` and after ``not_before`` (``expire()``). A ``pin`` (a load an
+    invocation or the view already answered from) answers whatever its age within ``max_stale``. Secrets
+    older than ``secret_max_stale`` are not answered: a rotated password must not live on for long. A
+    key whose value did not open raises its error, for that key only.
+    """
+    secret_until = ref - secret_max_stale
+    if whole:
+        data: StageData | None
+        if pin is not None and ref - pin.at <= max_stale:
+            data = pin
+        else:
+            data = state.data
+            if data is None or not (ref <= data.at + ttl and data.at > not_before):
+                return None
+        found: dict[str, str] = {}
+        for key in keys:
+            value = data.values.get(key)
+            if value is not None:
+                if data.at < secret_until and key in data.secret:
+                    return None
+                found[key] = value
+            elif key in data.errors:
+                raise data.errors[key].with_traceback(None)
+            elif key in data.withheld:
+                return None  # a secret the /tmp snapshot left out: only a fetch knows it
+        return found, data.at + ttl, data
+    found = {}
+    expires = math.inf
+    for key in keys:
+        entry = state.entries.get(key)
+        if entry is None:
+            failed = state.errors.get(key)
+            if failed is not None and ref <= failed[1] + ttl and failed[1] > not_before:
+                raise failed[0].with_traceback(None)
+            return None
+        value, loaded = entry
+        if not (ref <= loaded + ttl and loaded > not_before):
+            return None
+        if loaded < secret_until and key in state.secret:
+            return None
+        if value is not None:
+            found[key] = value
+        expires = min(expires, loaded + ttl)
+    return found, expires, None
 
 
 def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> None:
