@@ -1,8 +1,8 @@
 """Invoke handler.py here, as Lambda would through each alias named: ``python invoke.py DEV PRD``.
 
 The environment is the function's (``CONFSTAGE_SOURCES``, ``CONFSTAGE_ALIASES``, the env:// and
-kms-env:// variables, ``AWS_LAMBDA_FUNCTION_NAME``); each alias prints one line, the values the
-handler resolved (secrets reduced to their length), as JSON.
+kms-env:// variables, ``AWS_LAMBDA_FUNCTION_NAME``); each alias prints what the handler resolved,
+one key a line (secrets reduced to their length, JSON values as JSON).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def main(aliases: list[str]) -> None:
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "hello")
     for alias in aliases:
         result = lambda_handler({}, lambda_context(alias, function=function))
-        print(alias, json.dumps(result["values"], sort_keys=True))
+        for key, value in sorted(result["values"].items()):
+            shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            print(f"{alias:<4} {key:<14} {shown}")
 
 
 if __name__ == "__main__":
