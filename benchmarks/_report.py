@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _invocation
+
 __all__ = ["check_targets", "human", "plot", "render"]
 
 # Whole-stage request counts the issue asks for, as a function of the number of keys.
@@ -226,6 +228,9 @@ def render(results: dict[str, Any]) -> str:
         "cells: median / p99, and the HTTP requests one run made",
         "",
     ]
+    if results.get("per_invocation"):
+        lines.extend(_invocation.render(results["per_invocation"]))
+        lines.append("")
     for name, entry in results["sources"].items():
         if entry.get("status") != "ok":
             lines.append(f"{entry['title']}  [{name}]  {entry.get('status', '').upper()}: {entry.get('reason', '')}")

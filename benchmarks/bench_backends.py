@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _invocation
 from _backends import STAGE, Backend, Clients, World, backends, cleanup, seed
 from _harness import LocalEndpoint, Probe, environment, import_ms, ns_interleaved, summarize
 from _report import check_targets, plot, render
@@ -335,6 +336,24 @@ def measure(bench: Bench, backend: Backend) -> dict[str, Any]:
     return entry
 
 
+def measure_invocation(bench: Bench, backend: Backend) -> dict[str, Any]:
+    """A @handler invocation reading warm keys, one get inside it, Config.get outside: beside Powertools."""
+    world = bench.world
+    spec = backend.powertools
+    provider = spec.make(bench.warm, world) if spec is not None else None
+    return _invocation.measure(
+        backend.url(world),
+        STAGE,
+        world.keys,
+        world.values,
+        provider.get if provider is not None else None,
+        (lambda key: spec.name_of(world, key)) if spec is not None else str,
+        repeats=bench.s.warm_repeats,
+        target_s=bench.s.warm_target_s,
+        cache_dir=bench.cache_dir(),
+    )
+
+
 def imports(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
     statements = {
         "confstage": ("import confstage", settings.import_runs),
@@ -431,6 +450,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for backend in chosen:
             print(f"measuring {backend.name} ...", file=sys.stderr, flush=True)
             sources[backend.name] = measure(bench, backend)
+        per_invocation = None
+        ddb = next((b for b in chosen if b.name == "dynamodb-stage-key"), None)
+        if ddb is not None and sources.get(ddb.name, {}).get("status") == "ok":
+            print("measuring per-invocation costs ...", file=sys.stderr, flush=True)
+            per_invocation = measure_invocation(bench, ddb)
         print("measuring import times ...", file=sys.stderr, flush=True)
         import_times = imports(settings, dict(os.environ))
     results: dict[str, Any] = {
@@ -455,6 +479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
         "import": import_times,
+        "per_invocation": per_invocation,
         "sources": sources,
     }
     results["targets"] = check_targets(results)

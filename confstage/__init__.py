@@ -9,9 +9,8 @@ imported on first use (cold start is the product), so the names below are resolv
 
 from __future__ import annotations
 
-from ._core import FOREVER as _FOREVER
-from ._core import MISSING
-from ._core import STAGE as _STAGE
+from . import _state
+from ._state import MISSING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Any, TypeVar
 
-    from ._core import Missing
+    from ._state import Missing
     from .client import Config as Config
     from .errors import ConfigurationError as ConfigurationError
     from .errors import ConfstageError as ConfstageError
@@ -27,13 +26,17 @@ if TYPE_CHECKING:
     from .errors import DecryptError as DecryptError
     from .errors import KeyNameError as KeyNameError
     from .errors import KeyNotFoundError as KeyNotFoundError
+    from .errors import SettingsError as SettingsError
     from .errors import SourceError as SourceError
     from .errors import StageError as StageError
+    from .rotation import refresh_on as refresh_on
     from .stage import FunctionArn as FunctionArn
     from .stage import parse_arn as parse_arn
     from .stage import stage_from_arn as stage_from_arn
+    from .typed import Secret as Secret
 
     F = TypeVar("F", bound=Callable[..., Any])
+    T = TypeVar("T")
 
 __version__ = "0.1.0"
 
@@ -47,6 +50,8 @@ __all__ = [
     "FunctionArn",
     "KeyNameError",
     "KeyNotFoundError",
+    "Secret",
+    "SettingsError",
     "SourceError",
     "StageError",
     "bind",
@@ -61,7 +66,9 @@ __all__ = [
     "handler",
     "parse_arn",
     "prefetch",
+    "refresh_on",
     "reset",
+    "settings",
     "stage_from_arn",
     "stats",
 ]
@@ -75,6 +82,9 @@ _LAZY = {
     "DecryptError": "errors",
     "KeyNameError": "errors",
     "KeyNotFoundError": "errors",
+    "SettingsError": "errors",
+    "Secret": "typed",
+    "refresh_on": "rotation",
     "SourceError": "errors",
     "StageError": "errors",
     "FunctionArn": "stage",
@@ -82,16 +92,21 @@ _LAZY = {
     "stage_from_arn": "stage",
 }
 
-_client: Config | None = None
-_bound = _STAGE.get
+# Submodules reachable as attributes without importing them first (imported on first access).
+_SUBMODULES = frozenset({"testing", "errors", "stage", "names"})
+
+_current = _state.CURRENT.get
+_running = _state.RUNNING
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:  # ``confstage.testing`` works after a plain ``import confstage``
+        return importlib.import_module(f"confstage.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'confstage' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"confstage.{module}"), name)
     globals()[name] = value
     return value
@@ -101,48 +116,24 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def _default() -> Config:
-    """The default client, built from the ``CONFSTAGE_*`` variables on first use."""
-    global _client
-    client = _client
-    if client is None:
-        import threading
-
-        from .client import Config
-
-        with _build_lock(threading):
-            client = _client
-            if client is None:
-                client = _client = Config()
-                from .snapstart import install
-
-                install()  # SnapStart: cached values go stale after a restore (a no-op outside Lambda)
-    return client
+def _client() -> Config:
+    """The client in force: this invocation's, the one running invocation's (a worker thread), else the default."""
+    invocation = _current()
+    if invocation is None and _running:
+        invocation = _state.sole_invocation()
+    if invocation is not None:
+        return invocation.client
+    return _state.get_client() or _state.default()
 
 
-def _build_lock(threading: Any) -> Any:
-    global _lock
-    if _lock is None:
-        _lock = threading.Lock()
-    return _lock
-
-
-_lock: Any = None
-
-
-def configure(**kwargs: Any) -> Config:
-    """Replace the default client with ``Config(**kwargs)`` and return it."""
-    global _client
-    from .client import Config
-
-    _client = Config(**kwargs)
-    return _client
+def configure(sources: Any = None, **kwargs: Any) -> Config:
+    """Replace the default client with ``Config(sources, **kwargs)`` and return it."""
+    return _state.configure(sources, **kwargs)
 
 
 def reset() -> None:
     """Drop the default client; the next call builds a new one from the environment."""
-    global _client
-    _client = None
+    _state.reset()
 
 
 def get(
@@ -154,63 +145,71 @@ def get(
     force: bool = False,
 ) -> str:
     """The value of ``key`` for the current stage, as a string."""
-    client = _client
-    if client is not None and stage is None and max_age is None and not force:
-        # The warm path, inlined from Config.get: a warm get must cost close to a dict lookup.
+    invocation = _current()
+    if invocation is not None and stage is None and max_age is None and not force:
+        # The warm path: inside an invocation a read is a lookup in the invocation's snapshot.
         try:
-            value, expires = client._hot[_bound() or client.stage][key]  # type: ignore[index]
-        except KeyError:
+            value = invocation.values[key]
+        except (KeyError, TypeError):
             pass
         else:
-            if value is not None and (expires is _FOREVER or expires > client._clock()):
-                client.warm_hits += 1
-                return value
-    return (client or _default()).get(key, default, stage=stage, max_age=max_age, force=force)
+            if value is not MISSING:
+                return value  # type: ignore[no-any-return]
+            if default is not MISSING:
+                return default  # type: ignore[return-value]
+        return invocation.client.get(key, default, stage=stage, max_age=max_age, force=force)
+    return _client().get(key, default, stage=stage, max_age=max_age, force=force)
 
 
 def get_int(key: str, default: int | Missing = MISSING, **kwargs: Any) -> int:
     """The value parsed as an int."""
-    return (_client or _default()).get_int(key, default, **kwargs)
+    return _client().get_int(key, default, **kwargs)
 
 
 def get_float(key: str, default: float | Missing = MISSING, **kwargs: Any) -> float:
     """The value parsed as a float."""
-    return (_client or _default()).get_float(key, default, **kwargs)
+    return _client().get_float(key, default, **kwargs)
 
 
 def get_bool(key: str, default: bool | Missing = MISSING, **kwargs: Any) -> bool:
     """The value parsed as a bool (true/false, 1/0, yes/no, on/off; any case)."""
-    return (_client or _default()).get_bool(key, default, **kwargs)
+    return _client().get_bool(key, default, **kwargs)
 
 
 def get_json(key: str, default: Any = MISSING, **kwargs: Any) -> Any:
     """The value parsed as JSON."""
-    return (_client or _default()).get_json(key, default, **kwargs)
+    return _client().get_json(key, default, **kwargs)
 
 
 def get_many(keys: Iterable[str], *, stage: str | None = None, **kwargs: Any) -> dict[str, str]:
     """Several values at once, in as few round trips as the sources allow."""
-    return (_client or _default()).get_many(keys, stage=stage, **kwargs)
+    return _client().get_many(keys, stage=stage, **kwargs)
 
 
 def prefetch(keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
     """Load the stage at init time; with ``keys``, fail fast listing every missing key."""
-    return (_client or _default()).prefetch(keys, stage=stage)
+    return _client().prefetch(keys, stage=stage)
 
 
 def current_stage() -> str:
     """The stage in force, or ``StageError``."""
-    return (_client or _default()).current_stage()
+    return _client().current_stage()
 
 
 def bind(target: Any) -> AbstractContextManager[str]:
     """Bind a stage (a name, an invoked ARN or a Lambda context) for a ``with`` block."""
-    return (_client or _default()).bind(target)
+    return _client().bind(target)
+
+
+def settings(cls: type[T], *, stage: str | None = None, config: Config | None = None) -> T:
+    """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources; the same object
+    for the whole invocation. Every missing or invalid field is named in one ``SettingsError``."""
+    return (config or _client()).settings(cls, stage=stage)
 
 
 def stats() -> dict[str, Any]:
     """Counters of the default client: hits, misses, fetches, errors, stale served, fetch latency."""
-    return (_client or _default()).stats()
+    return _client().stats()
 
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ def client_config() -> Any:
     """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable)."""
     from botocore.config import Config
 
-    from .settings import env_float
+    from .variables import env_float
 
     attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
     return Config(

@@ -1,16 +1,23 @@
-"""``@confstage.handler``: bind the stage of each invocation from ``context.invoked_function_arn``.
+"""``@confstage.handler``: each invocation gets its stage (from ``context.invoked_function_arn``) and its snapshot.
 
-With ``warmup=True`` it also answers warm-up pings itself: the stage's sources are loaded (so
-the next real invocation is warm) and the handler is not called.
+The wrapper does as little as possible per call, because it runs on every invocation: the stage of each
+distinct ARN is worked out once and remembered by the client, the invocation is entered and left with
+two ContextVar operations and two set operations, and warm-up and EMF cost nothing when unused.
+With ``warmup=True`` it also answers warm-up pings itself: the stage's sources are loaded (so the next
+real invocation is warm) and the handler is not called.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .stage import binding
+from . import _state
+from ._state import CURRENT, RUNNING
+
+if TYPE_CHECKING:
+    from .client import Config
 
 __all__ = ["WARMUP_EVENTS", "handler", "is_warmup"]
 
@@ -34,7 +41,7 @@ def handler(func: F, /) -> F: ...
 @overload
 def handler(
     *,
-    config: Any = None,
+    config: Config | None = None,
     warmup: bool | Callable[[Any], bool] = False,
     warmup_keys: Iterable[str] | None = None,
 ) -> Callable[[F], F]: ...
@@ -44,18 +51,20 @@ def handler(
     func: F | None = None,
     /,
     *,
-    config: Any = None,
+    config: Config | None = None,
     warmup: bool | Callable[[Any], bool] = False,
     warmup_keys: Iterable[str] | None = None,
 ) -> F | Callable[[F], F]:
     """Decorate a Lambda handler ``(event, context)``; usable bare or with arguments.
 
-    ``config``: the ``Config`` whose alias map applies (default: the module's default client).
+    ``config``: the ``Config`` this handler reads; inside it, ``confstage.get`` and the other module
+    functions read that client (default: the module's default client).
     ``warmup``: answer warm-up pings (``is_warmup``, or your own predicate) by prefetching the
     invocation's stage, plus ``warmup_keys`` if given, and returning
     ``{"confstage": "warm", "stage": STAGE}`` without calling the handler.
-    Works for ``async def`` handlers too; the binding is a ContextVar, so threads and tasks
-    never see each other's stage.
+    Works for ``async def`` handlers too; the invocation is a ContextVar, so threads and tasks
+    started with a copy of the context share it, and worker threads started without one see the
+    stage of the invocation running (``confstage.current_stage``).
     """
     from . import snapstart
 
@@ -65,65 +74,61 @@ def handler(
     is_ping: Callable[[Any], bool] | None = (warmup if callable(warmup) else is_warmup) if warmup else None
     keys = tuple(warmup_keys) if warmup_keys is not None else None
 
-    def client() -> Any:
-        from . import _default
-
-        return config if config is not None else _default()
-
-    def stage_of(context: Any) -> str | None:
-        if getattr(context, "invoked_function_arn", None) is None:
-            return None  # a local call without a Lambda context: CONFSTAGE_STAGE applies
-        stage: str | None = client().stage_for(context)
-        return stage
-
-    emitter: Any = None
-
-    def emit(stage: str | None) -> None:
-        # CONFSTAGE_METRICS=emf: one CloudWatch EMF line per invocation with that invocation's counters.
-        nonlocal emitter
-        from . import emf
-
-        if not emf.enabled():
-            return
-        if emitter is None:
-            emitter = emf.Emitter(client().stats)
-        emitter.emit(stage)
-
     def warm(context: Any) -> dict[str, Any]:
-        cfg = client()
-        with binding(stage_of(context)):
-            stage = cfg.current_stage()
-            cfg.prefetch(keys, stage=stage)
+        client = config if config is not None else _state.default()
+        invocation = client.begin(getattr(context, "invoked_function_arn", None))
+        token = _state.enter(invocation)
+        try:
+            stage = client.current_stage()
+            client.prefetch(keys, stage=stage)
+        finally:
+            _state.leave(invocation, token)
         return {"confstage": "warm", "stage": stage}
 
     def decorate(fn: F) -> F:
         if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
 
             @functools.wraps(fn)
-            async def async_wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+            async def async_wrapper(event: Any, context: Any) -> Any:
                 if is_ping is not None and is_ping(event):
                     return warm(context)
-                stage = stage_of(context)
+                client = config or _state.get_client() or _state.default()
+                invocation = client.begin(getattr(context, "invoked_function_arn", None))
+                token = _state.enter(invocation)
                 try:
-                    with binding(stage):
-                        return await fn(event, context, *args, **kwargs)
+                    return await fn(event, context)
                 finally:
-                    emit(stage)
+                    _state.leave(invocation, token)
+                    if client.emitter is not None:
+                        client.emitter.emit(invocation.stage)
 
             return async_wrapper  # type: ignore[return-value]
 
-        @functools.wraps(fn)
-        def wrapper(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-            if is_ping is not None and is_ping(event):
-                return warm(context)
-            stage = stage_of(context)
-            try:
-                with binding(stage):
-                    return fn(event, context, *args, **kwargs)
-            finally:
-                emit(stage)
+        if is_ping is not None:
 
-        return wrapper  # type: ignore[return-value]
+            @functools.wraps(fn)
+            def warming_wrapper(event: Any, context: Any) -> Any:
+                if is_ping(event):
+                    return warm(context)
+                return wrapper(event, context)
+
+        @functools.wraps(fn)
+        def wrapper(event: Any, context: Any) -> Any:
+            # _state.enter/leave, inlined: this runs on every invocation (Lambda passes exactly these two).
+            client = config or _state.get_client() or _state.default()
+            invocation = client.begin(getattr(context, "invoked_function_arn", None))
+            if invocation.stage is not None:
+                RUNNING.add(invocation)
+            token = CURRENT.set(invocation)
+            try:
+                return fn(event, context)
+            finally:
+                RUNNING.discard(invocation)
+                CURRENT.reset(token)
+                if client.emitter is not None:
+                    client.emitter.emit(invocation.stage)
+
+        return warming_wrapper if is_ping is not None else wrapper  # type: ignore[return-value]
 
     if func is not None:
         return decorate(func)

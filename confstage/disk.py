@@ -135,7 +135,8 @@ class DiskCache:
             "values": snapshot.values,
             "complete_at": snapshot.complete_at,
             "sealed": sealed,
-            "withheld": sorted(secrets) if complete and sealed is None else [],
+            # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
+            "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
         }
         tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:

@@ -1,8 +1,9 @@
 """CloudWatch Embedded Metric Format: one log line per invocation with confstage's counters.
 
-Enabled with ``CONFSTAGE_METRICS=emf``; ``@confstage.handler`` calls ``Emitter.emit`` after each
-invocation. Each line carries the counts of that invocation only (deltas), so CloudWatch sums
-them naturally. Never a key's value: only counts and milliseconds.
+Enabled with ``CONFSTAGE_METRICS=emf``, read when a client is built: the client then carries an
+``Emitter`` of its own counters, and ``@confstage.handler`` calls ``emit`` after each invocation.
+Each line carries the counts of that invocation only (deltas), so CloudWatch sums them naturally.
+Never a key's value: only counts and milliseconds.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-__all__ = ["Emitter", "enabled"]
+__all__ = ["Emitter"]
 
 NAMESPACE = "confstage"
 _COUNTERS = {
@@ -23,14 +24,10 @@ _COUNTERS = {
     "misses": "CacheMisses",
     "fetches": "Fetches",
     "errors": "FetchErrors",
+    "throttled": "Throttled",
     "stale": "StaleServed",
     "disk_hits": "TmpCacheHits",
 }
-
-
-def enabled() -> bool:
-    """Whether ``CONFSTAGE_METRICS`` asks for EMF lines."""
-    return os.environ.get("CONFSTAGE_METRICS", "").strip().lower() == "emf"
 
 
 class Emitter:
@@ -43,11 +40,14 @@ class Emitter:
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         namespace: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        environ = os.environ if environ is None else environ
         self._stats = stats
         self._stream = stream
         self._clock = clock
-        self._namespace = namespace or os.environ.get("CONFSTAGE_METRICS_NAMESPACE") or NAMESPACE
+        self._namespace = namespace or environ.get("CONFSTAGE_METRICS_NAMESPACE") or NAMESPACE
+        self._function = environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -71,7 +71,7 @@ class Emitter:
                     }
                 ],
             },
-            "FunctionName": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+            "FunctionName": self._function,
             "Stage": stage or "none",
             **{name: round(value, 3) if name == "FetchLatency" else int(value) for name, value in delta.items()},
         }

@@ -8,8 +8,10 @@
     ├── KeyNameError                  (also a ValueError: a key name outside the rule, names.KEY_RULE)
     ├── SourceError                   (a backend failed: source, operation)
     │   └── DecryptError              (a value could not be decrypted: what, never the value)
+    │   (``throttled`` is True when the service refused for rate)
     ├── ConfigurationError            (a bad source URL or setting)
-    └── ConversionError               (a value did not parse as int/float/bool/JSON: key, type)
+    ├── ConversionError               (also a ValueError: a value did not parse as int/float/bool/JSON: key, type)
+    └── SettingsError                 (also a ValueError: every missing or invalid field of a settings class)
 
 No message, log line or ``repr`` built here ever contains a configuration value.
 """
@@ -25,6 +27,7 @@ __all__ = [
     "DecryptError",
     "KeyNameError",
     "KeyNotFoundError",
+    "SettingsError",
     "SourceError",
     "StageError",
 ]
@@ -62,9 +65,10 @@ class KeyNameError(ConfstageError, ValueError):
 class SourceError(ConfstageError):
     """A backend failed: names the source and the AWS operation, never a value."""
 
-    def __init__(self, message: str, *, source: str = "", operation: str = "") -> None:
+    def __init__(self, message: str, *, source: str = "", operation: str = "", throttled: bool = False) -> None:
         self.source = source
         self.operation = operation
+        self.throttled = throttled  # the service refused for rate: counted apart, backed off from
         parts = [message]
         if source:
             parts.append(f"source={source}")
@@ -88,3 +92,13 @@ class ConversionError(ConfstageError, ValueError):
         self.key = key
         self.expected = expected
         super().__init__(f"value of key {key!r} is not a valid {expected}")
+
+
+class SettingsError(ConfstageError, ValueError):
+    """Fields of a settings class that are missing or do not convert; names each field and type, never a value."""
+
+    def __init__(self, settings: str, problems: Sequence[str]) -> None:
+        self.settings = settings
+        self.problems = tuple(problems)
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        super().__init__(f"settings {settings}: {count}: " + "; ".join(self.problems))

@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["SourceStats"]
 
-_COUNTERS = ("hits", "misses", "fetches", "errors", "stale", "disk_hits")
+_COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
 
 
 class SourceStats:
@@ -16,17 +16,18 @@ class SourceStats:
     __slots__ = (*_COUNTERS, "_lock", "fetch_seconds_last", "fetch_seconds_max", "fetch_seconds_total")
 
     def __init__(self) -> None:
-        self.hits = self.misses = self.fetches = self.errors = self.stale = self.disk_hits = 0
+        self.hits = self.misses = self.fetches = self.errors = self.throttled = self.stale = self.disk_hits = 0
         self.fetch_seconds_total = self.fetch_seconds_max = self.fetch_seconds_last = 0.0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SourceStats({', '.join(f'{name}={getattr(self, name)}' for name in _COUNTERS)})"
 
-    def fetched(self, seconds: float, *, failed: bool = False) -> None:
+    def fetched(self, seconds: float, *, failed: bool = False, throttled: bool = False) -> None:
         with self._lock:
             self.fetches += 1
             self.errors += failed
+            self.throttled += throttled
             self.fetch_seconds_total += seconds
             self.fetch_seconds_last = seconds
             self.fetch_seconds_max = max(self.fetch_seconds_max, seconds)
@@ -43,6 +44,7 @@ class SourceStats:
                 "misses": self.misses,
                 "fetches": fetches,
                 "errors": self.errors,
+                "throttled": self.throttled,
                 "stale": self.stale,
                 "disk_hits": self.disk_hits,
                 "fetch_ms_total": round(self.fetch_seconds_total * 1000, 3),

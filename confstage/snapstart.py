@@ -60,11 +60,12 @@ def watch(config: Config) -> None:
 
 def after_restore() -> None:
     """The hook: every cached value of the default client and of watched clients becomes stale."""
-    import confstage
+    from . import _state
 
     clients = set(_watched)
-    if confstage._client is not None:
-        clients.add(confstage._client)
+    default = _state.get_client()
+    if default is not None:
+        clients.add(default)
     for client in clients:
         client.expire()
 

@@ -1,20 +1,18 @@
-"""Which stage an invocation runs in: ARN parsing, alias mapping and the bound stage.
+"""Which stage an invocation runs in: ARN parsing and alias mapping, as pure functions.
 
-Pure functions plus one ``ContextVar``: a stage bound in one thread or asyncio task is
-never seen by another.
+The invocation in force (and so the bound stage) lives in ``_state``; the name rules in ``names``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._core import STAGE as _STAGE
 from .errors import ConfigurationError, StageError
+from .names import validate_stage
 
-__all__ = ["FunctionArn", "binding", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
+__all__ = ["FunctionArn", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -60,7 +58,7 @@ def parse_aliases(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     if spec is None:
         return {}
     if isinstance(spec, Mapping):
-        return {str(k): str(v) for k, v in spec.items()}
+        return _checked({str(k): str(v) for k, v in spec.items()})
     aliases: dict[str, str] = {}
     for pair in spec.replace(";", ",").split(","):
         pair = pair.strip()
@@ -70,6 +68,16 @@ def parse_aliases(spec: str | Mapping[str, str] | None) -> dict[str, str]:
         if not sep or not alias.strip() or not stage.strip():
             raise ConfigurationError(f"bad alias mapping {pair!r} in CONFSTAGE_ALIASES; expected alias=STAGE")
         aliases[alias.strip()] = stage.strip()
+    return _checked(aliases)
+
+
+def _checked(aliases: dict[str, str]) -> dict[str, str]:
+    """Every stage an alias maps to must be a legal stage name."""
+    for alias, stage in aliases.items():
+        try:
+            validate_stage(stage)
+        except StageError as exc:
+            raise ConfigurationError(f"alias {alias!r} maps to an illegal stage: {exc}") from None
     return aliases
 
 
@@ -89,21 +97,9 @@ def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | Non
     if isinstance(target, str):
         if target.startswith("arn:"):
             return stage_from_arn(target, aliases)
-        if not target:
-            raise StageError("an empty string is not a stage")
-        return target
+        return validate_stage(target)
     if target is None:
         return None
     raise StageError(
         f"cannot bind a stage from a {type(target).__name__}; expected a stage, an ARN or a Lambda context"
     )
-
-
-@contextmanager
-def binding(stage: str | None) -> Iterator[str | None]:
-    """Bind ``stage`` for the duration of the block (None: fall back to the configured stage)."""
-    token = _STAGE.set(stage)
-    try:
-        yield stage
-    finally:
-        _STAGE.reset(token)

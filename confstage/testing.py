@@ -3,9 +3,10 @@
 * ``MemorySource``: values held in a dict, for ``Config(sources=[MemorySource(...)])``;
 * ``lambda_context(alias="PRD", ...)``: a fake Lambda context with a realistic invoked ARN;
 * ``override(values, stage=...)``: a context manager that makes ``confstage.get`` return those values;
+* ``override_settings(instance, ...)``: makes ``confstage.settings(type(instance))`` return ``instance``;
 * pytest fixtures (this module is registered under the ``pytest11`` entry point, so they are
-  available in every test of a project that installs confstage): ``confstage_values`` and
-  ``lambda_context``.
+  available in every test of a project that installs confstage): ``confstage_values``,
+  ``confstage_settings`` and ``lambda_context``.
 
 ::
 
@@ -31,7 +32,7 @@ from .sources.base import Fetched, SourceURL
 if TYPE_CHECKING:
     from .client import Config
 
-__all__ = ["ConfstageValues", "LambdaContext", "MemorySource", "lambda_context", "override"]
+__all__ = ["ConfstageValues", "LambdaContext", "MemorySource", "lambda_context", "override", "override_settings"]
 
 
 class MemorySource:
@@ -149,9 +150,9 @@ class ConfstageValues:
     """
 
     def __init__(self) -> None:
-        import confstage
+        from . import _state
 
-        self._saved = confstage._client
+        self._saved = _state.get_client()
         self.source = MemorySource(url="memory://confstage-values")
 
     def __call__(
@@ -174,9 +175,9 @@ class ConfstageValues:
 
     def close(self) -> None:
         """Put back the default client that was in place before."""
-        import confstage
+        from . import _state
 
-        confstage._client = self._saved
+        _state.use(self._saved)
 
 
 @contextmanager
@@ -190,6 +191,21 @@ def override(
         yield kit
     finally:
         kit.close()
+
+
+@contextmanager
+def override_settings(*instances: Any) -> Iterator[None]:
+    """``with override_settings(AppSettings(port=1)):`` — ``confstage.settings(AppSettings)`` returns that object."""
+    from . import _state
+
+    saved = dict(_state.SETTINGS_OVERRIDES)
+    try:
+        for instance in instances:
+            _state.SETTINGS_OVERRIDES[type(instance)] = instance
+        yield
+    finally:
+        _state.SETTINGS_OVERRIDES.clear()
+        _state.SETTINGS_OVERRIDES.update(saved)
 
 
 # -- the pytest plugin ------------------------------------------------------------------------
@@ -208,6 +224,23 @@ else:
             yield kit
         finally:
             kit.close()
+
+    @pytest.fixture(name="confstage_settings")
+    def fixture_confstage_settings() -> Iterator[Callable[..., None]]:
+        """``confstage_settings(AppSettings(port=1))``: what ``confstage.settings(AppSettings)`` returns here."""
+        from . import _state
+
+        saved = dict(_state.SETTINGS_OVERRIDES)
+
+        def put(*instances: Any) -> None:
+            for instance in instances:
+                _state.SETTINGS_OVERRIDES[type(instance)] = instance
+
+        try:
+            yield put
+        finally:
+            _state.SETTINGS_OVERRIDES.clear()
+            _state.SETTINGS_OVERRIDES.update(saved)
 
     @pytest.fixture(name="lambda_context")
     def fixture_lambda_context() -> Callable[..., LambdaContext]:

@@ -1,4 +1,5 @@
-"""Running the installed ``confstage`` console script in a subprocess, as an operator would."""
+"""Running ``confstage``: the installed console script in a subprocess, as an operator would, or
+click's CliRunner in this process (same commands, a hundredth of the time)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CONFSTAGE", "run"]
+__all__ = ["CONFSTAGE", "assert_one_line_error", "invoke", "run"]
 
 _script = Path(sys.executable).with_name("confstage")
 CONFSTAGE: list[str] = [str(_script)] if _script.exists() else [sys.executable, "-m", "confstage.cli"]
@@ -25,3 +27,29 @@ def run(
     return subprocess.run(
         [*CONFSTAGE, *args], input=data, capture_output=True, env=environ, timeout=timeout, check=False
     )
+
+
+def invoke(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Any:
+    """Run ``confstage ARGS`` in this process with click's CliRunner; stdout and stderr kept apart.
+
+    Only for options that leave ``os.environ`` alone (no ``--endpoint-url``/``--region``/``--profile``).
+    """
+    from click.testing import CliRunner
+
+    from confstage.cli.app import cli
+
+    return CliRunner().invoke(cli, list(args), input=input, env=env, prog_name="confstage")
+
+
+def assert_one_line_error(result: Any, *, status: int | tuple[int, ...] = (1, 2), secret: str | None = None) -> str:
+    """``result`` failed with ``status`` and one ``Error:`` line on stderr (no traceback, no ``secret``); returns it."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert result.exit_code in statuses, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), result.stderr
+    if secret is not None:
+        assert secret not in result.output
+    return str(lines[0])

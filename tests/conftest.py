@@ -37,6 +37,7 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Non
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
     monkeypatch.setenv("CONFSTAGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONFSTAGE_TTL_JITTER", "0")  # TTLs exact unless a test asks for jitter
     monkeypatch.setenv("CONFSTAGE_CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "2")
     confstage.reset()

@@ -6,7 +6,8 @@ JSON APIs, 503 SlowDown for S3), ``"drop"`` (the connection closes with no respo
 ``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout), ``"hang"``
 (the connection is accepted and never answered), ``"trickle"`` (the real answer, its body one byte every
 ``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body is not the
-protocol's JSON or XML).
+protocol's JSON or XML). ``fail_after(n, fault)`` lets the next ``n`` requests through and gives
+every later one ``fault``: a store failing midway through a batch of writes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class FaultProxy:
         self.slow_seconds = slow_seconds
         self.trickle_seconds = trickle_seconds
         self.requests = 0
+        self._after: tuple[int, str] | None = None  # (request number, fault): requests past it get the fault
+        self._count = threading.Lock()
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -40,6 +43,17 @@ class FaultProxy:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def fail_after(self, n: int, fault: str) -> None:
+        """Let the next ``n`` requests through, then answer every later one with ``fault``."""
+        with self._count:
+            self._after = (self.requests + n, fault)
+
+    def heal(self) -> None:
+        """Forward every request again (no ``fault``, no ``fail_after``)."""
+        with self._count:
+            self.fault = None
+            self._after = None
 
     def start(self) -> FaultProxy:
         self._thread.start()
@@ -59,11 +73,15 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _handle(self) -> None:
-            proxy.requests += 1
+            with proxy._count:
+                proxy.requests += 1
+                number, after = proxy.requests, proxy._after
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             json_api = "X-Amz-Target" in self.headers
             fault = proxy.fault
+            if fault is None and after is not None and number > after[0]:
+                fault = after[1]
             if fault == "drop":
                 self.close_connection = True
                 return

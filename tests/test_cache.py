@@ -249,7 +249,8 @@ def test_debug_log_tells_hits_misses_and_fetches_without_values(
     cfg = config(source, clock)
     with caplog.at_level(logging.DEBUG, logger="confstage"):
         cfg.get("password")
-        cfg.get_many(["password"])
+        cfg.get_many(["password"])  # answered by the client's view: no log line, no layer lookup
+        cfg.get("other", "default")  # a key the view has not seen: the layer answers it from memory
     messages = [r.getMessage() for r in caplog.records if r.name == "confstage"]
     assert [m.split(":")[0] for m in messages] == ["miss", "fetched", "hit"]
     assert " ms" in messages[1]

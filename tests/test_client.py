@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, ConversionError, KeyNotFoundError, SourceError, StageError
+from confstage import Config, ConversionError, KeyNotFoundError, SourceError, StageError, _state
 from confstage.sources import Fetched
 from confstage.testing import MemorySource
 
@@ -187,12 +187,12 @@ def test_env_source_reads_stage_prefixed_then_plain(monkeypatch: pytest.MonkeyPa
 
 def test_default_client_is_built_lazily_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The module functions build their client from CONFSTAGE_* on first use, not at import."""
-    assert confstage._client is None
+    assert _state.get_client() is None
     monkeypatch.setenv("CONFSTAGE_STAGE", "TST")
     monkeypatch.setenv("CONFSTAGE_SOURCES", "env://")
     monkeypatch.setenv("TST_answer", "42")
     assert confstage.get_int("answer") == 42
-    assert confstage._client is not None
+    assert _state.get_client() is not None
     assert confstage.current_stage() == "TST"
 
 
@@ -218,7 +218,8 @@ def test_stats_count_misses_fetches_and_errors(clock: FakeClock) -> None:
     """stats() reports misses, fetches, errors and fetch latency per source."""
     config, _ = make({"a": "1"}, clock=clock)
     config.get("a")
-    config.get_many(["a"])
+    config.get_many(["a"])  # the client's view answers: not a layer lookup, not counted
+    config.get("b", "default")  # the layer answers from memory: a hit
     stats = config.stats()["sources"]["memory://"]
     assert stats["fetches"] == 1
     assert stats["misses"] == 1

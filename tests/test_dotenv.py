@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confstage.cli.dotenv import DotenvError, format_dotenv, load_values, parse_dotenv, parse_json_values
+from confstage.cli.dotenv import DotenvError, format_dotenv, load_entries, load_values, parse_dotenv, parse_json_values
+from confstage.sources.base import key_refusal
 
 
 def test_comments_blank_lines_and_export_prefix_are_skipped() -> None:
@@ -85,10 +86,34 @@ def test_format_rejects_keys_a_dotenv_file_cannot_hold() -> None:
         format_dotenv({"bad key": "v"})
 
 
-_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,12}", fullmatch=True)
+_keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,12}", fullmatch=True).filter(lambda k: key_refusal(k) is None)
 
 
 @given(st.dictionaries(_keys, st.text(), max_size=8))
 def test_format_then_parse_round_trips_any_text(values: dict[str, str]) -> None:
     """Whatever ``format_dotenv`` writes, ``parse_dotenv`` reads back exactly (newlines, quotes, unicode)."""
     assert parse_dotenv(format_dotenv(values)) == values
+
+
+def test_a_leading_byte_order_mark_is_ignored() -> None:
+    """A UTF-8 BOM that some editors write before the first key is not part of it (.env and JSON)."""
+    assert parse_dotenv("\ufeffA=1\nB=2") == {"A": "1", "B": "2"}
+    assert load_values('\ufeff{"a": "1"}', name="x.json") == {"a": "1"}
+
+
+def test_a_pem_block_in_double_quotes_is_one_value() -> None:
+    """A PEM block spans lines when quoted, and one that opens and closes on its line needs no quotes."""
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQ+/AB==\n-----END PRIVATE KEY-----"
+    assert parse_dotenv(f'KEY="{pem}"\nNEXT=1') == {"KEY": pem, "NEXT": "1"}
+    assert parse_dotenv("ONE=-----BEGIN X-----abc-----END X-----") == {"ONE": "-----BEGIN X-----abc-----END X-----"}
+
+
+def test_entries_know_their_line_and_column() -> None:
+    """load_entries gives each key's line and column (the CLI names them when a store refuses an entry)."""
+    entries = load_entries('# c\n  export A=1\nB="x\ny"\nC=3', name="x.env")
+    assert [(e.key, e.line, e.column) for e in entries.values()] == [("A", 2, 10), ("B", 3, 1), ("C", 5, 1)]
+    entries = load_entries('{\n  "a": 1,\n  "b": {"c": null}\n}', name="x.json")
+    assert [(e.key, e.value, e.line, e.column) for e in entries.values()] == [
+        ("a", "1", 2, 3),
+        ("b", '{"c":null}', 3, 3),
+    ]

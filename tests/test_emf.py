@@ -27,8 +27,9 @@ def test_each_line_carries_the_counts_of_one_invocation(clock: FakeClock) -> Non
     emitter = Emitter(config.stats, stream=out, clock=clock)
     config.get("password")
     emitter.emit("PRD")
-    config.get("password")
-    config.get("password")
+    config.get("password")  # answered by the client's view: a dict lookup, not counted
+    config.get("other", "x")  # the source's layer answers from memory: a hit
+    config.get("more", "x")
     emitter.emit("PRD")
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     assert (first["Fetches"], first["CacheMisses"], first["CacheHits"]) == (1, 1, 0)
@@ -58,7 +59,8 @@ def test_handler_prints_one_emf_line_per_invocation(
     assert lambda_handler({}, ctx) == len(SECRET)
     assert lambda_handler({}, ctx) == len(SECRET)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(d["Stage"], d["Fetches"], d["CacheHits"]) for d in lines] == [("PRD", 1, 0), ("PRD", 0, 1)]
+    # The second invocation reads its snapshot: no fetch, no layer lookup.
+    assert [(d["Stage"], d["Fetches"], d["CacheMisses"]) for d in lines] == [("PRD", 1, 1), ("PRD", 0, 0)]
 
 
 def test_no_emf_lines_unless_enabled(capsys: pytest.CaptureFixture[str]) -> None:

@@ -97,7 +97,8 @@ def test_stale_value_served_within_bounded_time(
     assert elapsed < BOUND_SECONDS
     stats = config.stats()["sources"][config.sources[0].url]
     assert stats["stale"] == 1
-    assert stats["errors"] == 1
+    # A slow refresh is still in flight when the stale value is served; its error is counted when it ends.
+    assert stats["errors"] == (0 if fault == "slow" else 1)
     fault_report.setdefault(f"{name} (warm)", {})[fault] = f"stale served in {elapsed * 1000:.0f} ms"
 
 

@@ -8,6 +8,7 @@ imports the library, not the reverse.
     app.py        the click group: global options, commands, exceptions → exit status
     errors.py     exit statuses and the expected-failure exceptions
     options.py    the global options, accepted before or after the command name
+    checks.py     stage and key names, files and text from the command line, checked without echoing them
     output.py     stdout/stderr rendering: JSON, tables, masking, the progress bar
     dotenv.py     .env and JSON files in and out
     iam.py        the least-privilege runtime policy builder

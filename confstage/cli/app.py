@@ -1,7 +1,8 @@
 """The ``confstage`` click group: global options, command registration, and errors → exit status.
 
 Exit status: 0 success, 1 not found or failed, 2 usage error. An expected failure (a
-``ConfstageError``, an AWS error, an unreadable file) is one line on stderr, never a traceback.
+``ConfstageError``, an AWS error, an unreadable file) is one line on stderr, never a traceback;
+so is an unexpected one, named by its type alone, since its message or traceback could quote a value.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class ConfstageGroup(click.Group):
             raise Failed(f"AWS: {exc}") from None
         except OSError as exc:
             raise Failed(str(exc)) from None
+        except Exception as exc:  # the last resort: a traceback could quote a file or a value
+            raise Failed(
+                f"unexpected {type(exc).__name__} in confstage {ctx.invoked_subcommand or ''} "
+                "(its message is withheld: it could quote a value); please report it"
+            ) from None
 
 
 @click.group(cls=ConfstageGroup, context_settings={"help_option_names": ["-h", "--help"]})

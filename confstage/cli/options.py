@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 import click
 
 from confstage import aws
-from confstage.settings import DEFAULT_SOURCES
 from confstage.sources import split_urls
+from confstage.variables import DEFAULT_SOURCES
 
-__all__ = ["Settings", "global_options", "settings"]
+from .checks import valid_stage
+
+__all__ = ["Settings", "ValueCommand", "global_options", "settings"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,11 +57,44 @@ class Settings:
         return self.output == "json"
 
     def require_stage(self) -> str:
-        """``--stage``, else ``$CONFSTAGE_STAGE``; a usage error when neither is set."""
-        stage = self.stage or os.environ.get("CONFSTAGE_STAGE")
+        """``--stage``, else ``$CONFSTAGE_STAGE``, checked against the stage rule; a usage error otherwise.
+
+        An empty ``--stage ''`` is an illegal stage, not a missing one (an empty variable is unset).
+        """
+        if self.stage is not None:
+            return valid_stage(self.stage, what="--stage")
+        stage = os.environ.get("CONFSTAGE_STAGE")
         if not stage:
             raise click.UsageError("no stage: pass --stage STAGE or set CONFSTAGE_STAGE")
-        return stage
+        return valid_stage(stage, what="CONFSTAGE_STAGE")
+
+
+class ValueCommand(click.Command):
+    """A command that may be given a secret on its command line: its usage errors never quote it.
+
+    click repeats an unknown option (``No such option '--p@ss'``) and extra arguments (``Got
+    unexpected extra argument (w0rd)``), which is where a value with a leading dash or an unquoted
+    space ends up; this command names the problem instead.
+    """
+
+    allow_extra_args = True  # leftovers are reported below, without click's quoting of them
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            hint = f" (did you mean {', '.join(exc.possibilities)}?)" if exc.possibilities else ""
+            raise click.UsageError(
+                f"unknown option{hint}; it is not repeated here, as it may be a value: "
+                "a VALUE that starts with '-' goes after '--'",
+                ctx,
+            ) from None
+        if ctx.args:
+            ctx.fail(
+                f"{len(ctx.args)} unexpected extra argument(s), not repeated here as they may be a value: "
+                "quote a VALUE that holds spaces"
+            )
+        return rest
 
 
 def _recorder(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:

@@ -7,17 +7,30 @@ credential-chain rule). Writing is a separate protocol, used only by the admin C
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
-from confstage.errors import ConfigurationError
+from confstage.errors import ConfigurationError, KeyNameError, SourceError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from confstage.errors import ConfstageError
 
-__all__ = ["Fetched", "Source", "SourceURL", "StoredValue", "Version", "WritableSource"]
+__all__ = [
+    "Fetched",
+    "PartialWriteError",
+    "Source",
+    "SourceURL",
+    "StoredValue",
+    "Version",
+    "WritableSource",
+    "WriteLog",
+    "key_refusal",
+    "refuse_writes",
+    "refused_error",
+    "utf8_size",
+]
 
 
 class Fetched(Mapping[str, str]):
@@ -92,12 +105,23 @@ class Version(NamedTuple):
 
 @runtime_checkable
 class WritableSource(Protocol):
-    """The admin side of a store: used by the CLI, never on the runtime path."""
+    """The admin side of a store: used by the CLI, never on the runtime path.
+
+    ``put_many`` validates everything before its first write: the stage, every key against the key
+    rule and the store's own limits (``check_write``), and, when values are to be encrypted, the
+    KMS key (every value is sealed, or the first write is a secure one, before anything else is
+    written). So an exception other than ``PartialWriteError`` means nothing was written.
+    """
 
     url: str
 
     def init(self) -> None:
         """Create what the store needs (table, bucket); harmless when it exists."""
+        ...
+
+    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
+        """Why each key of ``values`` cannot be written to ``stage`` (key -> reason, never quoting
+        the key or its value); empty when every one can. An illegal stage raises ``StageError``."""
         ...
 
     def put(
@@ -112,8 +136,20 @@ class WritableSource(Protocol):
         """Write one value (envelope-encrypted when ``kms_key`` is given); return the new version."""
         ...
 
-    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
-        """Write many values in as few requests as the store allows."""
+    def put_many(
+        self,
+        stage: str,
+        values: Mapping[str, str],
+        *,
+        kms_key: str | None = None,
+        secure: Collection[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write many values in as few requests as the store allows, all or ``PartialWriteError``.
+
+        With ``kms_key``, the keys in ``secure`` (default: all of them) are encrypted under it.
+        ``progress(n)`` is called as the store confirms each batch of ``n`` values.
+        """
         ...
 
     def delete(self, stage: str, key: str) -> bool:
@@ -131,6 +167,105 @@ class WritableSource(Protocol):
     def rollback(self, stage: str, key: str, version: str) -> str | None:
         """Make ``version`` the current value again; return the new version."""
         ...
+
+
+class PartialWriteError(SourceError):
+    """A ``put_many`` failed after it had begun writing: which keys were written, which were not.
+
+    ``written`` the store confirmed; ``not_written`` it refused, never received, or received without
+    answering (a timeout: such a write may still have landed). Writing them again is safe, a put
+    overwrites. The failure is the ``__cause__``; names only, never a value.
+    """
+
+    def __init__(
+        self,
+        cause: BaseException,
+        *,
+        written: Iterable[str],
+        not_written: Iterable[str],
+        source: str = "",
+        operation: str = "",
+    ) -> None:
+        self.written = tuple(written)
+        self.not_written = tuple(not_written)
+        total = len(self.written) + len(self.not_written)
+        # A ConfstageError's text is ours (never a value); anything else is named by its type only.
+        what = str(cause) if isinstance(cause, SourceError) else type(cause).__name__
+        done = f"{len(self.written)} of {total} value(s) written" if self.written else "nothing written"
+        super().__init__(f"{done}, then {what}")
+        self.source = source or getattr(cause, "source", "")
+        self.operation = operation or getattr(cause, "operation", "")
+
+
+def key_refusal(key: str) -> str | None:
+    """Why ``key`` breaks the key rule (``names.KEY_RULE``), without quoting it; None when it is legal."""
+    from confstage.names import KEY_RULE, validate_key
+
+    try:
+        validate_key(key)
+    except KeyNameError:
+        return f"{_broken_part(key)}; a key is {KEY_RULE}"
+    return None
+
+
+def _broken_part(key: str) -> str:
+    """Which part of the key rule ``key`` breaks, by position only."""
+    if not key:
+        return "the key is empty"
+    control = next((i for i, char in enumerate(key) if char < " " or char == "\x7f"), None)
+    if control is not None:
+        return f"the key has a control character at position {control + 1}"
+    if len(key) > 1024:
+        return f"the key is {len(key)} characters long"
+    if key.startswith("/") or key.endswith("/"):
+        return "the key starts or ends with '/'"
+    return "the key has an empty, '.' or '..' segment"
+
+
+def refuse_writes(stage: str, values: Mapping[str, str], limit: Callable[[str, str], str | None]) -> dict[str, str]:
+    """``check_write`` for a store: the stage rule (raises), then per key the key rule and ``limit(key, value)``."""
+    from confstage.names import validate_stage
+
+    validate_stage(stage)
+    refused: dict[str, str] = {}
+    for key, value in values.items():
+        reason = key_refusal(key) or limit(key, value)
+        if reason:
+            refused[key] = reason
+    return refused
+
+
+def refused_error(refused: Mapping[str, str], *, source: str) -> KeyNameError:
+    """The error ``put``/``put_many`` raise for refused keys (before any write): each key and why."""
+    shown = "; ".join(f"{key!r}: {reason}" for key, reason in list(refused.items())[:5])
+    more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+    return KeyNameError(f"cannot write to {source}, nothing written: {shown}{more}")
+
+
+class WriteLog:
+    """The keys a ``put_many`` has written so far, turning a failure midway into ``PartialWriteError``."""
+
+    def __init__(self, keys: Iterable[str], progress: Callable[[int], None] | None = None) -> None:
+        self._order = list(keys)
+        self._written: set[str] = set()
+        self._progress = progress
+
+    def done(self, keys: Collection[str]) -> None:
+        """The store confirmed ``keys``."""
+        self._written.update(keys)
+        if self._progress is not None and keys:
+            self._progress(len(keys))
+
+    def failed(self, cause: BaseException, *, source: str) -> PartialWriteError:
+        """The error to raise (``from cause``) when a write failed after the ones logged."""
+        written = [key for key in self._order if key in self._written]
+        not_written = [key for key in self._order if key not in self._written]
+        return PartialWriteError(cause, written=written, not_written=not_written, source=source)
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8 (what AWS limits count)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 class SourceURL:

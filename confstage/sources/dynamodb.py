@@ -33,13 +33,17 @@ from typing import Any
 from confstage import aws, crypto
 from confstage.errors import ConfigurationError, SourceError
 
-from .base import Fetched, SourceURL, StoredValue, Version
+from .base import Fetched, SourceURL, StoredValue, Version, WriteLog, refuse_writes, refused_error, utf8_size
 
 __all__ = ["DynamoDBSource"]
 
 LAYOUTS = ("stage-key", "flat")
 _BATCH_GET = 100  # BatchGetItem limit
 _BATCH_WRITE = 25  # BatchWriteItem limit
+_MAX_SORT_KEY = 1024  # bytes of a sort key (the stage-key layout's key)
+_MAX_HASH_KEY = 2048  # bytes of a partition key (the flat layout's {key}_{STAGE})
+_MAX_ITEM = 400 * 1024  # bytes of an item, attribute names included
+_ITEM_OVERHEAD = 64  # attribute names and the secure/modified/version attributes of a written item
 
 
 class DynamoDBSource:
@@ -207,6 +211,28 @@ class DynamoDBSource:
         if description.get("TableStatus") != "ACTIVE":
             client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
+    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
+        """Keys the table cannot hold: the key rule, DynamoDB's key sizes, and its 400 KB item size."""
+        return refuse_writes(stage, values, lambda key, value: self._limit(stage, key, value))
+
+    def _limit(self, stage: str, key: str, value: str) -> str | None:
+        if self.layout == "stage-key" and utf8_size(key) > _MAX_SORT_KEY:
+            return f"the key is {utf8_size(key)} bytes as UTF-8; a DynamoDB sort key holds at most {_MAX_SORT_KEY}"
+        if self.layout == "flat" and utf8_size(_flat_id(key, stage)) > _MAX_HASH_KEY:
+            return (
+                f"the item id {{key}}_{{STAGE}} would be {utf8_size(_flat_id(key, stage))} bytes as UTF-8; "
+                f"a DynamoDB partition key holds at most {_MAX_HASH_KEY}"
+            )
+        size = _ITEM_OVERHEAD + utf8_size(stage) + 2 * utf8_size(key) + utf8_size(value)
+        if size > _MAX_ITEM:
+            return f"the item would be about {size} bytes; DynamoDB holds at most {_MAX_ITEM} bytes an item"
+        return None
+
+    def _refuse(self, stage: str, values: Mapping[str, str]) -> None:
+        refused = self.check_write(stage, values)
+        if refused:
+            raise refused_error(refused, source=self.url)
+
     def put(
         self,
         stage: str,
@@ -217,7 +243,9 @@ class DynamoDBSource:
         expect_version: str | None = None,
     ) -> str | None:
         """Write one value, incrementing ``version``; ``expect_version`` ("0": must not exist) guards the write."""
+        self._refuse(stage, {key: value})
         stored, secure = self._sealed(stage, key, value, kms_key)
+        self._refuse(stage, {key: stored})
         names = {"#v": "value", "#n": "version", "#sec": "secure", "#m": "modified"}
         values: dict[str, Any] = {
             ":v": {"S": stored},
@@ -262,39 +290,65 @@ class DynamoDBSource:
             raise aws.source_error(exc, source=self.url, operation="dynamodb:UpdateItem", target=self._what()) from exc
         return str(response["Attributes"]["version"]["N"])
 
-    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
-        """Write many values with BatchWriteItem, 25 a call; versions are read first (last writer wins)."""
+    def put_many(
+        self,
+        stage: str,
+        values: Mapping[str, str],
+        *,
+        kms_key: str | None = None,
+        secure: Collection[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write many values with BatchWriteItem, 25 a call; versions are read first (last writer wins).
+
+        Every key is checked and every secure value sealed before the first write; a failure after
+        it is a ``PartialWriteError`` naming the items BatchWriteItem processed and those it did not.
+        """
+        self._refuse(stage, values)
+        sealed = {
+            key: self._sealed(stage, key, value, kms_key if secure is None or key in secure else None)
+            for key, value in values.items()
+        }
+        self._refuse(stage, {key: stored for key, (stored, _) in sealed.items()})  # envelopes are larger
         current = {key: stored.version for key, stored in self._stored(stage, values.keys()).items()}
         modified = _now()
         requests = []
-        for key, value in values.items():
-            stored, secure = self._sealed(stage, key, value, kms_key)
+        for key, (stored, is_secure) in sealed.items():
             item: dict[str, Any] = {
                 **self._item_key(stage, key),
                 "value": {"S": stored},
-                "secure": {"BOOL": secure},
+                "secure": {"BOOL": is_secure},
                 "modified": {"S": modified},
                 "version": {"N": str(int(current.get(key) or 0) + 1)},
+                "key": {"S": key},  # the flat layout needs it; the stage-key layout has it as its sort key
             }
-            if self.layout == "flat":
-                item["key"] = {"S": key}
             requests.append({"PutRequest": {"Item": item}})
-        for start in range(0, len(requests), _BATCH_WRITE):
-            pending: dict[str, Any] = {self.table: requests[start : start + _BATCH_WRITE]}
-            for attempt in range(self._max_attempts):
-                if attempt:
-                    self._backoff(attempt)
-                response = self._call("batch_write_item", "BatchWriteItem", {"RequestItems": pending})
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            else:
-                raise SourceError(
-                    f"BatchWriteItem on table {self.table} left {len(pending.get(self.table, ()))} items "
-                    f"unprocessed after {self._max_attempts} attempts (throttled)",
-                    source=self.url,
-                    operation="dynamodb:BatchWriteItem",
-                )
+        log = WriteLog(values, progress)
+        try:
+            for start in range(0, len(requests), _BATCH_WRITE):
+                self._batch_write(requests[start : start + _BATCH_WRITE], log)
+        except Exception as exc:
+            raise log.failed(exc, source=self.url) from exc
+
+    def _batch_write(self, requests: list[dict[str, Any]], log: WriteLog) -> None:
+        """One BatchWriteItem of up to 25 puts, retrying unprocessed items with backoff; logs what it wrote."""
+        pending: dict[str, Any] = {self.table: requests}
+        for attempt in range(self._max_attempts):
+            if attempt:
+                self._backoff(attempt)
+            response = self._call("batch_write_item", "BatchWriteItem", {"RequestItems": pending})
+            sent = _put_keys(pending.get(self.table, ()))
+            pending = response.get("UnprocessedItems") or {}
+            left = _put_keys(pending.get(self.table, ()))
+            log.done([key for key in sent if key not in left])
+            if not pending:
+                return
+        raise SourceError(
+            f"BatchWriteItem on table {self.table} left {len(pending.get(self.table, ()))} items "
+            f"unprocessed after {self._max_attempts} attempts (throttled)",
+            source=self.url,
+            operation="dynamodb:BatchWriteItem",
+        )
 
     def delete(self, stage: str, key: str) -> bool:
         response = self._call(
@@ -430,6 +484,11 @@ class DynamoDBSource:
 
 def _flat_id(key: str, stage: str) -> str:
     return f"{key}_{stage}"
+
+
+def _put_keys(requests: Collection[Any]) -> list[str]:
+    """The keys of the PutRequests of a BatchWriteItem (every item confstage writes carries ``key``)."""
+    return [str(request["PutRequest"]["Item"]["key"]["S"]) for request in requests]
 
 
 def _string(item: Mapping[str, Any], attribute: str) -> str:

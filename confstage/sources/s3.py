@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from confstage import aws, crypto
 from confstage.errors import ConfigurationError, SourceError
 
-from .base import Fetched, SourceURL, StoredValue, Version
+from .base import Fetched, SourceURL, StoredValue, Version, WriteLog, refuse_writes, refused_error, utf8_size
 
 __all__ = ["S3Source"]
 
@@ -46,6 +46,7 @@ LAYOUTS = ("objects", "document")
 DOCUMENT = "config.json"
 _SECURE_META = "confstage-secure"
 _REWRITE_ATTEMPTS = 5
+_MAX_OBJECT_KEY = 1024  # bytes of an S3 object key
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _NOT_MODIFIED = frozenset({"304", "NotModified"})
 _CONFLICT = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
@@ -210,6 +211,7 @@ class S3Source:
         expect_version: str | None = None,
     ) -> str | None:
         """Write one value; ``expect_version`` (an S3 version id, "0": must not exist) guards the write."""
+        self._refuse(stage, {key: value})
         stored = self._sealed(stage, key, value, kms_key)
         if self.layout == "document":
             return self._rewrite(stage, lambda document: document.update({key: stored}), expect_version)
@@ -229,13 +231,57 @@ class S3Source:
             raise
         return _version_of(response)
 
-    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
-        """Write many values: concurrent PUTs (objects), or one rewrite of the document."""
-        stored = {key: self._sealed(stage, key, value, kms_key) for key, value in values.items()}
-        if self.layout == "document":
-            self._rewrite(stage, lambda document: document.update(stored), None)
-            return
-        self._map(lambda item: self._put_object(self.object_key(stage, item[0]), item[1]), list(stored.items()))
+    def put_many(
+        self,
+        stage: str,
+        values: Mapping[str, str],
+        *,
+        kms_key: str | None = None,
+        secure: Collection[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write many values: concurrent PUTs (objects), or one rewrite of the document.
+
+        Every key is checked and every secure value sealed before the first PUT. After a PUT fails
+        no new one starts, and ``PartialWriteError`` names the objects written and those not.
+        """
+        self._refuse(stage, values)
+        stored = {
+            key: self._sealed(stage, key, value, kms_key if secure is None or key in secure else None)
+            for key, value in values.items()
+        }
+        log = WriteLog(values, progress)
+        try:
+            if self.layout == "document":
+                if stored:
+                    self._rewrite(stage, lambda document: document.update(stored), None)
+                log.done(list(stored))
+            else:
+                self._put_objects(stage, stored, log)
+        except Exception as exc:
+            raise log.failed(exc, source=self.url) from exc
+
+    def _put_objects(self, stage: str, bodies: Mapping[str, str], log: WriteLog) -> None:
+        """PUT one object per key, ``workers`` at a time; after the first failure the rest are not sent."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        first: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=max(1, min(self._workers, len(bodies)))) as pool:
+            futures = {
+                pool.submit(self._put_object, self.object_key(stage, key), body): key for key, body in bodies.items()
+            }
+            for future in as_completed(futures):
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    log.done([futures[future]])
+                elif first is None:
+                    first = error
+                    for pending in futures:
+                        pending.cancel()  # those not yet running are never sent
+        if first is not None:
+            raise first
 
     def delete(self, stage: str, key: str) -> bool:
         """Remove a key (a delete marker in a versioned bucket; older versions stay for rollback)."""
@@ -319,6 +365,23 @@ class S3Source:
         return _version_of(response)
 
     # -- writing helpers ---------------------------------------------------------------------
+
+    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
+        """Keys the bucket cannot hold: the key rule, and S3's 1024-byte object keys (objects layout)."""
+        return refuse_writes(stage, values, lambda key, value: self._limit(stage, key))
+
+    def _limit(self, stage: str, key: str) -> str | None:
+        if self.layout == "document":
+            return None  # keys are names inside one JSON object
+        size = utf8_size(self.object_key(stage, key))
+        if size > _MAX_OBJECT_KEY:
+            return f"its object key would be {size} bytes as UTF-8; S3 object keys hold at most {_MAX_OBJECT_KEY}"
+        return None
+
+    def _refuse(self, stage: str, values: Mapping[str, str]) -> None:
+        refused = self.check_write(stage, values)
+        if refused:
+            raise refused_error(refused, source=self.url)
 
     def _sealed(self, stage: str, key: str, value: str, kms_key: str | None) -> str:
         if kms_key is None:

@@ -9,17 +9,18 @@ here (the chain falls through); a secret that is not a JSON object of strings is
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from confstage import aws
 from confstage.errors import SourceError
 
-from .base import Fetched, SourceURL, StoredValue, Version
+from .base import Fetched, SourceURL, StoredValue, Version, WriteLog, refuse_writes, refused_error, utf8_size
 
 __all__ = ["SecretsManagerSource"]
 
 _GET = "secretsmanager:GetSecretValue"
+_MAX_SECRET = 65536  # bytes of a SecretString
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
@@ -92,12 +93,45 @@ class SecretsManagerSource:
         expect_version: str | None = None,
     ) -> str | None:
         """Set one key of the stage's secret; return the new secret version id."""
+        self._refuse(stage, {key: value})
         return self._write(stage, {key: value}, (), kms_key=kms_key, expect_version=expect_version)
 
-    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
-        """Set many keys in one new secret version."""
-        if values:
-            self._write(stage, values, (), kms_key=kms_key)
+    def put_many(
+        self,
+        stage: str,
+        values: Mapping[str, str],
+        *,
+        kms_key: str | None = None,
+        secure: Collection[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Set many keys in one new secret version (every value is a secret, so ``secure`` changes nothing).
+
+        ``kms_key`` applies when the stage's secret is created; an existing secret keeps its key.
+        """
+        self._refuse(stage, values)
+        log = WriteLog(values, progress)
+        try:
+            if values:
+                self._write(stage, values, (), kms_key=kms_key)
+            log.done(list(values))
+        except Exception as exc:
+            raise log.failed(exc, source=self.url) from exc
+
+    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
+        """Keys the stage's secret cannot hold: the key rule, and values past the 64 KB SecretString."""
+        return refuse_writes(stage, values, self._limit)
+
+    def _limit(self, key: str, value: str) -> str | None:
+        size = utf8_size(json.dumps({key: value}))
+        if size > _MAX_SECRET:
+            return f"the value is {size} bytes as JSON; a secret holds at most {_MAX_SECRET} bytes in all"
+        return None
+
+    def _refuse(self, stage: str, values: Mapping[str, str]) -> None:
+        refused = self.check_write(stage, values)
+        if refused:
+            raise refused_error(refused, source=self.url)
 
     def delete(self, stage: str, key: str) -> bool:
         if key not in self._read(self.secret_id(stage)):
@@ -183,6 +217,12 @@ class SecretsManagerSource:
             for key in removals:
                 document.pop(key, None)
             body = json.dumps(document, sort_keys=True)
+            if utf8_size(body) > _MAX_SECRET:
+                raise SourceError(
+                    f"secret {secret_id} would be {utf8_size(body)} bytes; a SecretString holds at most {_MAX_SECRET}",
+                    source=self.url,
+                    operation=operation,
+                )
             if current is None:
                 operation = "secretsmanager:CreateSecret"
                 request: dict[str, Any] = {"Name": secret_id, "SecretString": body}

@@ -12,17 +12,24 @@ SecureString values are reported as secrets, so they never reach the /tmp cache 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from confstage import aws
 from confstage.errors import SourceError
 
-from .base import Fetched, SourceURL, StoredValue, Version
+from .base import Fetched, SourceURL, StoredValue, Version, WriteLog, refuse_writes, refused_error, utf8_size
 
 __all__ = ["SSMSource"]
 
 _PAGE = 10  # GetParametersByPath's MaxResults ceiling
+# PutParameter's naming constraints: these characters, at most 15 levels, not under aws/ssm, and at
+# most 1011 characters counting the ARN in front of the name (arn:aws:ssm:REGION:ACCOUNT:parameter).
+_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
+_MAX_LEVELS = 15
+_MAX_ARN = 1011
+_MAX_VALUE = 8192  # bytes of the advanced tier; the standard tier's 4096 is an account setting away
 
 
 class SSMSource:
@@ -116,6 +123,7 @@ class SSMSource:
         ``expect_version`` is checked with GetParameter before writing (SSM has no conditional put,
         so this catches a stale read, not a race).
         """
+        self._refuse(stage, {key: value})
         name = self.name(stage, key)
         if expect_version is not None:
             current = self._call("GetParameter", name, Name=name, WithDecryption=False, missing=None)
@@ -126,16 +134,69 @@ class SSMSource:
                     source=self.url,
                     operation="ssm:GetParameter",
                 )
+        return self._put(name, value, kms_key)
+
+    def _put(self, name: str, value: str, kms_key: str | None) -> str:
         request: dict[str, Any] = {"Name": name, "Value": value, "Overwrite": True, "Type": "String"}
         if kms_key:
             request.update(Type="SecureString", KeyId=kms_key)
         response = self._call("PutParameter", name, **request)
         return str(response["Version"])
 
-    def put_many(self, stage: str, values: Mapping[str, str], *, kms_key: str | None = None) -> None:
-        """One PutParameter per value (SSM has no batch write)."""
-        for key, value in values.items():
-            self.put(stage, key, value, kms_key=kms_key)
+    def put_many(
+        self,
+        stage: str,
+        values: Mapping[str, str],
+        *,
+        kms_key: str | None = None,
+        secure: Collection[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """One PutParameter per value (SSM has no batch write), every name checked first.
+
+        SSM encrypts a SecureString itself, so the KMS key is proven by writing a secure value
+        first: an unusable key fails that write, with nothing written.
+        """
+        self._refuse(stage, values)
+        encrypted = set(values if secure is None else secure) if kms_key else set()
+        order = sorted(values, key=lambda key: key not in encrypted)  # secure values first, stable
+        log = WriteLog(values, progress)
+        try:
+            for key in order:
+                self._put(self.name(stage, key), values[key], kms_key if key in encrypted else None)
+                log.done([key])
+        except Exception as exc:
+            raise log.failed(exc, source=self.url) from exc
+
+    def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
+        """Keys SSM cannot hold: the key rule, its parameter-name constraints, and empty or too long values."""
+        return refuse_writes(stage, values, lambda key, value: self._limit(stage, key, value))
+
+    def _limit(self, stage: str, key: str, value: str) -> str | None:
+        name = self.name(stage, key)
+        if not _NAME.fullmatch(name):
+            return "an SSM parameter name holds only letters, digits and _ . - / (ASCII)"
+        if name.count("/") > _MAX_LEVELS:
+            return f"the parameter name would have {name.count('/')} levels; SSM allows at most {_MAX_LEVELS}"
+        if name.lstrip("/").lower().startswith(("aws", "ssm")):
+            return "an SSM parameter name cannot begin with 'aws' or 'ssm'"
+        client = self._ssm()
+        arn = f"arn:{client.meta.partition}:ssm:{client.meta.region_name}:123456789012:parameter{name}"
+        if len(arn) > _MAX_ARN:
+            return (
+                f"the parameter's ARN would be {len(arn)} characters; SSM allows at most {_MAX_ARN} "
+                "(the name counts with the ARN in front of it)"
+            )
+        if not value:
+            return "SSM cannot store an empty value"
+        if utf8_size(value) > _MAX_VALUE:
+            return f"the value is {utf8_size(value)} bytes; an SSM parameter holds at most {_MAX_VALUE}"
+        return None
+
+    def _refuse(self, stage: str, values: Mapping[str, str]) -> None:
+        refused = self.check_write(stage, values)
+        if refused:
+            raise refused_error(refused, source=self.url)
 
     def delete(self, stage: str, key: str) -> bool:
         name = self.name(stage, key)

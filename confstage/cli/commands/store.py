@@ -6,11 +6,11 @@ first writable source of the chain (``dynamodb://``, ``s3://``, ``ssm://``, ``se
 
 from __future__ import annotations
 
-from typing import IO
-
 import click
 
-from confstage.cli.options import global_options, settings
+from confstage.cli.checks import valid_key
+from confstage.cli.errors import UsageFailed
+from confstage.cli.options import ValueCommand, global_options, settings
 from confstage.cli.output import emit, emit_json, mask, message, table
 from confstage.errors import KeyNotFoundError
 from confstage.sources import WritableSource
@@ -32,26 +32,30 @@ def init() -> None:
     message(f"ready: {target.url}")
 
 
-@click.command()
+@click.command(cls=ValueCommand)
 @click.argument("key")
 @click.argument("value", required=False)
-@click.option("--file", "file", type=click.File("rb"), help="Read the value from a file ('-' for stdin).")
+@click.option("--file", "file", metavar="FILE", help="Read the value from a regular file ('-' for stdin).")
 @click.option("--secure", is_flag=True, help="Envelope-encrypt the value (needs --kms-key).")
 @click.option("--kms-key", metavar="KEY", help="KMS key id, ARN or alias/NAME for --secure.")
 @click.option("--expect-version", metavar="N", help="Write only if the stored version is N ('0': must not exist).")
 @global_options
 def put(
-    key: str, value: str | None, file: IO[bytes] | None, secure: bool, kms_key: str | None, expect_version: str | None
+    key: str, value: str | None, file: str | None, secure: bool, kms_key: str | None, expect_version: str | None
 ) -> None:
     """Write KEY = VALUE (or the content of --file, or stdin, losing one trailing newline)."""
     if secure and not kms_key:
         raise click.UsageError("--secure needs --kms-key KEY")
     if kms_key and not secure:
         raise click.UsageError("--kms-key is only used with --secure")
+    valid_key(key)
     options = settings()
     stage = options.require_stage()
-    text = read_value(value, file, what=f"value of {key}", secret=secure)
     target = store(options)
+    text = read_value(value, file, what=f"value of {key}", secret=secure)
+    refused = target.check_write(stage, {key: text})
+    if refused:
+        raise UsageFailed(f"{target.url} cannot take KEY and its value: {refused[key]}")
     version = target.put(stage, key, text, kms_key=kms_key if secure else None, expect_version=expect_version)
     what = "secure value" if secure else "value"
     suffix = f" (version {version})" if version else ""
@@ -64,6 +68,7 @@ def put(
 @global_options
 def get(key: str, reveal: bool) -> None:
     """Print the value of KEY, read through the sources in order (secure values masked)."""
+    valid_key(key)
     options = settings()
     stage = options.require_stage()
     sources = chain(options)
@@ -106,6 +111,7 @@ def list_(reveal: bool) -> None:
 @global_options
 def delete(key: str) -> None:
     """Remove KEY from the stage; exit 1 when it did not exist."""
+    valid_key(key)
     options = settings()
     stage = options.require_stage()
     target = store(options)
@@ -119,6 +125,7 @@ def delete(key: str) -> None:
 @global_options
 def history(key: str) -> None:
     """List the stored versions of KEY, newest first."""
+    valid_key(key)
     options = settings()
     stage = options.require_stage()
     target = store(options)
@@ -151,6 +158,7 @@ def history(key: str) -> None:
 @global_options
 def rollback(key: str, version: str) -> None:
     """Make VERSION the current value of KEY again (as a new version)."""
+    valid_key(key)
     options = settings()
     stage = options.require_stage()
     target: WritableSource = store(options)

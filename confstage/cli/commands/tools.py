@@ -6,10 +6,11 @@ import os
 
 import click
 
+from confstage.cli.checks import valid_stage
 from confstage.cli.errors import Failed
 from confstage.cli.iam import Account, build_policy
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import global_options, settings
+from confstage.cli.options import ValueCommand, global_options, settings
 from confstage.cli.output import emit, emit_json
 from confstage.errors import StageError
 from confstage.stage import parse_aliases, parse_arn
@@ -18,8 +19,10 @@ from .common import read_value
 
 __all__ = ["COMMANDS"]
 
+_MAX_PLAINTEXT = 4096  # bytes KMS Encrypt takes
 
-@click.command()
+
+@click.command(cls=ValueCommand)
 @click.argument("value", required=False)
 @click.option("--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias/NAME.")
 @click.option("--function", "function", required=True, metavar="NAME", help="The Lambda function's name.")
@@ -28,6 +31,9 @@ def encrypt(value: str | None, kms_key: str, function: str) -> None:
     """Print the ciphertext of VALUE (or stdin) for a kms-env:// variable, as the Lambda console makes it."""
     settings()
     plaintext = read_value(value, None, what="value to encrypt", secret=True)
+    size = len(plaintext.encode("utf-8", "surrogatepass"))
+    if not 0 < size <= _MAX_PLAINTEXT:
+        raise Failed(f"the value to encrypt is {size} bytes; KMS encrypts 1 to {_MAX_PLAINTEXT}")
     emit(encrypt_for_lambda(plaintext, kms_key=kms_key, function=function))
 
 
@@ -67,7 +73,7 @@ def iam_policy(
         region=region,
         account=account or defaults.account,
     )
-    stages = (options.stage,) if options.stage else ()
+    stages = (valid_stage(options.stage, what="--stage"),) if options.stage is not None else ()
     emit_json(
         build_policy(
             options.urls,
@@ -108,8 +114,10 @@ def resolve(arn: str, aliases: str | None) -> None:
     if alias is not None:
         stage, via = mapping.get(alias, alias), ("alias map" if alias in mapping else "alias")
     else:
-        stage = options.stage or os.environ.get("CONFSTAGE_STAGE") or ""
-        via = "--stage" if options.stage else "CONFSTAGE_STAGE"
+        via = "--stage" if options.stage is not None else "CONFSTAGE_STAGE"
+        stage = options.stage if options.stage is not None else os.environ.get("CONFSTAGE_STAGE") or ""
+        if stage or options.stage is not None:
+            valid_stage(stage, what=via)
         if not stage:
             raise Failed(
                 f"{arn} carries no alias (qualifier {parts.qualifier!r}) and no --stage/CONFSTAGE_STAGE is set"

@@ -3,42 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from confstage.cli.dotenv import format_dotenv, load_values
+from confstage.cli.checks import decode, read_input, valid_key, valid_stage
+from confstage.cli.dotenv import DotenvError, Entry, format_dotenv, load_entries
 from confstage.cli.errors import Failed, UsageFailed
 from confstage.cli.options import global_options, settings
 from confstage.cli.output import MASK, emit_json, message, progress, table
 from confstage.sources import StoredValue
 
-from .common import store
+from .common import store, writing
 
 __all__ = ["COMMANDS", "compare"]
 
-_CHUNK = 25  # one BatchWriteItem: the progress bar advances per request
-
 
 @click.command(name="import")
-@click.argument("file", type=click.File("rb"))
+@click.argument("file", metavar="FILE")
 @click.option("--secure", is_flag=True, help="Envelope-encrypt every imported value (needs --kms-key).")
 @click.option("--kms-key", metavar="KEY", help="KMS key for --secure.")
 @click.option("--dry-run", is_flag=True, help="Show what would be written, write nothing.")
 @global_options
-def import_(file: IO[bytes], secure: bool, kms_key: str | None, dry_run: bool) -> None:
-    """Write every value of FILE (.env or a JSON object; '-' for stdin) to the stage."""
+def import_(file: str, secure: bool, kms_key: str | None, dry_run: bool) -> None:
+    """Write every value of FILE (.env or a JSON object; '-' for stdin) to the stage.
+
+    The whole file is read and checked, and every secure value encrypted, before the first write;
+    when the store fails midway, the keys written and not written are listed.
+    """
     if secure != bool(kms_key):
         raise click.UsageError("--secure and --kms-key go together")
-    name = getattr(file, "name", "<stdin>")
-    try:
-        text = file.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise Failed(f"{name} is not UTF-8 text") from None
-    values = load_values(text, name=str(name))
     options = settings()
     stage = options.require_stage()
+    name = "<stdin>" if file == "-" else file
+    try:
+        entries = load_entries(decode(read_input(file, what="FILE"), what=name), name=name)
+    except DotenvError as exc:
+        raise Failed(f"{exc}; nothing written") from None
+    if not entries:
+        raise Failed(f"{name} holds no values: nothing to import")
+    values = {key: entry.value for key, entry in entries.items()}
     target = store(options)
+    refused = target.check_write(stage, values)
+    if refused:
+        raise Failed(_refused_lines(refused, entries, name=name, url=target.url))
     if dry_run:
         current = target.items(stage)
         for key in values:
@@ -46,13 +54,20 @@ def import_(file: IO[bytes], secure: bool, kms_key: str | None, dry_run: bool) -
             message(f"would {change} {key}")
         message(f"dry run: {len(values)} value(s) for stage {stage} in {target.url}; nothing written")
         return
-    keys = list(values)
-    with progress(f"importing into {stage}", len(keys)) as bar:
-        for start in range(0, len(keys), _CHUNK):
-            chunk = {key: values[key] for key in keys[start : start + _CHUNK]}
-            target.put_many(stage, chunk, kms_key=kms_key if secure else None)
-            bar.advance(len(chunk))
+    with writing(f"import into stage {stage} of {target.url}"), progress(f"importing into {stage}", len(values)) as bar:
+        target.put_many(stage, values, kms_key=kms_key if secure else None, progress=bar.advance)
     message(f"imported {len(values)} value(s) into stage {stage} of {target.url}")
+
+
+def _refused_lines(refused: Mapping[str, str], entries: Mapping[str, Entry], *, name: str, url: str) -> str:
+    """One line for the store's refusal of a file's keys: the first by line, and the lines of the rest."""
+    ordered = sorted(refused, key=lambda key: (entries[key].line, entries[key].column))
+    first = entries[ordered[0]]
+    text = f"{name}, line {first.line}, column {first.column}: {url} cannot take this entry: {refused[ordered[0]]}"
+    if len(ordered) > 1:
+        more = ", ".join(str(entries[key].line) for key in ordered[1:11])
+        text += f"; {len(ordered) - 1} more on line(s) {more}{', …' if len(ordered) > 11 else ''}"
+    return text + "; nothing written"
 
 
 @click.command()
@@ -95,6 +110,8 @@ def _shown(item: StoredValue) -> str:
 @global_options
 def diff(stage_a: str, stage_b: str, exit_code: bool) -> None:
     """Compare two stages: keys added in STAGE_B, removed from STAGE_A, changed (secure values never shown)."""
+    valid_stage(stage_a, what="STAGE_A")
+    valid_stage(stage_b, what="STAGE_B")
     target = store(settings())
     a = target.items(stage_a, decrypt=True)
     b = target.items(stage_b, decrypt=True)
@@ -130,12 +147,18 @@ def diff(stage_a: str, stage_b: str, exit_code: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change, write nothing.")
 @global_options
 def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str | None, dry_run: bool) -> None:
-    """Copy values from FROM_STAGE to TO_STAGE (only those that differ)."""
+    """Copy values from FROM_STAGE to TO_STAGE (only those that differ).
+
+    Every key is checked, and every secure value re-encrypted for TO_STAGE, before the first
+    write; when the store fails midway, the keys written and not written are listed.
+    """
+    valid_stage(from_stage, what="FROM_STAGE")
+    valid_stage(to_stage, what="TO_STAGE")
     if from_stage == to_stage:
         raise click.UsageError("FROM and TO are the same stage")
+    wanted = [valid_key(k.strip(), what="a key of --keys") for spec in keys for k in spec.split(",")]
     target = store(settings())
     source = target.items(from_stage, decrypt=True)
-    wanted = [k.strip() for spec in keys for k in spec.split(",") if k.strip()]
     if wanted:
         missing = sorted(set(wanted) - source.keys())
         if missing:
@@ -150,6 +173,11 @@ def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str 
         raise UsageFailed(
             f"secure value(s) {', '.join(secure)} must be re-encrypted for stage {to_stage}: pass --kms-key KEY"
         )
+    values = {k: v.value for k, v in todo.items()}
+    refused = target.check_write(to_stage, values)
+    if refused:
+        reasons = "; ".join(f"{key}: {reason}" for key, reason in sorted(refused.items()))
+        raise Failed(f"{target.url} cannot take these keys in stage {to_stage}, nothing written: {reasons}")
     rows = [("add" if k not in dest else "change", k, _shown(v)) for k, v in todo.items()]
     if settings().json:
         emit_json({k: {"action": action, "value": shown} for action, k, shown in rows})
@@ -158,11 +186,9 @@ def promote(from_stage: str, to_stage: str, keys: tuple[str, ...], kms_key: str 
     if dry_run:
         message(f"dry run: {len(todo)} value(s) would be promoted; nothing written")
         return
-    plain = {k: v.value for k, v in todo.items() if not v.secure}
-    if plain:
-        target.put_many(to_stage, plain)
-    if secure:
-        target.put_many(to_stage, {k: todo[k].value for k in secure}, kms_key=kms_key)
+    if values:
+        with writing(f"promote from {from_stage} to {to_stage} in {target.url}"):
+            target.put_many(to_stage, values, kms_key=kms_key if secure else None, secure=secure)
     message(f"promoted {len(todo)} value(s) from {from_stage} to {to_stage} ({len(source) - len(todo)} already equal)")
 
 

@@ -1,0 +1,114 @@
+"""Fleet behaviour of one client: TTL jitter spreads refreshes, throttling is counted apart and backed off from."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections import Counter
+from collections.abc import Collection
+
+import pytest
+
+from confstage import Config, ConfigurationError, SourceError
+from confstage.cache import run_inline
+from confstage.emf import Emitter
+from confstage.sources import Fetched
+
+from .conftest import FakeClock
+
+TTL = 300.0
+
+
+class CountingSource:
+    """A whole-stage source shared by many clients, noting the second of every fetch."""
+
+    url = "fleet://"
+    ttl: float | None = None
+    whole_stage = True
+    persist = False
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.fetch_seconds: Counter[int] = Counter()
+        self.throttle = False
+
+    def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        if self.throttle:
+            raise SourceError("Rate exceeded", source=self.url, operation="ssm:GetParametersByPath", throttled=True)
+        self.fetch_seconds[int(self.clock.now)] += 1
+        return Fetched({"k": "v"})
+
+
+def fleet(size: int, jitter: float, clock: FakeClock, source: CountingSource) -> list[Config]:
+    return [
+        Config(
+            [source],
+            stage="PRD",
+            cache_dir="",
+            ttl=TTL,
+            clock=clock,
+            ttl_jitter=jitter,
+            random=random.Random(i).random,
+            run=run_inline,
+        )
+        for i in range(size)
+    ]
+
+
+def test_a_thousand_clients_started_together_spread_their_first_refresh(clock: FakeClock) -> None:
+    """TTL 300 s, jitter 0.1: first refreshes cover ≥ 30 distinct seconds, none holding more than a tenth."""
+    source = CountingSource(clock)
+    clients = fleet(1000, 0.1, clock, source)
+    start = int(clock.now)
+    for client in clients:
+        client.get("k")
+    source.fetch_seconds.clear()
+    for _ in range(int(TTL) + 5):  # every client reads once a second, as a busy fleet does
+        clock.tick(1)
+        for client in clients:
+            client.get("k")
+    first_refresh = sorted(source.fetch_seconds)
+    assert sum(source.fetch_seconds.values()) == 1000  # each client refreshed exactly once
+    assert first_refresh[-1] - first_refresh[0] + 1 >= 30
+    assert max(source.fetch_seconds.values()) <= 100
+    assert all(start + 0.9 * TTL <= second <= start + TTL + 1 for second in first_refresh)
+
+
+def test_without_jitter_the_fleet_refreshes_in_the_same_second(clock: FakeClock) -> None:
+    """CONFSTAGE_TTL_JITTER=0 turns it off: the herd refreshes together (what jitter prevents)."""
+    source = CountingSource(clock)
+    clients = fleet(200, 0.0, clock, source)
+    for client in clients:
+        client.get("k")
+    source.fetch_seconds.clear()
+    clock.tick(TTL + 1)
+    for client in clients:
+        client.get("k")
+    assert list(source.fetch_seconds.values()) == [200]
+
+
+@pytest.mark.parametrize("bad", ["-0.1", "1.5", "lots"])
+def test_a_bad_jitter_setting_is_refused(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    """CONFSTAGE_TTL_JITTER must be a fraction between 0 and 1."""
+    monkeypatch.setenv("CONFSTAGE_TTL_JITTER", bad)
+    with pytest.raises(ConfigurationError, match=r"CONFSTAGE_TTL_JITTER|jitter"):
+        Config("env://", stage="PRD")
+
+
+def test_throttled_refreshes_are_counted_apart_and_in_emf(clock: FakeClock) -> None:
+    """A throttled refresh counts as an error and as throttled; the EMF line reports Throttled."""
+    source = CountingSource(clock)
+    (client,) = fleet(1, 0.0, clock, source)
+    out = io.StringIO()
+    emitter = Emitter(client.stats, stream=out, clock=clock)
+    client.get("k")
+    emitter.emit("PRD")
+    clock.tick(TTL + 1)
+    source.throttle = True
+    assert client.get("k") == "v"  # stale, served while backing off
+    stats = client.stats()["sources"]["fleet://"]
+    assert (stats["errors"], stats["throttled"], stats["stale"]) == (1, 1, 1)
+    emitter.emit("PRD")
+    second = json.loads(out.getvalue().splitlines()[1])
+    assert (second["FetchErrors"], second["Throttled"], second["StaleServed"]) == (1, 1, 1)
