@@ -37,12 +37,7 @@ def pytest_markdown_docs_markdown_it() -> Any:
 
 # Blocks that show what the code will do once a change lands, and fail until then: the fence carries
 # ``xfail:NAME``; strict, so the block fails CI as soon as it passes and the mark must go.
-EXPECTED_FAILURES = {
-    "testing-attribute": (
-        "`import confstage` does not load confstage.testing yet (AttributeError): the lead's change to "
-        "confstage/__init__.py makes it reachable (issue 17)"
-    ),
-}
+EXPECTED_FAILURES: dict[str, str] = {}  # NAME -> why the block fails, and which change will fix it
 
 
 def _fence_options(item: pytest.Item) -> list[str]:

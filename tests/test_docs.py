@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import confstage.errors
-from confstage import settings
+from confstage import variables
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -91,10 +91,17 @@ def test_variables_table_is_the_codes() -> None:
             read |= set(re.findall(r"[\"'](CONFSTAGE_[A-Z][A-Z_]*)[\"']", module.read_text(encoding="utf-8")))
     assert documented == read
     defaults = {row.split("|")[1].strip(): row.split("|")[3].strip() for row in table.splitlines()[2:]}
-    assert defaults["`CONFSTAGE_SOURCES`"] == f"`{settings.DEFAULT_SOURCES}`"
-    assert defaults["`CONFSTAGE_TTL`"] == f"`{settings.DEFAULT_TTL:g}`"
-    assert defaults["`CONFSTAGE_MAX_STALE`"] == f"`{settings.DEFAULT_MAX_STALE:g}`"
-    assert defaults["`CONFSTAGE_CACHE_DIR`"] == f"`{settings.DEFAULT_CACHE_DIR}`"
+    assert defaults["`CONFSTAGE_SOURCES`"] == f"`{variables.DEFAULT_SOURCES}`"
+    assert defaults["`CONFSTAGE_CACHE_DIR`"] == f"`{variables.DEFAULT_CACHE_DIR}`"
+    for name, default in {
+        "TTL": variables.DEFAULT_TTL,
+        "TTL_JITTER": variables.DEFAULT_TTL_JITTER,
+        "MAX_STALE": variables.DEFAULT_MAX_STALE,
+        "SECRET_MAX_STALE": variables.DEFAULT_SECRET_MAX_STALE,
+        "FETCH_TIMEOUT": variables.DEFAULT_FETCH_TIMEOUT,
+        "REFRESH_TIMEOUT": variables.DEFAULT_REFRESH_TIMEOUT,
+    }.items():
+        assert defaults[f"`CONFSTAGE_{name}`"] == f"`{default:g}`", name
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
