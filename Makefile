@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test dev lint type docs serve-docs bench clean
+.PHONY: demo test dev lint type docs serve-docs bench layer clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,12 @@ serve-docs: $(VENV)/.test
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_backends.py
+
+# A Lambda layer (dist/confstage-layer.zip, python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64).
+PYTHON ?= 3.12
+ARCH ?= x86_64
+layer:
+	$(PY) scripts/build_layer.py --python $(PYTHON) --arch $(ARCH)
 
 clean:
 	rm -rf $(VENV) .tox site

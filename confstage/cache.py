@@ -21,138 +21,23 @@ through /tmp, so their times must compare across processes; tests pass a fake cl
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from . import _log as log
-from .disk import DiskCache, Snapshot
+from .disk import DiskCache
 from .errors import ConfstageError, SourceError
+from .flights import Backoff, Flight, run_in_thread, run_inline, urandom_fraction
 from .metrics import SourceStats
-from .sources.base import Fetched, Source
+from .sources.base import Source
+from .stages import Answer, Stage, StageData, merge_snapshot, record, snapshot_of
 from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 
-__all__ = [
-    "Answer",
-    "Backoff",
-    "CachedSource",
-    "StageData",
-    "run_in_thread",
-    "run_inline",
-]
+__all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
 
 _MAX_STAGES = 1024
-
-
-class StageData:
-    """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
-
-    __slots__ = ("at", "errors", "secret", "values", "withheld")
-
-    def __init__(
-        self,
-        values: Mapping[str, str],
-        at: float,
-        *,
-        secret: Collection[str] = (),
-        errors: Mapping[str, ConfstageError] | None = None,
-        withheld: Collection[str] = (),
-    ) -> None:
-        self.values = dict(values)
-        self.at = at
-        self.secret = frozenset(secret)
-        self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
-        self.withheld = frozenset(withheld)  # secrets a /tmp snapshot could not give back: fetch to know them
-
-    def __repr__(self) -> str:
-        return f"StageData(keys={len(self.values)}, at={self.at})"
-
-
-# What a lookup answers: the values found (absent keys left out), until when that answer is fresh, and the
-# stage load it came from (None for per-key sources), which an invocation pins for its later reads.
-Answer = tuple[dict[str, str], float, StageData | None]
-
-
-class Backoff:
-    """Growing, jittered delays after consecutive failures: ``base·2^(n-1)`` capped at ``cap``, times 0.5 to 1."""
-
-    def __init__(self, base: float = 2.0, cap: float = 60.0, random: Callable[[], float] | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self._random = random or _urandom_fraction
-
-    def __repr__(self) -> str:
-        return f"Backoff(base={self.base}, cap={self.cap})"
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** min(max(failures, 1) - 1, 30))
-        return ceiling * (0.5 + 0.5 * self._random())
-
-
-def _urandom_fraction() -> float:
-    # Not the random module: importing it costs milliseconds on the cold path, and this runs only on failures.
-    return int.from_bytes(os.urandom(7), "big") / 2**56
-
-
-def run_in_thread(work: Callable[[], None]) -> None:
-    """Run a flight on its own daemon thread, so that callers can stop waiting for it."""
-    threading.Thread(target=work, name="confstage-fetch", daemon=True).start()
-
-
-def run_inline(work: Callable[[], None]) -> None:
-    """Run a flight in the caller's thread (sources without I/O; simulations on a virtual clock)."""
-    work()
-
-
-class _Flight:
-    """One fetch in progress: started by one caller, awaited by any, finished by whoever runs it."""
-
-    __slots__ = ("data", "deadline", "done", "entries", "error", "errors", "keys", "started")
-
-    def __init__(self, keys: frozenset[str] | None, started: float, deadline: float) -> None:
-        self.keys = keys  # None: the whole stage
-        self.started = started
-        self.deadline = deadline
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self.data: StageData | None = None  # what a whole-stage flight loaded
-        self.entries: dict[str, str | None] = {}  # what a per-key flight found (None: absent)
-        self.errors: dict[str, ConfstageError] = {}  # per-key flight: keys whose value did not open
-
-    def covers(self, keys: Collection[str]) -> bool:
-        return self.keys is None or self.keys.issuperset(keys)
-
-
-class _Stage:
-    """What is known of one stage of one source."""
-
-    __slots__ = (
-        "backoff_until",
-        "data",
-        "entries",
-        "errors",
-        "failures",
-        "flights",
-        "lifetime",
-        "lock",
-        "secret",
-        "warned",
-    )
-
-    def __init__(self, lifetime: float) -> None:
-        self.lifetime = lifetime  # this stage's TTL in this process: the configured TTL less its jitter
-        self.data: StageData | None = None  # whole-stage sources: the latest load
-        self.entries: dict[str, tuple[str | None, float]] = {}  # per-key sources: key -> (value or None, at)
-        self.secret: set[str] = set()  # per-key sources: which entries are secrets
-        self.errors: dict[str, tuple[ConfstageError, float]] = {}  # per-key: keys whose value did not open, when
-        self.flights: list[_Flight] = []  # fetches in progress (whole stage: at most one alive)
-        self.failures = 0  # failed fetches in a row
-        self.backoff_until = -math.inf  # after a failure: serve stale without asking until then
-        self.warned: int | None = None  # the failure count last reported in a warning (None: none since success)
-        self.lock = threading.Lock()  # held for decisions and /tmp reads, never while waiting on a fetch
 
 
 class CachedSource:
@@ -179,7 +64,7 @@ class CachedSource:
         self.max_stale = max_stale
         self.secret_max_stale = max_stale if secret_max_stale is None else min(secret_max_stale, max_stale)
         self.ttl_jitter = min(max(ttl_jitter, 0.0), 1.0)
-        self._random = random or _urandom_fraction
+        self._random = random or urandom_fraction
         self.fetch_timeout = fetch_timeout
         self.refresh_timeout = min(refresh_timeout, fetch_timeout)
         self.backoff = backoff or Backoff()
@@ -189,7 +74,7 @@ class CachedSource:
         self._disk = disk if source.persist else None
         # Sources that do no I/O (env://, test doubles marked inline) are not worth a thread.
         self._run = run or (run_inline if getattr(source, "inline", False) else run_in_thread)
-        self._stages: dict[str, _Stage] = {}
+        self._stages: dict[str, Stage] = {}
         self._stages_lock = threading.Lock()
         self._expired_at = -math.inf  # nothing loaded at or before this time is fresh (expire())
 
@@ -248,7 +133,7 @@ class CachedSource:
                         return answer
                     if stale is None:  # a restarted process: the snapshot may still be good for stale-on-error
                         stale = self._fresh(state, keys, now, self.max_stale, None, stale=True)
-                flight = _Flight(None if self._whole else frozenset(keys), now, now + self.fetch_timeout)
+                flight = Flight(None if self._whole else frozenset(keys), now, now + self.fetch_timeout)
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
@@ -269,10 +154,6 @@ class CachedSource:
             return self._serve_stale(state, stage, stale, len(keys), type(error).__name__)
         raise error.with_traceback(None)
 
-    def lifetime(self, stage: str) -> float:
-        """The TTL this process gives ``stage`` of this source: the configured TTL less its random jitter."""
-        return self._state(stage).lifetime
-
     def load(self, stage: str) -> None:
         """Make sure the whole stage is in memory (a no-op while it is fresh; per-key sources: nothing to do)."""
         if self._whole:
@@ -291,7 +172,7 @@ class CachedSource:
 
     def _fresh(
         self,
-        state: _Stage,
+        state: Stage,
         keys: Sequence[str],
         ref: float,
         ttl: float,
@@ -348,7 +229,7 @@ class CachedSource:
             expires = min(expires, loaded + ttl)
         return found, expires, None
 
-    def _since(self, state: _Stage, keys: Sequence[str], newer_than: float) -> Answer | None:
+    def _since(self, state: Stage, keys: Sequence[str], newer_than: float) -> Answer | None:
         """Answer from data fetched at or after ``newer_than``, if there is such data for every key."""
         if self._whole:
             data = state.data
@@ -359,7 +240,7 @@ class CachedSource:
             return None
         return self._fresh(state, keys, newer_than, math.inf, None, stale=True)
 
-    def _serve_stale(self, state: _Stage, stage: str, stale: Answer, count: int, why: str) -> Answer:
+    def _serve_stale(self, state: Stage, stage: str, stale: Answer, count: int, why: str) -> Answer:
         values, _, data = stale
         self.stats.count("stale", count)
         if state.warned != state.failures:  # once per failure, not once per get
@@ -372,7 +253,7 @@ class CachedSource:
 
     # -- flights -----------------------------------------------------------------------------
 
-    def _flight_for(self, state: _Stage, keys: Collection[str], now: float, newer_than: float | None) -> _Flight | None:
+    def _flight_for(self, state: Stage, keys: Collection[str], now: float, newer_than: float | None) -> Flight | None:
         """A live flight that will answer ``keys`` (writing off any that outlived their deadline)."""
         found = None
         for flight in list(state.flights):
@@ -385,7 +266,7 @@ class CachedSource:
                 found = flight
         return found
 
-    def _fly(self, state: _Stage, stage: str, flight: _Flight) -> None:
+    def _fly(self, state: Stage, stage: str, flight: Flight) -> None:
         """Run one fetch and record what it brought (or how it failed); waiters are woken at the end."""
         url = self.source.url
         t0 = time.perf_counter()
@@ -419,52 +300,22 @@ class CachedSource:
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
-            self._merge(state, flight, fetched)
-            snapshot = _snapshot(state) if self._disk is not None else None
+            record(state, flight, fetched, whole=self._whole)
+            snapshot = snapshot_of(state) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
         if snapshot is not None and self._disk is not None:
             self._disk.save(self.source, stage, snapshot)  # before waking anyone: a get that returned has saved
         flight.done.set()
 
-    def _failed(self, state: _Stage, now: float) -> None:
+    def _failed(self, state: Stage, now: float) -> None:
         state.failures += 1
         state.backoff_until = now + self.backoff.delay(state.failures)
 
-    def _merge(self, state: _Stage, flight: _Flight, fetched: Fetched) -> None:
-        """Record a flight's result; an older flight that finishes late never replaces newer data."""
-        at = flight.started
-        if self._whole:
-            flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors)
-            if state.data is None or state.data.at <= at:
-                state.data = flight.data
-            return
-        keys = flight.keys or frozenset()
-        for key in keys:
-            value = fetched.get(key)
-            error = fetched.errors.get(key)
-            if error is not None:
-                flight.errors[key] = error
-            else:
-                flight.entries[key] = value
-            known = state.entries.get(key)
-            if known is not None and known[1] > at:
-                continue
-            if error is not None:
-                state.errors[key] = (error, at)
-                state.entries.pop(key, None)
-                continue
-            state.errors.pop(key, None)
-            state.entries[key] = (value, at)
-            if key in fetched.secret:
-                state.secret.add(key)
-            else:
-                state.secret.discard(key)
-
-    def _answer_from(self, flight: _Flight, stage: str, keys: Sequence[str]) -> Answer:
+    def _answer_from(self, flight: Flight, stage: str, keys: Sequence[str]) -> Answer:
         """The answer a finished flight gives ``keys`` (from that flight's own result, not later ones)."""
         lifetime = self._state(stage).lifetime
         if flight.data is not None:
-            answer = self._fresh(_Stage(lifetime), keys, flight.data.at, math.inf, flight.data)
+            answer = self._fresh(Stage(lifetime), keys, flight.data.at, math.inf, flight.data)
             assert answer is not None  # pinned data always answers
             return answer[0], flight.data.at + lifetime, flight.data
         found = {k: v for k in keys if (v := flight.entries.get(k)) is not None}
@@ -479,60 +330,21 @@ class CachedSource:
 
     # -- /tmp --------------------------------------------------------------------------------
 
-    def _read_disk(self, state: _Stage, stage: str) -> bool:
+    def _read_disk(self, state: Stage, stage: str) -> bool:
         """Merge the /tmp snapshot of the stage into memory (newer data wins); False when there is none."""
         assert self._disk is not None
         snapshot = self._disk.load(self.source, stage)
         if snapshot is None:
             return False
-        if self._whole:
-            at = snapshot.complete_at
-            if at is None or (state.data is not None and state.data.at >= at):
-                return True
-            values = {k: v for k, (v, _) in snapshot.values.items() if v is not None}
-            values.update((k, v) for k, (v, _) in snapshot.secrets.items())
-            state.data = StageData(values, at, secret=snapshot.secrets, withheld=snapshot.withheld)
-            return True
-        for entries, secret in ((snapshot.values, False), (snapshot.secrets, True)):
-            for key, (value, at) in entries.items():
-                known = state.entries.get(key)
-                if known is None or known[1] < at:
-                    state.entries[key] = (value, at)
-                    state.errors.pop(key, None)
-                    if secret:
-                        state.secret.add(key)
+        merge_snapshot(state, snapshot, whole=self._whole)
         return True
 
-    def _state(self, stage: str) -> _Stage:
+    def _state(self, stage: str) -> Stage:
         state = self._stages.get(stage)
         if state is None:
             lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
             with self._stages_lock:
                 if len(self._stages) >= _MAX_STAGES:
                     self._stages.clear()  # made-up stage names cannot grow memory without bound
-                state = self._stages.setdefault(stage, _Stage(lifetime))
+                state = self._stages.setdefault(stage, Stage(lifetime))
         return state
-
-
-def _snapshot(state: _Stage) -> Snapshot:
-    """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them).
-
-    Keys whose value did not open are listed as withheld, so that a new process fetches them again
-    instead of taking them for absent.
-    """
-    values: dict[str, tuple[str | None, float]] = {}
-    secrets: dict[str, tuple[str, float]] = {}
-    data = state.data
-    if data is not None:
-        for key, value in data.values.items():
-            if key in data.secret:
-                secrets[key] = (value, data.at)
-            else:
-                values[key] = (value, data.at)
-        return Snapshot(values, secrets, data.at, frozenset(data.errors) | data.withheld)
-    for key, (maybe, at) in state.entries.items():
-        if key in state.secret and maybe is not None:
-            secrets[key] = (maybe, at)
-        else:
-            values[key] = (maybe, at)
-    return Snapshot(values, secrets, None)

@@ -55,6 +55,8 @@ _MAX_CACHED_KEYS = 4096
 # cs1: + wrapped key + 12-byte nonce (16 base64 characters) + ciphertext with its tag (at least 22).
 _ENVELOPE = re.compile(r"cs1:[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22,}")
 
+_REFUSED = ("InvalidCiphertextException", "IncorrectKeyException")  # KMS: this ciphertext, not the service
+
 _data_keys: dict[bytes, bytes] = {}  # wrapped key -> plaintext data key, memory only
 _lock = threading.Lock()
 
@@ -107,31 +109,40 @@ def decrypt(envelope: str, *, stage: str, key: str, client: Any = None, source: 
         data_key = _unwrap(wrapped, stage, key, what, client, source)
     try:
         plaintext = AESGCM(data_key).decrypt(nonce, sealed, associated_data(stage, key))
-    except InvalidTag:
+    except InvalidTag as exc:  # carries nothing (no message, no value): kept as the cause
         raise DecryptError(
             f"{what} failed authentication: tampered, or written for another stage or key",
             source=source,
             operation="aes-gcm:decrypt",
-        ) from None
-    try:
-        return plaintext.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt") from None
+        ) from exc
+    text = _utf8(plaintext)
+    if text is None:
+        raise DecryptError(f"{what} is not UTF-8 text", source=source, operation="aes-gcm:decrypt")
+    return text
 
 
 def open_envelopes(raw: Mapping[str, str], *, stage: str, kms: Callable[[], Any], source: str) -> Fetched:
     """What a store fetched, with every envelope decrypted and its key reported as secret.
 
-    ``kms`` gives the KMS client; it is called only when there is an envelope to open.
+    An envelope that does not open (``DecryptError``: tampered, copied from another key or stage,
+    malformed) fails only its own key: it goes into ``Fetched.errors`` and every other key is
+    served. A KMS failure (throttling, AccessDenied, the network) is the fetch's: ``SourceError``
+    is raised, so the cache layer can serve stale values. ``kms`` gives the KMS client; it is
+    called only when there is an envelope to open.
     """
     values: dict[str, str] = {}
     secret: list[str] = []
+    errors: dict[str, DecryptError] = {}
     for key, value in raw.items():
-        if is_envelope(value):
-            value = decrypt(value, stage=stage, key=key, client=kms(), source=source)
-            secret.append(key)
-        values[key] = value
-    return Fetched(values, secret=secret)
+        if not is_envelope(value):
+            values[key] = value
+            continue
+        secret.append(key)
+        try:
+            values[key] = decrypt(value, stage=stage, key=key, client=kms(), source=source)
+        except DecryptError as exc:
+            errors[key] = exc
+    return Fetched(values, secret=secret, errors=errors)
 
 
 def clear_data_keys() -> None:
@@ -148,8 +159,8 @@ def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
         if len(fields) != 3:
             raise ValueError("wrong number of fields")
         wrapped, nonce, sealed = (_b64decode(field) for field in fields)
-    except (binascii.Error, ValueError):
-        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from None
+    except (binascii.Error, ValueError) as exc:  # messages of ours or binascii's: counts, never the text
+        raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode") from exc
     if not wrapped or len(nonce) != _NONCE_BYTES or len(sealed) < _TAG_BYTES:
         raise DecryptError(f"{what} is a malformed {PREFIX} envelope", source=source, operation="decode")
     return wrapped, nonce, sealed
@@ -157,21 +168,21 @@ def _parse(envelope: str, what: str, source: str) -> tuple[bytes, bytes, bytes]:
 
 def _unwrap(wrapped: bytes, stage: str, key: str, what: str, client: Any, source: str) -> bytes:
     """Ask KMS for the plaintext data key (bound to the stage and key by the encryption context)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     kms = client if client is not None else aws.client("kms")
-    try:
-        response = kms.decrypt(CiphertextBlob=wrapped, EncryptionContext=encryption_context(stage, key))
-    except ClientError as exc:
-        if aws.error_code(exc) in ("InvalidCiphertextException", "IncorrectKeyException"):
-            raise DecryptError(
-                f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
-                source=source,
-                operation="kms:Decrypt",
-            ) from exc
-        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
-    except BotoCoreError as exc:
-        raise aws.source_error(exc, source=source, operation="kms:Decrypt", target=what) from exc
+    response = aws.call(
+        kms,
+        "kms:Decrypt",
+        {"CiphertextBlob": wrapped, "EncryptionContext": encryption_context(stage, key)},
+        source=source,
+        target=what,
+        answers=_REFUSED,
+    )
+    if isinstance(response, aws.ErrorAnswer):
+        raise DecryptError(
+            f"{what}: KMS refused its data key (written for another stage or key, or tampered)",
+            source=source,
+            operation="kms:Decrypt",
+        ) from response.error
     data_key: bytes = response["Plaintext"]
     if len(data_key) != 32:
         raise SourceError(
@@ -239,16 +250,19 @@ class Sealer:
         try:
             wrapped = _b64decode(str(sealed["key"]))
             blobs = {str(k): _b64decode(str(v)) for k, v in dict(sealed["values"]).items()}
-        except (KeyError, TypeError, ValueError, binascii.Error):
-            raise DecryptError("sealed cache entry is malformed", operation="decode") from None
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:  # about the shape: no value in them
+            raise DecryptError("sealed cache entry is malformed", operation="decode") from exc
         aead = AESGCM(self._unwrap(wrapped))
         opened = {}
         for key, blob in blobs.items():
             try:
                 plain = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _cache_aad(aad, key))
-                opened[key] = plain.decode("utf-8")
-            except (InvalidTag, ValueError):
-                raise DecryptError(f"sealed cache entry for key {key!r} does not authenticate") from None
+            except (InvalidTag, ValueError) as exc:  # no value in either: a tag, or a nonce of the wrong size
+                raise DecryptError(f"sealed cache entry for key {key!r} does not authenticate") from exc
+            text = _utf8(plain)
+            if text is None:
+                raise DecryptError(f"sealed cache entry for key {key!r} is not UTF-8 text")
+            opened[key] = text
         return opened
 
     def _kms(self) -> Any:
@@ -259,16 +273,17 @@ class Sealer:
     def _key(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._current is None:
-                from botocore.exceptions import BotoCoreError, ClientError
-
-                try:
-                    response = self._kms().generate_data_key(
-                        KeyId=self.kms_key, KeySpec="AES_256", EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
-                    )
-                except (BotoCoreError, ClientError) as exc:
-                    raise aws.source_error(
-                        exc, source="/tmp cache", operation="kms:GenerateDataKey", target=f"KMS key {self.kms_key}"
-                    ) from exc
+                response = aws.call(
+                    self._kms(),
+                    "kms:GenerateDataKey",
+                    {
+                        "KeyId": self.kms_key,
+                        "KeySpec": "AES_256",
+                        "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE},
+                    },
+                    source="/tmp cache",
+                    target=f"KMS key {self.kms_key}",
+                )
                 self._current = (response["CiphertextBlob"], response["Plaintext"])
             return self._current
 
@@ -276,19 +291,26 @@ class Sealer:
         with self._lock:
             if self._current is not None and self._current[0] == wrapped:
                 return self._current[1]
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self._kms().decrypt(
-                CiphertextBlob=wrapped, EncryptionContext={"confstage:purpose": CACHE_PURPOSE}
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise aws.source_error(exc, source="/tmp cache", operation="kms:Decrypt", target="cache data key") from exc
+        response = aws.call(
+            self._kms(),
+            "kms:Decrypt",
+            {"CiphertextBlob": wrapped, "EncryptionContext": {"confstage:purpose": CACHE_PURPOSE}},
+            source="/tmp cache",
+            target="cache data key",
+        )
         data_key: bytes = response["Plaintext"]
         with self._lock:
             if self._current is None:
                 self._current = (wrapped, data_key)  # a restarted process writes with the key it found
         return data_key
+
+
+def _utf8(data: bytes) -> str | None:
+    """``data`` as text, or None: a UnicodeDecodeError holds the whole of ``data`` (its ``object``), so none escapes."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _cache_aad(aad: str, key: str) -> bytes:

@@ -2,9 +2,16 @@
 
 A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
 Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
-owned by this user and not reached through a symlink. Anything unreadable is ignored (and
-overwritten by the next save), never raised; an unusable directory turns the layer off with one
-warning.
+owned by this user and not itself a symlink, under ancestors that only root or this user can change
+(ssh's StrictModes rule, ``_unsafe_ancestor``). Anything unreadable is ignored (and overwritten by the
+next save), never raised; an unusable directory turns the layer off with one warning.
+
+A file is read only if it is a regular file private to this user (checked with ``fstat`` on a
+descriptor opened ``O_NONBLOCK|O_NOFOLLOW``, so a FIFO or a symlink planted at its path cannot
+block or redirect the read) and at most ``MAX_BYTES`` long; a file nested too deep to parse, or
+whose times are not finite or lie in the future (beyond ``CLOCK_SKEW``: a planted time would keep
+its values fresh forever), is ignored as well. A stage whose snapshot would exceed ``MAX_BYTES``
+stays in memory only.
 
 No secret reaches these files in plaintext. Without a sealer, secrets are left out and their names
 listed as *withheld* (a new process fetches exactly those). With a ``crypto.Sealer`` (a KMS key in
@@ -16,10 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import threading
+import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _log as log
@@ -32,6 +42,12 @@ if TYPE_CHECKING:
 __all__ = ["DiskCache", "Snapshot", "store_identity"]
 
 FORMAT = 1
+# 2 MiB holds a big stage (2,000 values of 1 KB, or 500 SSM parameters at their 4 KB maximum, with the
+# JSON around them) and bounds what a load costs: a file of that size made of nothing but tiny entries
+# parses to ~45 MB of Python objects at worst, a real stage to a few MB.
+MAX_BYTES = 2 * 1024 * 1024
+CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class Snapshot(NamedTuple):
@@ -43,17 +59,28 @@ class Snapshot(NamedTuple):
     withheld: frozenset[str] = frozenset()  # secrets of a complete stage that the file could not give back
 
 
-def store_identity(source: Source) -> str:
-    """What names a source's store in the /tmp cache (the file of one store is never read for another)."""
-    return source.url
+def store_identity(source: Source) -> str | None:
+    """What names a source's store in the /tmp cache, or None when its values never go there.
+
+    The file of one store is never read for another: a source that reaches AWS defines
+    ``store_id()``, its URL plus the region, endpoint and principal its client uses
+    (``aws.store_identity``), so the same table in another region, behind another endpoint or
+    seen by other credentials has another file. A source without ``store_id`` is named by its URL;
+    one that does not ``persist`` (env://, secrets) has none.
+    """
+    if not source.persist:
+        return None
+    store_id = getattr(source, "store_id", None)
+    return store_id() if callable(store_id) else source.url
 
 
 class DiskCache:
     """Snapshots in ``directory``; ``load`` and ``save`` never raise."""
 
-    def __init__(self, directory: str, *, sealer: Sealer | None = None) -> None:
+    def __init__(self, directory: str, *, sealer: Sealer | None = None, clock: Callable[[], float] = time.time) -> None:
         self.directory = os.path.abspath(directory)
         self.sealer = sealer
+        self._clock = clock  # the cache layer's clock: no time in a file may be later than its now
         self._seal_warned = False
         self.enabled = True
         self._checked = False
@@ -73,28 +100,21 @@ class DiskCache:
         """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
         if not self._usable():
             return None
-        store = store_identity(source)
+        store = self._store(source)
+        if store is None:
+            return None
         path = self.path(store, stage)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
+        raw = _read_private(path)
+        if raw is None:
             return None
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-                log.debug("ignoring cache file not private to this user: %s", path)
-                return None
-            with os.fdopen(fd, "rb") as f:
-                fd = -1
-                data = json.loads(f.read())
-            loaded = _validate(data, store, stage)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's limit
             log.debug("ignoring unreadable cache file: %s", path)
             return None
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        loaded = _validate(data, store, stage, latest=self._clock() + CLOCK_SKEW)
         if loaded is None:
+            log.debug("ignoring cache file of another shape, store or stage, or with times ahead: %s", path)
             return None
         snapshot, sealed = loaded
         return self._unseal(snapshot, sealed, store, stage)
@@ -124,7 +144,9 @@ class DiskCache:
         """Write a snapshot atomically; on failure turn the layer off with one warning."""
         if not self._usable():
             return
-        store = store_identity(source)
+        store = self._store(source)
+        if store is None:
+            return
         secrets = snapshot.secrets
         sealed = self._seal(secrets, store, stage)
         complete = snapshot.complete_at is not None
@@ -138,6 +160,19 @@ class DiskCache:
             # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
             "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
         }
+        path = self.path(store, stage)
+        try:
+            text = json.dumps(payload, separators=(",", ":"))  # ASCII: as many bytes as characters
+        except (TypeError, ValueError) as exc:
+            self._disable(f"cannot write to it ({type(exc).__name__})")
+            return
+        if len(text) > MAX_BYTES:
+            log.debug(
+                "stage %r of %s is too big for the /tmp cache (%d bytes); memory only", stage, source.url, len(text)
+            )
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # an older, smaller snapshot would no longer be the newest
+            return
         tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -145,10 +180,14 @@ class DiskCache:
             self._disable(f"cannot create a file in it ({exc.strerror})")
             return
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, separators=(",", ":"))
-            os.replace(tmp, self.path(store, stage))
-        except (OSError, TypeError, ValueError) as exc:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except IsADirectoryError:  # something planted a directory at the path: this one file is skipped
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            log.debug("cannot replace %s (a directory); stage %r stays in memory only", path, stage)
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
@@ -165,6 +204,14 @@ class DiskCache:
                 log.warning("cannot seal secrets for the /tmp cache (%s); they stay in memory only", exc)
             return None
         return {"key": sealed["key"], "values": {k: [sealed["values"][k], at] for k, (_, at) in secrets.items()}}
+
+    def _store(self, source: Source) -> str | None:
+        """``store_identity(source)``; None (no file) when the store cannot be named."""
+        try:
+            return store_identity(source)
+        except Exception as exc:  # whatever stops naming the store (no region, no credentials) stops using its file
+            log.debug("not using the /tmp cache for %s: %s", source.url, type(exc).__name__)
+            return None
 
     def _usable(self) -> bool:
         if self._checked:
@@ -185,6 +232,9 @@ class DiskCache:
 
 def _prepare(directory: str) -> str | None:
     """Create or check the cache directory; return what is wrong with it, or None."""
+    problem = _unsafe_ancestor(os.path.dirname(directory))
+    if problem:
+        return problem
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
@@ -211,37 +261,153 @@ def _prepare(directory: str) -> str | None:
     return None
 
 
-def _validate(data: Any, store: str, stage: str) -> tuple[Snapshot, dict[str, Any] | None] | None:
-    """Check a loaded file's shape: the snapshot and its sealed entries, or None when it is not ours or not whole."""
+def _read_private(path: str) -> bytes | None:
+    """The bytes of a regular file private to this user and at most ``MAX_BYTES`` long, or None.
+
+    Opened with ``O_NONBLOCK`` (a FIFO would block the open forever) and ``O_NOFOLLOW``, checked with
+    ``fstat`` on that descriptor before a byte is read, and read up to the cap only.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            log.debug("ignoring cache file that is not a regular file private to this user: %s", path)
+            return None
+        if info.st_size > MAX_BYTES:
+            log.debug("ignoring cache file of %d bytes (more than %d): %s", info.st_size, MAX_BYTES, path)
+            return None
+        chunks: list[bytes] = []
+        left = MAX_BYTES + 1  # one byte more tells a file that grew since fstat
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks) if left > 0 else None
+
+
+def _unsafe_ancestor(path: str) -> str | None:
+    """What lets another user change the directory ``path`` or a directory above it, or None.
+
+    ssh's StrictModes rule, applied to every component on the way, one at a time: each directory is
+    owned by root or this user and not writable by group or others unless sticky (``/tmp``). A
+    symlink on the way is followed only if root or this user owns it (macOS's ``/tmp`` is root's
+    link to ``/private/tmp``), and its target is walked the same way. A missing component ends the
+    walk: ``mkdir`` then fails, or creates under directories already checked.
+    """
+    uid = os.geteuid()
+    pending = [part for part in path.split("/") if part]
+    current = "/"
+    problem = _unsafe_directory(current, uid)
+    links = 0
+    while pending and not problem:
+        part = pending.pop(0)
+        if part in (".", ".."):
+            current = current if part == "." else os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"is under {candidate}, which cannot be inspected ({exc.strerror})"
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if info.st_uid not in (0, uid):
+                return f"is reached through {candidate}, a symlink owned by another user"
+            if links > 40:
+                return f"is reached through too many symlinks ({candidate})"
+            target = os.readlink(candidate)
+            current = "/" if target.startswith("/") else current
+            pending[:0] = [part for part in target.split("/") if part]
+            continue
+        current = candidate
+        problem = _unsafe_directory(current, uid, info)
+    return problem
+
+
+def _unsafe_directory(path: str, uid: int, info: os.stat_result | None = None) -> str | None:
+    """What lets another user change the directory ``path`` itself (see ``_unsafe_ancestor``), or None."""
+    try:
+        info = info or os.lstat(path)
+    except OSError as exc:
+        return f"is under {path}, which cannot be inspected ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"is under {path}, which is not a directory"
+    if info.st_uid not in (0, uid):
+        return f"is under {path}, which is owned by another user"
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        return f"is under {path}, which other users can write to"
+    return None
+
+
+def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, dict[str, Any] | None] | None:
+    """A loaded file's snapshot and sealed entries, or None when it is not ours, not whole, or has a bad time.
+
+    No time may be later than ``latest`` or be anything but a finite number.
+    """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
     if data.get("source") != store or data.get("stage") != stage:
         return None  # a hash collision or a hand-edited file
-    complete_at = data["complete_at"]
-    if complete_at is not None and not isinstance(complete_at, (int, float)):
+    if "complete_at" not in data:
         return None
-    values: dict[str, tuple[str | None, float]] = {}
-    for key, entry in data["values"].items():
-        value, at = entry
-        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+    complete_at = data["complete_at"]
+    if complete_at is not None:
+        complete_at = _time(complete_at, latest)
+        if complete_at is None:
             return None
-        if not isinstance(at, (int, float)):
-            return None
-        values[key] = (value, float(at))
-    withheld = data["withheld"]
-    if not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
+    values = _entries(data.get("values"), latest, absent=True)
+    withheld = data.get("withheld")
+    if values is None or not isinstance(withheld, list) or not all(isinstance(k, str) for k in withheld):
         return None
     sealed = data.get("sealed")
     if sealed is not None:
         if not isinstance(sealed, dict) or not isinstance(sealed.get("key"), str):
             return None
-        entries: dict[str, tuple[str, float]] = {}
-        for key, (blob, at) in sealed["values"].items():
-            if not isinstance(key, str) or not isinstance(blob, str) or not isinstance(at, (int, float)):
-                return None
-            entries[key] = (blob, float(at))
+        entries = _entries(sealed.get("values"), latest, absent=False)
+        if entries is None:
+            return None
         sealed = {"key": sealed["key"], "values": entries}
     return Snapshot(values, {}, complete_at, frozenset(withheld)), sealed
+
+
+def _entries(raw: Any, latest: float, *, absent: bool) -> dict[str, tuple[Any, float]] | None:
+    """``{key: [value, fetched at]}`` with string values (or null for a known absence, when ``absent``)."""
+    if not isinstance(raw, dict):
+        return None
+    entries: dict[str, tuple[Any, float]] = {}
+    for key, entry in raw.items():
+        if not isinstance(entry, list) or len(entry) != 2:
+            return None
+        value, at = entry
+        if not (isinstance(value, str) or (absent and value is None)):
+            return None
+        when = _time(at, latest)
+        if when is None:
+            return None
+        entries[key] = (value, when)
+    return entries
+
+
+def _time(raw: Any, latest: float) -> float | None:
+    """A time from a file, or None unless it is a finite number no later than ``latest``."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    try:
+        when = float(raw)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return when if math.isfinite(when) and when <= latest else None
 
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")

@@ -9,10 +9,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._state import Invocation, running
 from .errors import ConfigurationError, StageError
 from .names import validate_stage
 
-__all__ = ["FunctionArn", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
+__all__ = ["FunctionArn", "parse_aliases", "parse_arn", "stage_from_arn", "stage_in_force", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -103,3 +104,31 @@ def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | Non
     raise StageError(
         f"cannot bind a stage from a {type(target).__name__}; expected a stage, an ARN or a Lambda context"
     )
+
+
+def stage_in_force(stage: str | None, invocation: Invocation | None, configured: str | None) -> str:
+    """The stage a call reads: ``stage=``, else its invocation's, else that of the invocations running
+    (a worker thread without a context), else the configured one; ``StageError`` saying what was tried."""
+    if stage is not None:
+        return validate_stage(stage)
+    if invocation is not None:
+        if invocation.stage is None:
+            raise StageError(
+                "no stage: the invocation's ARN carries no alias (unqualified, $LATEST or a version) "
+                "and CONFSTAGE_STAGE is not set"
+            )
+        return invocation.stage
+    stages = {other.stage for other in running() if other.stage is not None}
+    if len(stages) == 1:
+        return stages.pop()
+    if stages:
+        raise StageError(
+            f"this thread has no invocation of its own and invocations of several stages are running "
+            f"({', '.join(sorted(stages))}); pass stage=, or start the thread with contextvars.copy_context().run"
+        )
+    if configured is None:
+        raise StageError(
+            "no stage: nothing bound by @confstage.handler or confstage.bind() "
+            "(an invoked ARN with an alias), and CONFSTAGE_STAGE is not set"
+        )
+    return configured

@@ -5,21 +5,32 @@ as they would against AWS: ``"500"`` (an InternalError), ``"throttle"`` (Throttl
 JSON APIs, 503 SlowDown for S3), ``"drop"`` (the connection closes with no response) and
 ``"slow"`` (the answer comes after ``slow_seconds``, past the client's read timeout), ``"hang"``
 (the connection is accepted and never answered), ``"trickle"`` (the real answer, its body one byte every
-``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body is not the
-protocol's JSON or XML). ``fail_after(n, fault)`` lets the next ``n`` requests through and gives
-every later one ``fault``: a store failing midway through a batch of writes.
+``trickle_seconds``, so no single read times out) and ``"garbage"`` (a 200 whose body, ``garbage_body``, is
+not the protocol's JSON or XML: by default an HTML page that is not even UTF-8). ``fail_after(n, fault)``
+lets the next ``n`` requests through and gives every later one ``fault``: a store failing midway through a
+batch of writes.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 FAULTS = ("500", "throttle", "drop", "slow", "hang", "trickle", "garbage")
+GARBAGE = b"<html><body>502 upstream gone \xff\xfe</body>"
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up on a kept-alive connection (a body closed unread, a test ending) is no error here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FaultProxy:
@@ -31,11 +42,12 @@ class FaultProxy:
         self.fault: str | None = None
         self.slow_seconds = slow_seconds
         self.trickle_seconds = trickle_seconds
+        self.garbage_body = GARBAGE
         self.requests = 0
         self._after: tuple[int, str] | None = None  # (request number, fault): requests past it get the fault
         self._count = threading.Lock()
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -105,7 +117,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._forward(body, trickle=fault == "trickle")
 
         def _garbage(self, json_api: bool) -> None:
-            payload = b"<html><body>502 upstream gone \xff\xfe</body>"
+            payload = proxy.garbage_body
             self.send_response(200)
             ctype = "application/x-amz-json-1.1" if json_api else "application/xml"
             self.send_header("Content-Type", ctype)

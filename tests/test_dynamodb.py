@@ -6,11 +6,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 import confstage
 from confstage import crypto
-from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError
+from confstage.errors import ConfigurationError, DecryptError, KeyNotFoundError, SourceError, StageError
 from confstage.sources import WritableSource, build_source
 from confstage.sources.dynamodb import DynamoDBSource
 
@@ -180,6 +181,63 @@ def test_flat_batches_of_100(flat: DynamoDBSource, boto: Any, requests_made: Cou
     assert requests_made == Counter({"dynamodb.BatchGetItem": 2})
 
 
+def test_flat_reads_never_cross_stages(flat: DynamoDBSource, boto: Any) -> None:
+    """Key db of stage EU_PRD (id db_EU_PRD, as confstage wrote it) is not key db_EU of stage PRD, in either read."""
+    boto("dynamodb").put_item(
+        TableName="flat-config",
+        Item={"stage": {"S": "db_EU_PRD"}, "key": {"S": "db"}, "value": {"S": "eu-only-value"}},
+    )
+    seed_flat(boto, "PRD", {"other": "prd-value"})
+    source = DynamoDBSource("flat-config", layout="flat")
+
+    assert dict(source.fetch("PRD", ["db_EU"])) == {}  # GetItem
+    assert dict(source.fetch("PRD", ["db_EU", "other"])) == {"other": "prd-value"}  # BatchGetItem
+    with pytest.raises(KeyNotFoundError):
+        config("dynamodb://flat-config?layout=flat").get("db_EU", stage="PRD")
+
+
+@pytest.mark.parametrize("keys", [["db"], ["db", "other"]], ids=["one-key", "batch"])
+def test_flat_layout_refuses_a_stage_with_an_underscore(
+    flat: DynamoDBSource, keys: list[str], requests_made: Counter[str]
+) -> None:
+    """Reading stage EU_PRD in the flat layout is a ConfigurationError naming the rule and the way out, unsent."""
+    with pytest.raises(ConfigurationError, match="'EU_PRD'") as caught:
+        DynamoDBSource("flat-config", layout="flat").fetch("EU_PRD", keys)
+    assert "layout=stage-key" in str(caught.value)
+    assert "stage names without '_'" in str(caught.value)
+    assert not requests_made
+
+
+def test_flat_layout_writes_to_a_stage_with_an_underscore_are_refused_unsent(
+    flat: DynamoDBSource, requests_made: Counter[str]
+) -> None:
+    """put, put_many, delete, items, history and rollback of stage EU_PRD in the flat layout send nothing."""
+    source = DynamoDBSource("flat-config", layout="flat")
+    for write in (
+        lambda: source.put("EU_PRD", "db", "v"),
+        lambda: source.put_many("EU_PRD", {"db": "v"}),
+        lambda: source.delete("EU_PRD", "db"),
+        lambda: source.items("EU_PRD"),
+        lambda: source.history("EU_PRD", "db"),
+        lambda: source.rollback("EU_PRD", "db", "1"),
+    ):
+        with pytest.raises(ConfigurationError, match="'EU_PRD'"):
+            write()
+    assert not requests_made
+
+
+def test_check_stage_is_the_one_rule_for_reads_and_writes() -> None:
+    """check_stage refuses '_' in the flat layout only, and a stage outside Lambda's alias rule in both."""
+    flat, stage_key = DynamoDBSource("t", layout="flat"), DynamoDBSource("t")
+    assert flat.check_stage("PRD") == "PRD"
+    assert stage_key.check_stage("EU_PRD") == "EU_PRD"
+    with pytest.raises(ConfigurationError):
+        flat.check_stage("EU_PRD")
+    for layout in (flat, stage_key):
+        with pytest.raises(StageError):
+            layout.check_stage("PRD/../DEV")
+
+
 class _Throttling:
     """A DynamoDB client that leaves every key but the first unprocessed on its first ``n`` calls."""
 
@@ -276,15 +334,20 @@ def test_secure_round_trip_is_transparent_and_kept_off_disk(
     assert b"hunter2" not in on_disk
 
 
-def test_ciphertext_moved_to_another_key_fails(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
-    """An envelope copied from one key to another raises DecryptError naming the key, not the value."""
+def test_ciphertext_moved_to_another_key_fails_that_key_only(table: DynamoDBSource, kms_key: str, boto: Any) -> None:
+    """An envelope copied to another key puts a DecryptError naming that key in errors; every other key is served."""
     table.put("DEV", "password", "hunter2", kms_key=kms_key)
     envelope = table.items("DEV")["password"].value
-    seed(boto, "DEV", {"other": envelope})
+    seed(boto, "DEV", {"other": envelope, "host": "db.local"})
 
-    with pytest.raises(DecryptError, match="'other'") as caught:
-        config(f"dynamodb://{TABLE}").get("other")
-    assert "hunter2" not in str(caught.value)
+    fetched = table.fetch("DEV", ())
+    assert dict(fetched) == {"password": "hunter2", "host": "db.local"}
+    assert set(fetched.errors) == {"other"}
+    error = fetched.errors["other"]
+    assert isinstance(error, DecryptError)
+    assert "'other'" in str(error)
+    assert "hunter2" not in str(error)
+    assert fetched.secret == {"password", "other"}
 
 
 def test_flat_secure_values_are_decrypted(flat: DynamoDBSource, kms_key: str) -> None:
@@ -353,7 +416,11 @@ def test_put_many_items_and_delete(
     """put_many writes in batches of 25, items lists a stage (ciphertext unless decrypt), delete removes a key."""
     source = DynamoDBSource(table.table) if layout == "stage-key" else DynamoDBSource(flat.table, layout="flat")
     source.put("DEV", "k00", "old")
-    source.put("DEV_X", "k00", "other stage")  # flat: k00_DEV_X must not show up in stage X or DEV
+    if layout == "stage-key":
+        source.put("DEV_X", "k00", "other stage")
+    else:  # confstage refuses stage DEV_X in the flat layout; another writer's k00_DEV_X must not show in X or DEV
+        item = {"stage": {"S": "k00_DEV_X"}, "key": {"S": "k00"}, "value": {"S": "other stage"}}
+        boto3.client("dynamodb").put_item(TableName=flat.table, Item=item)
     values = {f"k{i:02}": f"v{i}" for i in range(60)}
     requests_made.clear()
     source.put_many("DEV", values)

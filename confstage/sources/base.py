@@ -73,7 +73,10 @@ class Source(Protocol):
     ``url`` names it in errors and stats. ``whole_stage`` says that ``fetch`` loads the entire
     stage, so a key it leaves out is known to be absent. ``ttl`` overrides the client's TTL
     (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
-    may go to the /tmp cache (secrets among them never do in plaintext).
+    may go to the /tmp cache (secrets among them never do in plaintext). A source may also define
+    ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
+    region, endpoint and principal: ``aws.store_identity``); without it the URL does. A source that
+    does no I/O sets ``inline = True``: the cache layer then fetches in the caller's thread.
     """
 
     url: str

@@ -7,7 +7,10 @@ Layouts (``?layout=``):
   N keys of a stage cost one round trip per MB.
 * ``flat``: one hash key ``stage`` (S) whose values read ``{key}_{STAGE}`` (``db_url_PRD``), attribute
   ``value`` (S). One key is a GetItem; several are BatchGetItem, 100 keys a call, retrying
-  ``UnprocessedKeys`` with bounded exponential backoff.
+  ``UnprocessedKeys`` with bounded exponential backoff. Those ids are ambiguous when a stage contains
+  ``_`` (key ``db`` of stage ``EU_PRD`` *is* key ``db_EU`` of stage ``PRD``), so this layout refuses
+  such stages (``check_stage``: a ``ConfigurationError``), and a read ignores an item whose ``key``
+  attribute names another key.
 
 ``?consistent=true`` makes every read strongly consistent.
 
@@ -32,6 +35,7 @@ from typing import Any
 
 from confstage import aws, crypto
 from confstage.errors import ConfigurationError, SourceError
+from confstage.names import validate_stage
 
 from .base import Fetched, SourceURL, StoredValue, Version, WriteLog, refuse_writes, refused_error, utf8_size
 
@@ -73,6 +77,7 @@ class DynamoDBSource:
         self.ttl: float | None = None
         self.whole_stage = layout == "stage-key"
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
         self._kms_client = kms_client
         self._sleep = sleep
         self._max_attempts = max_attempts
@@ -93,9 +98,31 @@ class DynamoDBSource:
     def __repr__(self) -> str:
         return f"DynamoDBSource({self.url!r})"
 
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the table and where the client reaches it."""
+        return f"{self.url} {aws.store_identity('dynamodb', made=self._given_client)}"
+
+    def check_stage(self, stage: str) -> str:
+        """Return ``stage`` when this layout holds it unambiguously, else raise ``ConfigurationError``.
+
+        The flat layout's ids read ``{key}_{STAGE}``: with a ``_`` in the stage, key ``db`` of stage
+        ``EU_PRD`` and key ``db_EU`` of stage ``PRD`` are one item. ``fetch`` calls this, and so must
+        every write (it would overwrite the other stage's item).
+        """
+        validate_stage(stage)
+        if self.layout == "flat" and "_" in stage:
+            raise ConfigurationError(
+                f"stage {stage!r} cannot be read or written in the flat layout of table {self.table}: flat item "
+                "ids read {key}_{STAGE}, so with a '_' in the stage, key 'db' of stage 'EU_PRD' is key 'db_EU' of "
+                "stage 'PRD'. The flat layout takes stage names without '_'; for this one use ?layout=stage-key "
+                "(the default)"
+            )
+        return stage
+
     # -- reading -----------------------------------------------------------------------------
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        self.check_stage(stage)
         if self.layout == "stage-key":
             raw = {_string(item, "key"): _value(item, self, stage) for item in self._query(stage, "value")}
         elif len(keys) == 1:
@@ -130,20 +157,21 @@ class DynamoDBSource:
             {
                 "TableName": self.table,
                 "Key": {"stage": {"S": _flat_id(key, stage)}},
-                "ProjectionExpression": "#v",
-                "ExpressionAttributeNames": {"#v": "value"},
+                "ProjectionExpression": "#v, #k",
+                "ExpressionAttributeNames": {"#v": "value", "#k": "key"},
                 "ConsistentRead": self.consistent,
             },
         )
         item = response.get("Item")
-        return {key: _value(item, self, stage, key)} if item else {}
+        return {key: _value(item, self, stage, key)} if item and _names(item, key) else {}
 
     def _batch_get(self, stage: str, keys: Collection[str]) -> dict[str, str]:
         by_id = {_flat_id(key, stage): key for key in keys}
         found: dict[str, str] = {}
-        for item in self._batch_items(by_id, consistent=self.consistent, projection=("stage", "value")):
+        for item in self._batch_items(by_id, consistent=self.consistent, projection=("stage", "value", "key")):
             key = by_id[_string(item, "stage")]
-            found[key] = _value(item, self, stage, key)
+            if _names(item, key):
+                found[key] = _value(item, self, stage, key)
         return found
 
     def _batch_items(
@@ -213,6 +241,7 @@ class DynamoDBSource:
 
     def check_write(self, stage: str, values: Mapping[str, str]) -> dict[str, str]:
         """Keys the table cannot hold: the key rule, DynamoDB's key sizes, and its 400 KB item size."""
+        self.check_stage(stage)  # the flat layout cannot hold a stage with '_' unambiguously
         return refuse_writes(stage, values, lambda key, value: self._limit(stage, key, value))
 
     def _limit(self, stage: str, key: str, value: str) -> str | None:
@@ -405,6 +434,7 @@ class DynamoDBSource:
 
     def _stored(self, stage: str, keys: Collection[str] | None) -> dict[str, StoredValue]:
         """Raw items of a stage (all of them, or ``keys``), values as stored."""
+        self.check_stage(stage)
         out: dict[str, StoredValue] = {}
         if self.layout == "stage-key":
             for item in self._query(stage, "value", "version"):
@@ -449,6 +479,8 @@ class DynamoDBSource:
         return value, crypto.is_envelope(value)
 
     def _item_key(self, stage: str, key: str) -> dict[str, Any]:
+        """The primary key of one item; every single-item write and read of the admin side goes through it."""
+        self.check_stage(stage)
         if self.layout == "stage-key":
             return {"stage": {"S": stage}, "key": {"S": key}}
         return {"stage": {"S": _flat_id(key, stage)}}
@@ -456,14 +488,8 @@ class DynamoDBSource:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _call(self, method: str, operation: str, request: dict[str, Any]) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self._dynamodb(), method)(**request)
-        except (BotoCoreError, ClientError) as exc:
-            raise aws.source_error(
-                exc, source=self.url, operation=f"dynamodb:{operation}", target=self._what()
-            ) from exc
+        """One DynamoDB call through ``aws.call`` (``method`` is boto3's spelling of ``operation``)."""
+        return aws.call(self._dynamodb(), f"dynamodb:{operation}", request, source=self.url, target=self._what())
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(min(self._base_delay * 2 ** (attempt - 1), 2.0))
@@ -493,6 +519,12 @@ def _put_keys(requests: Collection[Any]) -> list[str]:
 
 def _string(item: Mapping[str, Any], attribute: str) -> str:
     return str(item[attribute]["S"])
+
+
+def _names(item: Mapping[str, Any], key: str) -> bool:
+    """Whether a flat item is ``key``'s: its ``key`` attribute (written by confstage), when it has one, says so."""
+    written = item.get("key")
+    return not isinstance(written, dict) or written.get("S") == key
 
 
 def _value(item: Mapping[str, Any], source: DynamoDBSource, stage: str, key: str | None = None) -> str:

@@ -3,6 +3,8 @@
 The console's encryption helpers encrypt with EncryptionContext
 ``{"LambdaFunctionName": $AWS_LAMBDA_FUNCTION_NAME}``; older tooling used no context, so that is
 tried second. Each variable is decrypted once per process: env vars are immutable per version.
+A variable that does not decrypt fails only reads of its key (``Fetched.errors``); a KMS failure
+(throttling, AccessDenied, the network) fails the fetch.
 """
 
 from __future__ import annotations
@@ -75,20 +77,32 @@ class KmsEnvSource:
                     found[key] = (name, blob)
                     break
         pending = [pair for pair in found.values() if pair not in self._plain]
+        opened: dict[tuple[str, str], str | DecryptError] = {}
         if len(pending) > 1:
             # Several variables not yet decrypted (a get_many at init): one KMS call each, in parallel.
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
-                list(pool.map(lambda pair: self._decrypt(*pair), pending))
-        values = {key: self._decrypt(name, blob) for key, (name, blob) in found.items()}
-        return Fetched(values, secret=values.keys())
+                opened = dict(zip(pending, pool.map(lambda pair: self._decrypt(*pair), pending), strict=True))
+        values: dict[str, str] = {}
+        errors: dict[str, DecryptError] = {}
+        for key, pair in found.items():
+            result = opened[pair] if pair in opened else self._decrypt(*pair)
+            if isinstance(result, DecryptError):
+                errors[key] = result
+            else:
+                values[key] = result
+        return Fetched(values, secret=found.keys(), errors=errors)
 
-    def _decrypt(self, variable: str, blob: str) -> str:
+    def _decrypt(self, variable: str, blob: str) -> str | DecryptError:
+        """The plaintext of a variable, or the ``DecryptError`` saying why it has none (a KMS failure raises)."""
         cached = self._plain.get((variable, blob))
         if cached is None:
             # Decrypting twice in a race is harmless (same result); a lock would serialise the pool.
-            cached = decrypt_lambda_env(blob, variable=variable, client=self._kms(), source=self.url)
+            try:
+                cached = decrypt_lambda_env(blob, variable=variable, client=self._kms(), source=self.url)
+            except DecryptError as exc:
+                return exc
             self._plain[(variable, blob)] = cached
         return cached
 
@@ -105,37 +119,39 @@ def decrypt_lambda_env(blob: str, *, variable: str, client: Any, source: str = "
     """Decrypt one console-encrypted variable; errors name the variable, never the value."""
     try:
         ciphertext = base64.b64decode(blob.strip(), validate=True)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError) as exc:  # binascii's messages give counts, never the text: kept
         raise DecryptError(
             f"environment variable {variable} is not base64 KMS ciphertext", source=source, operation=_OPERATION
-        ) from None
+        ) from exc
     if not ciphertext:
         raise DecryptError(f"environment variable {variable} is empty", source=source, operation=_OPERATION)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     contexts: list[dict[str, str]] = [{"LambdaFunctionName": function}] if function else []
     contexts.append({})
     last: BaseException | None = None
     for context in contexts:
-        try:
-            response = client.decrypt(CiphertextBlob=ciphertext, EncryptionContext=context)
-        except ClientError as exc:
-            if aws.error_code(exc) == "InvalidCiphertextException":
-                last = exc  # wrong context, or not a ciphertext at all: try the next context
-                continue
-            raise aws.source_error(exc, source=source, operation=_OPERATION, target=variable) from exc
-        except BotoCoreError as exc:
-            raise aws.source_error(exc, source=source, operation=_OPERATION, target=variable) from exc
+        response = aws.call(
+            client,
+            _OPERATION,
+            {"CiphertextBlob": ciphertext, "EncryptionContext": context},
+            source=source,
+            target=variable,
+            answers=("InvalidCiphertextException",),
+        )
+        if isinstance(response, aws.ErrorAnswer):
+            last = response.error  # wrong context, or not a ciphertext at all: try the next context
+            continue
         plaintext: bytes = response["Plaintext"]
         try:
             return plaintext.decode("utf-8")
         except UnicodeDecodeError:
-            raise DecryptError(
-                f"environment variable {variable} decrypted to bytes that are not UTF-8",
-                source=source,
-                operation=_OPERATION,
-            ) from None
+            pass
+        # Raised here, with no cause or context: a UnicodeDecodeError holds the whole plaintext (its ``object``).
+        raise DecryptError(
+            f"environment variable {variable} decrypted to bytes that are not UTF-8",
+            source=source,
+            operation=_OPERATION,
+        )
     raise DecryptError(
         f"environment variable {variable} could not be decrypted "
         f"(tried EncryptionContext LambdaFunctionName={function!r} and none)",

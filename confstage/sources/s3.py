@@ -51,6 +51,8 @@ _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _NOT_MODIFIED = frozenset({"304", "NotModified"})
 _CONFLICT = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 
+_INVALID = object()  # what a document that does not parse is read as
+
 T = TypeVar("T")
 
 
@@ -79,6 +81,7 @@ class S3Source:
         self.ttl: float | None = None
         self.whole_stage = layout == "document"
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
         self._kms_client = kms_client
         self._workers = workers
         self._seen: dict[str, tuple[str, str]] = {}  # object key -> (ETag, body as stored), memory only
@@ -98,6 +101,10 @@ class S3Source:
         name = DOCUMENT if self.layout == "document" else key
         return "/".join(part for part in (self.prefix, stage, name) if part)
 
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the bucket and prefix, and where the client reaches them."""
+        return f"{self.url} {aws.store_identity('s3', made=self._given_client)}"
+
     # -- reading -----------------------------------------------------------------------------
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
@@ -112,26 +119,20 @@ class S3Source:
 
     def _read(self, object_key: str) -> str | None:
         """The body of an object (None when absent), revalidated with its remembered ETag."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         seen = self._seen.get(object_key)
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
         if seen is not None:
             request["IfNoneMatch"] = seen[0]
-        try:
-            response = self._s3().get_object(**request)
-            data: bytes = response["Body"].read()
-        except ClientError as exc:
-            code = aws.error_code(exc)
-            if seen is not None and code in _NOT_MODIFIED:
+        where = self._where(object_key)
+        answers = _NOT_FOUND | _NOT_MODIFIED if seen is not None else _NOT_FOUND
+        response = aws.call(self._s3(), "s3:GetObject", request, source=self.url, target=where, answers=answers)
+        if isinstance(response, aws.ErrorAnswer):
+            if seen is not None and response.code in _NOT_MODIFIED:
                 return seen[1]
-            if code in _NOT_FOUND:
-                with self._seen_lock:
-                    self._seen.pop(object_key, None)
-                return None
-            raise self._error(exc, "GetObject", object_key) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, "GetObject", object_key) from exc
+            with self._seen_lock:
+                self._seen.pop(object_key, None)
+            return None
+        data = aws.read_body(response, source=self.url, operation="s3:GetObject", target=where)
         body = self._decode(data, object_key)
         etag = response.get("ETag")
         if etag:
@@ -143,19 +144,22 @@ class S3Source:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise SourceError(
-                f"object {self._where(object_key)} is not UTF-8 text", source=self.url, operation="s3:GetObject"
-            ) from None
+            pass
+        # Raised here, with no cause or context: a UnicodeDecodeError holds the whole body (its ``object``).
+        raise SourceError(
+            f"object {self._where(object_key)} is not UTF-8 text", source=self.url, operation="s3:GetObject"
+        )
 
     def _parse_document(self, body: str, object_key: str) -> dict[str, str]:
         where = self._where(object_key)
         try:
             document = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise SourceError(
-                f"document {where} is not valid JSON{at}", source=self.url, operation="s3:GetObject"
-            ) from None  # the cause would quote the document
+            document = _INVALID
+        if document is _INVALID:
+            # Raised here, with no cause or context: a JSONDecodeError holds the whole document (its ``doc``).
+            raise SourceError(f"document {where} is not valid JSON{at}", source=self.url, operation="s3:GetObject")
         if not isinstance(document, dict):
             raise SourceError(
                 f"document {where} must be a JSON object of string values, not a JSON {type(document).__name__}",
@@ -511,12 +515,14 @@ class S3Source:
             request["VersionIdMarker"] = page.get("NextVersionIdMarker")
 
     def _call(self, method: str, operation: str, object_key: str, **request: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self._s3(), method)(Bucket=self.bucket, **request)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, operation, object_key) from exc
+        """One S3 call through ``aws.call`` (``method`` is boto3's spelling of ``operation``)."""
+        return aws.call(
+            self._s3(),
+            f"s3:{operation}",
+            {"Bucket": self.bucket, **request},
+            source=self.url,
+            target=self._where(object_key),
+        )
 
     def _map(self, work: Callable[[Any], T], items: list[Any]) -> list[T]:
         """``work`` over ``items``, concurrently when there are several (boto3 clients are thread-safe)."""

@@ -21,6 +21,7 @@ __all__ = ["SecretsManagerSource"]
 
 _GET = "secretsmanager:GetSecretValue"
 _MAX_SECRET = 65536  # bytes of a SecretString
+_INVALID = object()  # what a secret that does not parse is read as
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
@@ -53,19 +54,14 @@ class SecretsManagerSource:
 
     def _read(self, secret_id: str, version_id: str | None = None) -> dict[str, str]:
         """The secret's JSON object ({} when the secret does not exist)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         request: dict[str, Any] = {"SecretId": secret_id}
         if version_id is not None:
             request["VersionId"] = version_id
-        try:
-            response = self._sm().get_secret_value(**request)
-        except ClientError as exc:
-            if aws.error_code(exc) == "ResourceNotFoundException" and version_id is None:
-                return {}
-            raise aws.source_error(exc, source=self.url, operation=_GET, target=secret_id) from exc
-        except BotoCoreError as exc:
-            raise aws.source_error(exc, source=self.url, operation=_GET, target=secret_id) from exc
+        # An absent secret is an empty stage; an absent version of one is an error.
+        answers = ("ResourceNotFoundException",) if version_id is None else ()
+        response = aws.call(self._sm(), _GET, request, source=self.url, target=secret_id, answers=answers)
+        if isinstance(response, aws.ErrorAnswer):
+            return {}
         return parse_document(response.get("SecretString"), secret_id=secret_id, source=self.url)
 
     def _sm(self) -> Any:
@@ -246,10 +242,13 @@ def parse_document(text: str | None, *, secret_id: str, source: str) -> dict[str
         )
     try:
         document = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        # ``from None``: the decoder's exception carries the document itself.
-        raise SourceError(f"secret {secret_id} is not valid JSON{where}", source=source, operation=_GET) from None
+        document = _INVALID
+    if document is _INVALID:
+        # Raised here, with no cause and no context: the decoder's JSONDecodeError keeps the whole
+        # secret in its ``doc`` attribute, and a handler that logs an exception's chain would show it.
+        raise SourceError(f"secret {secret_id} is not valid JSON{where}", source=source, operation=_GET)
     if not isinstance(document, dict):
         raise SourceError(
             f"secret {secret_id} must be a JSON object of keys, got a JSON {_JSON_TYPES.get(type(document), 'value')}",

@@ -44,6 +44,7 @@ class SSMSource:
         self.url = url or f"ssm://{self.path or '/'}"
         self.ttl: float | None = None
         self._client = client
+        self._given_client = client  # a client the caller made names the store itself (store_id)
 
     @classmethod
     def from_url(cls, url: SourceURL) -> SSMSource:
@@ -60,6 +61,10 @@ class SSMSource:
         """The full parameter name of a key."""
         return f"{self.stage_path(stage)}/{key.strip('/')}"
 
+    def store_id(self) -> str:
+        """What names this store in the /tmp cache: the path and where the client reaches it."""
+        return f"{self.url} {aws.store_identity('ssm', made=self._given_client)}"
+
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
         values: dict[str, str] = {}
         secret: list[str] = []
@@ -71,8 +76,6 @@ class SSMSource:
 
     def _walk(self, stage: str, *, decrypt: bool) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every parameter of a stage as (key, parameter), one GetParametersByPath page at a time."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         path = self.stage_path(stage)
         prefix = path + "/"
         request: dict[str, Any] = {
@@ -83,11 +86,8 @@ class SSMSource:
         }
         client = self._ssm()
         while True:
-            try:
-                page = client.get_parameters_by_path(**request)
-            except (ClientError, BotoCoreError) as exc:
-                raise aws.source_error(exc, source=self.url, operation="ssm:GetParametersByPath", target=path) from exc
-            for parameter in page.get("Parameters", ()):
+            page = aws.call(client, "ssm:GetParametersByPath", request, source=self.url, target=path)
+            for parameter in page["Parameters"]:
                 name: str = parameter["Name"]
                 if name.startswith(prefix):
                     yield name[len(prefix) :], parameter
