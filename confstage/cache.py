@@ -20,6 +20,7 @@ through /tmp, so their times must compare across processes; tests pass a fake cl
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -146,7 +147,7 @@ class CachedSource:
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
-            self._run(lambda: self._fly(state, stage, flight))
+            self._run(functools.partial(self._fly, state, stage, flight))  # not a closure: its cell is cleared below
         wait = self.refresh_timeout if stale is not None else max(0.0, flight.deadline - now)
         error: BaseException
         if flight.done.wait(wait):
