@@ -210,7 +210,7 @@ def _check_setting(name: str, stage: str) -> None:
     try:
         validate_stage(stage)
     except StageError as exc:
-        raise StageError(f"{name}: {exc}") from None  # the same message, with the variable named
+        raise StageError(f"{name}: {exc}") from exc  # the same message, with the variable named
 
 
 def _sealer(kms_key: str | None) -> Any:

@@ -227,7 +227,7 @@ class ObjectFiles:
                 if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
                     raise SourceError(
                         f"{self.directory} is not a directory of this user's", source=self.url, operation="get_path"
-                    ) from None
+                    ) from None  # the FileExistsError says no more than this
                 if info.st_mode & 0o077:
                     os.chmod(self.directory, 0o700)
 

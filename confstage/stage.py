@@ -78,7 +78,7 @@ def _checked(aliases: dict[str, str]) -> dict[str, str]:
         try:
             validate_stage(stage)
         except StageError as exc:
-            raise ConfigurationError(f"alias {alias!r} maps to an illegal stage: {exc}") from None
+            raise ConfigurationError(f"alias {alias!r} maps to an illegal stage: {exc}") from exc
     return aliases
 
 

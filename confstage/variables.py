@@ -47,8 +47,8 @@ def env_float(
         return default
     try:
         value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be {what}, got {raw!r}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be {what}, got {raw!r}") from exc
     if value < 0 or value != value:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value

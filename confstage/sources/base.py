@@ -319,8 +319,8 @@ class SourceURL:
             return default
         try:
             number = float(raw)
-        except ValueError:
-            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from None
+        except ValueError as exc:
+            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from exc
         if number < 0 or number != number:
             raise self.error(f"parameter {name!r} must not be negative, got {raw!r}")
         return number

@@ -548,8 +548,8 @@ def _value(item: Mapping[str, Any], source: DynamoDBSource, stage: str, key: str
 def _number(version: str) -> str:
     try:
         return str(int(version))
-    except ValueError:
-        raise ConfigurationError(f"a DynamoDB version is a whole number, got {version!r}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"a DynamoDB version is a whole number, got {version!r}") from exc
 
 
 def _now() -> str:

@@ -171,7 +171,7 @@ class StreamingBody:
         except (OSError, _http.ProtocolError) as exc:
             self._open = False
             self._conn.close()
-            raise _network_error(exc, self._conn.limits, self._what, "reading the body") from None
+            raise _network_error(exc, self._conn.limits, self._what, "reading the body") from exc
         if self._response.done:
             self._finish()
         return data
@@ -455,7 +455,7 @@ class LiteTransport:
                 if reused and _stale(exc):
                     conn, reused = self._pool.new(address.scheme, address.host), False
                     continue  # the server closed it while idle: a new connection, not a new attempt
-                raise _failed(_network_error(exc, limits, what, f"calling {address.host}")) from None
+                raise _failed(_network_error(exc, limits, what, f"calling {address.host}")) from exc
             break
         if prepared.stream and 200 <= response.status < 300:
 
@@ -467,7 +467,7 @@ class LiteTransport:
             body = response.read()
         except (OSError, _http.ProtocolError) as exc:
             conn.close()
-            raise _failed(_network_error(exc, limits, what, "reading the answer")) from None
+            raise _failed(_network_error(exc, limits, what, "reading the answer")) from exc
         self._pool.give(address.scheme, address.host, conn)
         return response.status, response.headers, body, None
 
