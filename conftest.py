@@ -55,9 +55,38 @@ def _fence_options(item: pytest.Item) -> list[str]:
     return []
 
 
+# Test modules marked ``slow``: subprocesses of the CLI or of whole benchmarks, real timeouts, second moto
+# servers, pip downloads. CI runs every test once on one Python and the rest on each other Python 3.10-3.13
+# (tox.ini); nothing here is skipped, only scheduled.
+SLOW_MODULES = frozenset(
+    {
+        "test_bench.py",
+        "test_cli_store.py",
+        "test_cli.py",
+        "test_cli_writes.py",
+        "test_cold_path.py",
+        "test_deadlines.py",
+        "test_demo.py",
+        "test_disk_identity.py",
+        "test_examples.py",
+        "test_faults.py",
+        "test_fleet.py",
+        "test_layer.py",
+        "test_lite_faults.py",
+        "test_lite_iam.py",
+        "test_iam_enforced.py",
+        "test_testing.py",
+        "test_walkthrough.py",
+    }
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every documentation block runs with ``docs_env``; a block marked ``xfail:NAME`` is expected to fail."""
+    """Slow modules are marked ``slow``; every documentation block runs with ``docs_env``, and a block
+    marked ``xfail:NAME`` is expected to fail."""
     for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("markdown-docs") is None:
             continue
         item.add_marker(pytest.mark.usefixtures("docs_env"))
