@@ -8,13 +8,7 @@ from STS AssumeRole (a session token); a wrong secret, an unknown key or a missi
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -23,6 +17,8 @@ import pytest
 
 from confstage.transport import AwsError, AwsRequest
 from confstage.transport.lite import LiteTransport
+
+from ._motoserver import enforce_iam, moto_process
 
 pytestmark = pytest.mark.integration
 
@@ -66,34 +62,6 @@ def _seed(url: str) -> tuple[str, bytes]:
     return key_id, ciphertext
 
 
-@contextlib.contextmanager
-def moto_process() -> Iterator[str]:
-    """A moto server in a child process on a free loopback port; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "the moto server exited"
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310  # loopback
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the moto server did not start"
-                time.sleep(0.1)  # polling a child process: there is no clock to wait on
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module", name="world")
 def fixture_world() -> Iterator[World]:
     """A moto server of its own, seeded, then verifying every signature; the role's temporary credentials."""
@@ -109,12 +77,7 @@ def fixture_world() -> Iterator[World]:
         }
         role = iam.create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
         iam.put_role_policy(RoleName="reader", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
-        # The body is the number of requests left unchecked (not form-encoded, or werkzeug eats it as a form).
-        switch = urllib.request.Request(  # noqa: S310
-            f"{url}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
-        )
-        with urllib.request.urlopen(switch, timeout=10) as response:  # noqa: S310  # the loopback moto server
-            assert response.status == 200
+        enforce_iam(url)
         sts = _client(
             url, "sts", aws_access_key_id=access["AccessKeyId"], aws_secret_access_key=access["SecretAccessKey"]
         )
