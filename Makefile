@@ -1,31 +1,58 @@
-# Two commands on a fresh machine: `make demo` and `make test` (each builds .venv first when needed).
+# Two commands on a fresh machine: `make demo` and `make test`. Each builds .venv first when needed and
+# installs only what it uses: the demo the cli and demo extras, the tests tox (which builds its own
+# environments with the test extras, one per Python). `make dev` installs every extra for working in the tree.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint type bench clean
+.PHONY: demo test dev lint type docs serve-docs bench layer clean
 
-$(BIN)/confstage: pyproject.toml
+$(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'tox>=4.11' 'tox-uv>=1.0'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $@
 
-demo: $(BIN)/confstage
+demo: $(VENV)/.demo
 	$(BIN)/confstage demo
 
-# Tests on every Python 3.10-3.13 present (missing ones skipped), then ruff and mypy --strict.
-test: $(BIN)/confstage
+# pytest on every Python 3.10-3.13 present (missing ones skipped), the documentation's blocks and the
+# site build, ruff and mypy --strict.
+test: $(VENV)/.test
 	$(BIN)/tox run-parallel --parallel 2 --parallel-no-spinner
 
-lint: $(BIN)/confstage
+dev: $(VENV)/.dev
+
+lint: $(VENV)/.test
 	$(BIN)/tox -e lint
 
-type: $(BIN)/confstage
+type: $(VENV)/.test
 	$(BIN)/tox -e type
 
-bench: $(BIN)/confstage
+docs: $(VENV)/.test
+	$(BIN)/tox -e docs
+
+serve-docs: $(VENV)/.test
+	$(BIN)/tox exec -e docs -- mkdocs serve
+
+bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_backends.py
 
+# A Lambda layer (dist/confstage-layer.zip, python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64).
+PYTHON ?= 3.12
+ARCH ?= x86_64
+layer:
+	$(PY) scripts/build_layer.py --python $(PYTHON) --arch $(ARCH)
+
 clean:
-	rm -rf $(VENV) .tox
+	rm -rf $(VENV) .tox site

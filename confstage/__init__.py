@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from contextlib import AbstractContextManager
+    from pathlib import Path
     from typing import Any, TypeVar
 
     from ._state import Missing
@@ -63,6 +64,7 @@ __all__ = [
     "get_int",
     "get_json",
     "get_many",
+    "get_path",
     "handler",
     "parse_arn",
     "prefetch",
@@ -123,7 +125,7 @@ def _client() -> Config:
         invocation = _state.sole_invocation()
     if invocation is not None:
         return invocation.client
-    return _state.get_client() or _state.default()
+    return _state.client or _state.default()
 
 
 def configure(sources: Any = None, **kwargs: Any) -> Config:
@@ -205,6 +207,12 @@ def settings(cls: type[T], *, stage: str | None = None, config: Config | None = 
     """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources; the same object
     for the whole invocation. Every missing or invalid field is named in one ``SettingsError``."""
     return (config or _client()).settings(cls, stage=stage)
+
+
+def get_path(key: str, *, stage: str | None = None) -> Path:
+    """A private file under the cache directory holding the object ``key`` (S3 objects layout), complete,
+    revalidated by ETag after the TTL; the same path for the whole invocation."""
+    return _client().get_path(key, stage=stage)
 
 
 def stats() -> dict[str, Any]:

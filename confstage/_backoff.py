@@ -26,7 +26,7 @@ class Backoff:
     def __repr__(self) -> str:
         return f"Backoff(base={self.base}, cap={self.cap})"
 
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** min(max(failures, 1) - 1, 30))
+    def delay(self, failures: int, *, cap: float | None = None) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (``cap`` for this delay, else ``self.cap``)."""
+        ceiling: float = min(self.cap if cap is None else cap, self.base * 2.0 ** min(max(failures, 1) - 1, 30))
         return ceiling * (0.5 + 0.5 * self._random())

@@ -71,9 +71,15 @@ class Invocation:
     view was fresh: keys are added to it, never changed, so a value once read stays the same for the
     whole invocation. ``pins`` holds the stage loads those values came from (by source position), so a
     later read of another key of a whole-stage source comes from the same fetch.
+
+    A *shared* invocation (``shared`` True: the client's fresh view of a stage, ``chain.View``) serves
+    every invocation that starts while it is fresh, at no cost; whatever would change an invocation's
+    ``values`` or ``pins`` (a forced refresh, ``refresh_on``'s recording) first takes a private one
+    (``own``).
     """
 
     __slots__ = ("client", "pins", "stage", "started", "values")
+    shared = False
 
     def __init__(
         self, client: Config, stage: str | None, started: float, values: dict[str, Any], pins: dict[int, Any]
@@ -92,15 +98,16 @@ class Invocation:
 CURRENT: ContextVar[Invocation | None] = ContextVar("confstage_invocation", default=None)
 
 # Invocations in progress in this process, for threads started without a copy of their context
-# (ThreadPoolExecutor, run_in_executor): set.add/discard are atomic, so no lock on the hot path.
-# Only enter() and leave() change it; everyone else reads it.
-RUNNING: set[Invocation] = set()
+# (ThreadPoolExecutor, run_in_executor), keyed by id() of the token of the ContextVar.set that entered each
+# (one shared invocation may be entered by several at once): dict set/pop are atomic, so no lock on the
+# hot path. Only enter() and leave() (and @handler, inlined) change it; everyone else reads it.
+RUNNING: dict[Any, Invocation] = {}
 
 # The ``time.monotonic()`` by which the fetch running in this thread must be done (set by the cache layer
 # around ``Source.fetch``; the call layer gives it to every request of that fetch). None: no deadline.
 DEADLINE: ContextVar[float | None] = ContextVar("confstage_deadline", default=None)
 
-_client: Config | None = None
+client: Config | None = None  # the default client, once built (read it; change it with use())
 _transport: Transport | None = None
 _lock: Any = None
 
@@ -114,31 +121,43 @@ SETTINGS_OVERRIDES: dict[type, Any] = {}
 
 def running() -> tuple[Invocation, ...]:
     """The invocations in progress in this process (those with a stage)."""
-    return tuple(RUNNING)
+    return tuple(RUNNING.values())
 
 
 def sole_invocation() -> Invocation | None:
     """The one invocation in progress, when there is exactly one (what a worker thread belongs to)."""
-    invocations = tuple(RUNNING)
+    invocations = tuple(RUNNING.values())
     return invocations[0] if len(invocations) == 1 else None
 
 
 def enter(invocation: Invocation) -> Any:
     """Make ``invocation`` current in this context and known to worker threads; returns a token for ``leave``."""
+    token = CURRENT.set(invocation)
     if invocation.stage is not None:
-        RUNNING.add(invocation)
-    return CURRENT.set(invocation)
+        RUNNING[id(token)] = invocation
+    return token
 
 
 def leave(invocation: Invocation, token: Any) -> None:
     """Undo ``enter``."""
-    RUNNING.discard(invocation)
+    RUNNING.pop(id(token), None)
     CURRENT.reset(token)
+
+
+def own(invocation: Invocation) -> Invocation:
+    """A private invocation for this context in place of a shared one (made current), so it can change."""
+    if not invocation.shared:
+        return invocation
+    private = Invocation(
+        invocation.client, invocation.stage, invocation.started, invocation.values, dict(invocation.pins)
+    )
+    CURRENT.set(private)  # undone with the enclosing invocation's own reset (handler, bind, refresh_on)
+    return private
 
 
 def get_client() -> Config | None:
     """The default client if one was built (None otherwise); never builds one."""
-    return _client
+    return client
 
 
 def _locked() -> Any:
@@ -153,34 +172,34 @@ def _locked() -> Any:
 
 def default() -> Config:
     """The default client, built from the ``CONFSTAGE_*`` variables on first use."""
-    global _client
-    client = _client
-    if client is None:
+    global client
+    made = client
+    if made is None:
         from .client import Config
 
         with _locked():
-            client = _client
-            if client is None:
-                client = _client = Config()
+            made = client
+            if made is None:
+                made = client = Config()
                 from .snapstart import install
 
                 install()  # SnapStart: cached values go stale after a restore (a no-op outside Lambda)
-    return client
+    return made
 
 
 def configure(sources: str | list[str | Source] | tuple[str | Source, ...] | None = None, **kwargs: Any) -> Config:
     """Replace the default client with ``Config(sources, **kwargs)`` and return it."""
-    global _client
     from .client import Config
 
-    _client = Config(sources, **kwargs)
-    return _client
+    made = Config(sources, **kwargs)
+    use(made)
+    return made
 
 
-def use(client: Config | None) -> None:
-    """Make ``client`` the default client (None: build one from the environment on next use)."""
-    global _client
-    _client = client
+def use(made: Config | None) -> None:
+    """Make ``made`` the default client (None: build one from the environment on next use)."""
+    global client
+    client = made
 
 
 def reset() -> None:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from . import _state
 from ._backoff import Backoff
 from .errors import SourceError
-from .transport import AwsError, AwsRequest, NetworkError, Transport
+from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError, Transport
 
 __all__ = [
     "PAGES",
@@ -46,26 +46,6 @@ __all__ = [
     "reset",
     "store_identity",
 ]
-
-# botocore.retries.standard's throttling codes: a SourceError for one of them is ``throttled``.
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
 
 
 class Promise(NamedTuple):
@@ -124,7 +104,20 @@ class Retry(NamedTuple):
 
 
 def choose_transport() -> Transport:
-    """The transport the runtime's reads go through, made once per process (``_state.transport``)."""
+    """The transport the runtime's reads go through, made once per process (``_state.transport``).
+
+    ``CONFSTAGE_TRANSPORT`` (``transport.selection.choose``): ``lite`` inside Lambda when nothing needs
+    botocore, else botocore; neither is imported until chosen.
+    """
+    from . import _log as log
+    from .transport.selection import choose
+
+    choice = choose()
+    log.debug("transport: %s (%s)", choice.name, choice.reason)
+    if choice.name == "lite":
+        from .transport.lite import LiteTransport
+
+        return LiteTransport()
     from .transport.botocore import BotocoreTransport
 
     return BotocoreTransport()

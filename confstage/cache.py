@@ -20,29 +20,23 @@ through /tmp, so their times must compare across processes; tests pass a fake cl
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 
 from . import _log as log
-from ._backoff import Backoff, urandom_fraction
 from ._state import DEADLINE
 from .disk import DiskCache
 from .errors import ConfstageError, SourceError
-from .memory import Answer, Flight, StageData, StageMemory, run_in_thread, run_inline
+from .flights import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
 from .metrics import SourceStats
 from .sources.base import Source
+from .stages import Answer, Stage, StageData, answer, merge_snapshot, record, snapshot_of
 from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 
-__all__ = [
-    "Answer",
-    "Backoff",
-    "CachedSource",
-    "StageData",
-    "run_in_thread",
-    "run_inline",
-]
+__all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
 
 _MAX_STAGES = 1024
@@ -82,7 +76,7 @@ class CachedSource:
         self._disk = disk if source.persist else None
         # Sources that do no I/O (env://, test doubles marked inline) are not worth a thread.
         self._run = run or (run_inline if getattr(source, "inline", False) else run_in_thread)
-        self._stages: dict[str, StageMemory] = {}
+        self._stages: dict[str, Stage] = {}
         self._stages_lock = threading.Lock()
         self._expired_at = -math.inf  # nothing loaded at or before this time is fresh (expire())
 
@@ -90,6 +84,13 @@ class CachedSource:
         return f"CachedSource({self.source.url!r}, ttl={self.ttl})"
 
     # -- the way in --------------------------------------------------------------------------
+
+    def is_secret(self, stage: str, key: str) -> bool:
+        """Whether the source reported ``key`` of ``stage`` as a secret when it last answered for it."""
+        state = self._state(stage)
+        if self._whole:
+            return state.data is not None and key in state.data.secret
+        return key in state.secret
 
     def lookup(
         self,
@@ -110,9 +111,10 @@ class CachedSource:
         """
         state = self._state(stage)
         now = self._clock()
+        ref = now if at is None else min(at, now)  # freshness is judged as of the invocation's start
         ttl = state.lifetime if max_age is None else max_age
         if newer_than is None:
-            answer = self._fresh(state, keys, now if at is None else min(at, now), ttl, pin)
+            answer = self._fresh(state, keys, ref, ttl, pin)
             if answer is not None:
                 self.stats.count("hits")
                 log.debug("hit: source=%s stage=%s keys=%d", self.source.url, stage, len(keys))
@@ -131,10 +133,26 @@ class CachedSource:
             if flight is not None and stale is not None:
                 return self._serve_stale(state, stage, stale, len(keys), "a refresh is in flight")
             if flight is None:
-                if stale is not None and now < state.backoff_until:
-                    return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
+                # A flight may have answered between the check above and this lock: look again before asking.
+                if newer_than is None:
+                    again = self._fresh(state, keys, ref, ttl, pin)
+                else:
+                    again = self._since(state, keys, newer_than)
+                if again is not None:
+                    return again
+                if now < state.backoff_until:
+                    if stale is not None:
+                        return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
+                    if state.throttled is not None and newer_than is None:
+                        # Throttled with nothing in hand: asking again now only adds to what the service sheds.
+                        raise SourceError(
+                            f"stage {stage!r} was throttled; next attempt in {state.backoff_until - now:.1f} s",
+                            source=self.source.url,
+                            operation=getattr(state.throttled, "operation", "") or "fetch",
+                            throttled=True,
+                        ) from state.throttled
                 if newer_than is None and self._disk is not None and self._read_disk(state, stage):
-                    answer = self._fresh(state, keys, now if at is None else min(at, now), ttl, None)
+                    answer = self._fresh(state, keys, ref, ttl, None)
                     if answer is not None:
                         self.stats.count("disk_hits")
                         log.debug("read from /tmp cache: source=%s stage=%s", self.source.url, stage)
@@ -145,7 +163,7 @@ class CachedSource:
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
-            self._run(lambda: self._fly(state, stage, flight))
+            self._run(functools.partial(self._fly, state, stage, flight))  # not a closure: its cell is cleared below
         wait = self.refresh_timeout if stale is not None else max(0.0, flight.deadline - now)
         error: BaseException
         if flight.done.wait(wait):
@@ -160,18 +178,10 @@ class CachedSource:
             )
         if stale is not None and isinstance(error, SourceError):
             return self._serve_stale(state, stage, stale, len(keys), type(error).__name__)
-        raise error.with_traceback(None)
-
-    def lifetime(self, stage: str) -> float:
-        """The TTL this process gives ``stage`` of this source: the configured TTL less its random jitter."""
-        return self._state(stage).lifetime
-
-    def is_secret(self, stage: str, key: str) -> bool:
-        """Whether the source reported ``key`` of ``stage`` as a secret when it last answered for it."""
-        state = self._state(stage)
-        if self._whole:
-            return state.data is not None and key in state.data.secret
-        return key in state.secret
+        try:
+            raise error.with_traceback(None)
+        finally:  # this frame must not hold the error (or its flight) that the error's traceback holds
+            del error, flight
 
     def load(self, stage: str) -> None:
         """Make sure the whole stage is in memory (a no-op while it is fresh; per-key sources: nothing to do)."""
@@ -190,34 +200,25 @@ class CachedSource:
     # -- answering from memory ---------------------------------------------------------------
 
     def _fresh(
-        self,
-        state: StageMemory,
-        keys: Sequence[str],
-        ref: float,
-        ttl: float,
-        pin: StageData | None,
-        *,
-        stale: bool = False,
+        self, state: Stage, keys: Sequence[str], ref: float, ttl: float, pin: StageData | None, *, stale: bool = False
     ) -> Answer | None:
-        """Answer from memory if every key is known and was loaded within ``ttl`` of ``ref``; else None.
+        """Answer from memory if every key is known and fresh as of ``ref`` (``stages.answer``); else None.
 
-        A key whose value did not open raises its error (for that key only). ``stale=True`` ignores
-        ``expire()`` (an expired value may still be served when a refresh fails).
+        ``stale=True`` ignores ``expire()`` (an expired value may still be served when a refresh fails).
         """
-        not_before = -math.inf if stale else self._expired_at
-        # Secrets have a bound of their own when served stale: a rotated password must not live on for long.
-        secret_until = ref - self.secret_max_stale if stale else -math.inf
-        if not self._whole:
-            return state.answer(keys, ref, ttl, not_before=not_before, secret_until=secret_until)
-        if pin is not None and ref - pin.at <= self.max_stale:
-            # The load an invocation (or the view) already answered from: no TTL, the hard bounds hold.
-            return pin.answer(keys, ttl, secret_until=ref - self.secret_max_stale)
-        data = state.data
-        if data is None or not (ref <= data.at + ttl and data.at > not_before):
-            return None
-        return data.answer(keys, ttl, secret_until=secret_until)
+        return answer(
+            state,
+            keys,
+            ref,
+            ttl,
+            pin,
+            whole=self._whole,
+            not_before=-math.inf if stale else self._expired_at,
+            max_stale=self.max_stale,
+            secret_max_stale=self.secret_max_stale if stale or pin is not None else math.inf,
+        )
 
-    def _since(self, state: StageMemory, keys: Sequence[str], newer_than: float) -> Answer | None:
+    def _since(self, state: Stage, keys: Sequence[str], newer_than: float) -> Answer | None:
         """Answer from data fetched at or after ``newer_than``, if there is such data for every key."""
         if self._whole:
             data = state.data
@@ -228,7 +229,7 @@ class CachedSource:
             return None
         return self._fresh(state, keys, newer_than, math.inf, None, stale=True)
 
-    def _serve_stale(self, state: StageMemory, stage: str, stale: Answer, count: int, why: str) -> Answer:
+    def _serve_stale(self, state: Stage, stage: str, stale: Answer, count: int, why: str) -> Answer:
         values, _, data = stale
         self.stats.count("stale", count)
         if state.warned != state.failures:  # once per failure, not once per get
@@ -241,22 +242,20 @@ class CachedSource:
 
     # -- flights -----------------------------------------------------------------------------
 
-    def _flight_for(
-        self, state: StageMemory, keys: Collection[str], now: float, newer_than: float | None
-    ) -> Flight | None:
+    def _flight_for(self, state: Stage, keys: Collection[str], now: float, newer_than: float | None) -> Flight | None:
         """A live flight that will answer ``keys`` (writing off any that outlived their deadline)."""
         found = None
         for flight in list(state.flights):
             if now > flight.deadline and not flight.done.is_set():
                 state.flights.remove(flight)  # hung: written off; a late answer is still kept
-                self._failed(state, now)
+                self._failed(state, now, None)
                 self.stats.fetched(now - flight.started, failed=True)
                 log.debug("fetch written off after %.1f s: source=%s", now - flight.started, self.source.url)
             elif found is None and flight.covers(keys) and (newer_than is None or flight.started > newer_than):
                 found = flight
         return found
 
-    def _fly(self, state: StageMemory, stage: str, flight: Flight) -> None:
+    def _fly(self, state: Stage, stage: str, flight: Flight) -> None:
         """Run one fetch and record what it brought (or how it failed); waiters are woken at the end."""
         url = self.source.url
         # The fetch's AWS calls get the flight's deadline (the call layer reads it; a transport may enforce it).
@@ -278,9 +277,10 @@ class CachedSource:
             with state.lock:
                 if flight in state.flights:
                     state.flights.remove(flight)
-                    self._failed(state, self._clock())
+                    self._failed(state, self._clock(), error)
                     self.stats.fetched(seconds, failed=True, throttled=bool(getattr(error, "throttled", False)))
             log.debug("fetch failed: source=%s stage=%s after %.1f ms", url, stage, seconds * 1000)
+            clear_frames(exc)  # the traceback keeps this frame, and so the flight: a cycle per failure otherwise
             flight.error = error
             flight.done.set()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -292,27 +292,32 @@ class CachedSource:
             if current:
                 state.flights.remove(flight)
                 state.failures = 0
+                state.throttled = None
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
-            state.record(flight, fetched, whole=self._whole)
-            snapshot = state.snapshot() if self._disk is not None else None
+            record(state, flight, fetched, whole=self._whole)
+            snapshot = snapshot_of(state) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
         if snapshot is not None and self._disk is not None:
             self._disk.save(self.source, stage, snapshot)  # before waking anyone: a get that returned has saved
         flight.done.set()
 
-    def _failed(self, state: StageMemory, now: float) -> None:
+    def _failed(self, state: Stage, now: float, error: BaseException | None) -> None:
+        """Count a failure and back off; with a value in hand, for up to the stage's TTL (the fleet's quota)."""
         state.failures += 1
-        state.backoff_until = now + self.backoff.delay(state.failures)
+        held = state.data is not None or bool(state.entries)
+        cap = max(self.backoff.cap, state.lifetime) if held else self.backoff.cap
+        state.backoff_until = now + min(self.backoff.delay(state.failures, cap=cap), cap)
+        state.throttled = error if getattr(error, "throttled", False) else None
 
     def _answer_from(self, flight: Flight, stage: str, keys: Sequence[str]) -> Answer:
         """The answer a finished flight gives ``keys`` (from that flight's own result, not later ones)."""
         lifetime = self._state(stage).lifetime
         if flight.data is not None:
-            answer = flight.data.answer(keys, lifetime, secret_until=-math.inf)
-            assert answer is not None  # a load just fetched withholds nothing
-            return answer
+            answer = self._fresh(Stage(lifetime), keys, flight.data.at, math.inf, flight.data)
+            assert answer is not None  # pinned data always answers
+            return answer[0], flight.data.at + lifetime, flight.data
         found = {k: v for k in keys if (v := flight.entries.get(k)) is not None}
         for key in keys:
             if key in flight.errors:
@@ -325,21 +330,21 @@ class CachedSource:
 
     # -- /tmp --------------------------------------------------------------------------------
 
-    def _read_disk(self, state: StageMemory, stage: str) -> bool:
+    def _read_disk(self, state: Stage, stage: str) -> bool:
         """Merge the /tmp snapshot of the stage into memory (newer data wins); False when there is none."""
         assert self._disk is not None
         snapshot = self._disk.load(self.source, stage)
         if snapshot is None:
             return False
-        state.absorb(snapshot, whole=self._whole)
+        merge_snapshot(state, snapshot, whole=self._whole)
         return True
 
-    def _state(self, stage: str) -> StageMemory:
+    def _state(self, stage: str) -> Stage:
         state = self._stages.get(stage)
         if state is None:
             lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
             with self._stages_lock:
                 if len(self._stages) >= _MAX_STAGES:
                     self._stages.clear()  # made-up stage names cannot grow memory without bound
-                state = self._stages.setdefault(stage, StageMemory(lifetime))
+                state = self._stages.setdefault(stage, Stage(lifetime))
         return state

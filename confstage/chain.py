@@ -1,38 +1,53 @@
-"""The chain of a client: its sources in order behind their caches, and what the client has answered per stage.
+"""The chain of sources behind their caches, and the client's *views*: what ``Config`` reads through.
 
-A read walks the chain (``resolve``): a key missing from one source is asked of the next, a failure raises.
-Outside invocations the answers go to the client's *view* of the stage (``View``: the values answered so far,
-until when the first of them is fresh, and the loads they came from), so the next read is one dict lookup.
-Inside an invocation they go to the invocation's snapshot (``read_in``). Views and snapshots only ever gain
-keys; a refresh that changes a value makes a new view, so a dict an invocation holds never changes under it.
+Reads come in two kinds:
+
+* **Inside an invocation** (``@handler``, ``bind()``): freshness is decided when the invocation
+  starts. The invocation holds a dict of what it has read (its snapshot, ``_state.Invocation``); a
+  read is a lookup in it, and a key not yet in it is resolved once, as of the invocation's start, and
+  added. A value refreshed meanwhile is seen by the next invocation.
+* **Outside invocations**: the TTL is checked on every call, against the client's view of the stage
+  (the values answered so far, the stage loads they came from, and when the first of them expires).
+
+Views and snapshots only ever gain keys; a refresh that changes a value makes a new view, so a dict
+an invocation holds never changes under it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._state import EMPTY, FOREVER, MISSING, Invocation
+from ._state import EMPTY, FOREVER, MISSING, Invocation, own
 from .cache import CachedSource, StageData
 from .errors import KeyNotFoundError
-from .metrics import COUNTERS
+
+if TYPE_CHECKING:
+    from .client import Config
 
 __all__ = ["Chain", "Found", "View"]
 
-MAX_REMEMBERED = 1024  # distinct stages / ARNs remembered; a flood of made-up names cannot grow memory
+_MAX_VIEWS = 1024  # distinct stages remembered; a flood of made-up names cannot grow memory
 _NOT_THERE: Any = object()  # "no entry" in a view (MISSING is an entry: known absent)
 
 
-class View:
-    """What the client has answered for one stage: values (``MISSING``: absent), their loads, and until when."""
+class View(Invocation):
+    """What the client has answered for one stage: values (``MISSING``: absent), their loads, and until when.
 
-    __slots__ = ("expires", "pins", "values")
+    A view is also the shared invocation of every invocation that starts while it is fresh: they read
+    its ``values`` (freshness decided as of the view's making, from its pinned loads) without a thing
+    of their own to create.
+    """
 
-    def __init__(self, values: dict[str, Any], expires: float, pins: dict[int, StageData]) -> None:
-        self.values = values
+    __slots__ = ("expires",)
+    shared = True
+
+    def __init__(
+        self, client: Config, stage: str, values: dict[Any, Any], expires: float, pins: dict[int, StageData], at: float
+    ) -> None:
+        super().__init__(client, stage, at, values, pins)
         self.expires = expires
-        self.pins = pins
 
     def fresh(self, now: float) -> bool:
         return self.expires is FOREVER or self.expires > now
@@ -47,18 +62,33 @@ class Found(NamedTuple):
 
 
 class Chain:
-    """The layers of a client in order, and its views of each stage (``views`` is never rebound: it is shared)."""
+    """Sources tried in order, each behind its cache layer, and the views of what they answered."""
 
-    def __init__(self, layers: list[CachedSource], clock: Callable[[], float]) -> None:
+    def __init__(self, client: Config, layers: list[CachedSource], clock: Callable[[], float]) -> None:
+        self.client = client
         self.layers = layers
-        self.views: dict[str, View] = {}
+        self.views: dict[str, View] = {}  # never replaced: Config's warm path holds this very dict
         self._clock = clock
 
     def urls(self) -> list[str]:
         return [layer.source.url for layer in self.layers]
 
+    def open(self, stage: str | None, now: float) -> Invocation:
+        """An invocation of ``stage``: the stage's view while it is fresh (shared), else a new one."""
+        view = self.views.get(stage) if stage is not None else None
+        if view is not None and view.fresh(now):
+            return view
+        return Invocation(self.client, stage, now, EMPTY, {})
+
+    def fresh_values(self, stage: str) -> dict[Any, Any] | None:
+        """The answers of the stage's view while it is fresh, else None."""
+        view = self.views.get(stage)
+        return view.values if view is not None and view.fresh(self._clock()) else None
+
+    # -- reading ---------------------------------------------------------------------------------
+
     def read(self, stage: str, keys: Sequence[str], max_age: float | None, newer_than: float | None) -> dict[str, Any]:
-        """Answers outside an invocation (``MISSING`` when absent): from the view while it is fresh, else resolved.
+        """Answers outside invocations (``MISSING`` when absent): from the view while fresh, else resolved.
 
         ``newer_than``: a refresh; only data from fetches begun after this time will do.
         """
@@ -71,14 +101,9 @@ class Chain:
             known = view.values
             if all(key in known for key in keys):
                 return {key: known[key] for key in keys}
-        answers, expires, pins = self.resolve(
-            stage,
-            keys,
-            pins=view.pins if fresh and not forced and view else None,
-            max_age=max_age,
-            newer_than=newer_than,
-        )
-        self.remember(stage, answers, expires, pins, now, replace=forced)
+        pins = view.pins if view is not None and fresh and not forced else None
+        answers, expires, used = self.resolve(stage, keys, pins=pins, max_age=max_age, newer_than=newer_than)
+        self.remember(stage, answers, expires, used, now, replace=forced)
         return answers
 
     def read_in(
@@ -107,6 +132,7 @@ class Chain:
         if forced:
             # An explicit refresh: this invocation sees the new values from now on (a copy: others keep theirs;
             # objects built from the old values, like settings, are left behind to be built again).
+            invocation = own(invocation)
             invocation.values = {k: v for k, v in values.items() if isinstance(k, str)} | answers
             invocation.pins = {**invocation.pins, **pins}
         elif values is EMPTY:
@@ -171,21 +197,23 @@ class Chain:
         *,
         replace: bool,
     ) -> None:
-        """Record answers in the client's view of the stage, never changing a value a snapshot may hold."""
+        """Record answers in the view of the stage, never changing a value a snapshot may hold."""
         if not (expires is FOREVER or expires > now):
             return  # stale already (an old invocation's pinned read, a stale answer): nothing to share
         view = self.views.get(stage)
         if view is None or not view.fresh(now):
-            if len(self.views) >= MAX_REMEMBERED:
+            if len(self.views) >= _MAX_VIEWS:
                 self.views.clear()
-            self.views[stage] = View(dict(answers), expires, dict(pins))
+            self.views[stage] = View(self.client, stage, dict(answers), expires, dict(pins), now)
             return
         same_loads = all(view.pins.get(index, data) is data for index, data in pins.items())
         changed = any(view.values.get(key, value) is not value for key, value in answers.items())
         if changed or not same_loads:
             if replace:  # a refresh: a new view (snapshots holding the old dict keep their values)
                 kept = {k: v for k, v in view.values.items() if isinstance(k, str)}  # not objects built from them
-                self.views[stage] = View(kept | answers, min(view.expires, expires), {**view.pins, **pins})
+                self.views[stage] = View(
+                    self.client, stage, kept | answers, min(view.expires, expires), {**view.pins, **pins}, now
+                )
             return
         values = view.values
         for key, value in answers.items():
@@ -193,13 +221,18 @@ class Chain:
         if expires < view.expires:
             view.expires = expires
 
-    def load(self, stage: str) -> None:
-        """Load every whole-stage source's stage now (a no-op where it is fresh)."""
+    # -- control ---------------------------------------------------------------------------------
+
+    def find(self, stage: str, key: str) -> Found:
+        """The first source holding ``key`` of ``stage``, read through its cache layer; ``KeyNotFoundError`` else."""
         for layer in self.layers:
-            layer.load(stage)
+            values, _, _ = layer.lookup(stage, (key,))
+            if key in values:
+                return Found(values[key], layer.source.url, layer.is_secret(stage, key))
+        raise KeyNotFoundError(key, stage, self.urls())
 
     def expire(self) -> None:
-        """Treat every cached value, in memory and in /tmp, as stale (kept for stale-on-error)."""
+        """Every cached value, in memory and in /tmp, is stale from now (kept for stale-on-error)."""
         self.views.clear()
         for layer in self.layers:
             layer.expire()
@@ -211,16 +244,11 @@ class Chain:
             layer.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Counters per source URL and in total, and how many keys the views hold."""
+        """Counters per source URL and in total; ``cached_keys`` counts the keys of the views."""
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
-        totals = {name: sum(s[name] for s in per_source.values()) for name in COUNTERS}
-        cached = sum(len(view.values) for view in list(self.views.values()))
+        totals = {
+            name: sum(s[name] for s in per_source.values())
+            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
+        }
+        cached = sum(1 for view in list(self.views.values()) for key in list(view.values) if isinstance(key, str))
         return {"sources": per_source, "total": totals, "cached_keys": cached}
-
-    def find(self, stage: str, key: str) -> Found:
-        """The first source holding ``key`` of ``stage``, read through its cache layer; ``KeyNotFoundError`` else."""
-        for layer in self.layers:
-            values, _, _ = layer.lookup(stage, (key,))
-            if key in values:
-                return Found(values[key], layer.source.url, layer.is_secret(stage, key))
-        raise KeyNotFoundError(key, stage, self.urls())

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .errors import ConversionError
 
-__all__ = ["BOOL_WORDS", "parse", "parse_bool", "typed_get"]
+__all__ = ["BOOL_WORDS", "parse", "parse_bool"]
 
 T = TypeVar("T")
 
@@ -34,18 +34,3 @@ def parse(key: str, raw: str, convert: Callable[[str], T], expected: str) -> T:
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
         pass
     raise ConversionError(key, expected)
-
-
-def typed_get(
-    get: Callable[..., str], key: str, default: object, kwargs: dict[str, Any], convert: Callable[[str], Any], what: str
-) -> Any:
-    """A typed getter: ``get`` then ``convert``; the default (when given and the key is absent) is returned as it is."""
-    from ._state import Missing
-
-    if isinstance(default, Missing):
-        return parse(key, get(key, **kwargs), convert, what)
-    raw = get(key, _NONE, **kwargs)
-    return default if raw is _NONE else parse(key, raw, convert, what)
-
-
-_NONE: Any = object()  # "not found" from get() inside the typed getters

@@ -92,7 +92,7 @@ def handler(
             async def async_wrapper(event: Any, context: Any) -> Any:
                 if is_ping is not None and is_ping(event):
                     return warm(context)
-                client = config or _state.get_client() or _state.default()
+                client = config or _state.client or _state.default()
                 invocation = client.begin(getattr(context, "invoked_function_arn", None))
                 token = _state.enter(invocation)
                 try:
@@ -115,15 +115,19 @@ def handler(
         @functools.wraps(fn)
         def wrapper(event: Any, context: Any) -> Any:
             # _state.enter/leave, inlined: this runs on every invocation (Lambda passes exactly these two).
-            client = config or _state.get_client() or _state.default()
-            invocation = client.begin(getattr(context, "invoked_function_arn", None))
-            if invocation.stage is not None:
-                RUNNING.add(invocation)
+            client = config or _state.client or _state.default()
+            try:
+                arn = context.invoked_function_arn
+            except AttributeError:
+                arn = None  # a local call without a Lambda context: CONFSTAGE_STAGE applies
+            invocation = client.begin(arn)
             token = CURRENT.set(invocation)
+            if invocation.stage is not None:
+                RUNNING[id(token)] = invocation
             try:
                 return fn(event, context)
             finally:
-                RUNNING.discard(invocation)
+                RUNNING.pop(id(token), None)
                 CURRENT.reset(token)
                 if client.emitter is not None:
                     client.emitter.emit(invocation.stage)

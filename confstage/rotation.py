@@ -15,6 +15,7 @@ the stage in force). Only wrapped calls pay for the recording.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,8 @@ __all__ = ["MIN_INTERVAL", "refresh_on"]
 F = TypeVar("F", bound=Callable[..., Any])
 MIN_INTERVAL = 5.0  # seconds: a refresh_on refresh this recent is new enough for the next failure
 _CO_COROUTINE = 0x80
+# When each client last refreshed each stage for refresh_on (the rate limit); weak: clients come and go.
+_last: weakref.WeakKeyDictionary[Config, dict[str | None, float]] = weakref.WeakKeyDictionary()
 
 
 class _Recording(dict):  # type: ignore[type-arg]
@@ -70,7 +73,7 @@ def refresh_on(
                         return await fn(*args, **kwargs)
                     except exceptions as exc:
                         call.refresh(exc)
-                return await fn(*args, **kwargs)
+                    return await fn(*args, **kwargs)  # once more, reading the refreshed values
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -81,7 +84,7 @@ def refresh_on(
                     return fn(*args, **kwargs)
                 except exceptions as exc:
                     call.refresh(exc)
-            return fn(*args, **kwargs)
+                return fn(*args, **kwargs)  # once more, reading the refreshed values
 
         return wrapper  # type: ignore[return-value]
 
@@ -102,8 +105,10 @@ class _Call:
         self.token: Any = None
         if invocation is None or invocation.client is not client:
             invocation = client.begin(None)
-            if invocation.stage is None:
-                invocation.stage = client.current_stage()
+        stage: str = invocation.stage or client.current_stage()
+        if invocation.shared or invocation is not CURRENT.get() or invocation.stage is None:
+            # The recording swaps the snapshot: on an invocation of this call's own, never a shared one.
+            invocation = _state.Invocation(client, stage, invocation.started, invocation.values, dict(invocation.pins))
             self.token = _state.enter(invocation)
         self.invocation = invocation
         self.saved = invocation.values
@@ -142,7 +147,7 @@ class _Call:
         client = self.client
         now = client.clock()
         stage = self.invocation.stage
-        done = client.refreshed  # when refresh_on last refreshed each stage of this client (the rate limit)
+        done = _last.setdefault(client, {})
         newer_than = self.started
         last = done.get(stage)
         if last is not None and now - last < MIN_INTERVAL:

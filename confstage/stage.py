@@ -1,4 +1,4 @@
-"""Which stage a call runs in: ARN parsing and alias mapping, and the stage in force for a read.
+"""Which stage an invocation runs in: ARN parsing and alias mapping, as pure functions.
 
 The invocation in force (and so the bound stage) lives in ``_state``; the name rules in ``names``.
 """
@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from ._state import Invocation, running
 from .errors import ConfigurationError, StageError
 from .names import validate_stage
 
-if TYPE_CHECKING:
-    from ._state import Invocation
-
-__all__ = ["FunctionArn", "in_force", "parse_aliases", "parse_arn", "stage_from_arn", "stage_of"]
+__all__ = ["FunctionArn", "parse_aliases", "parse_arn", "stage_from_arn", "stage_in_force", "stage_of"]
 
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
 _ARN = re.compile(
@@ -80,7 +78,7 @@ def _checked(aliases: dict[str, str]) -> dict[str, str]:
         try:
             validate_stage(stage)
         except StageError as exc:
-            raise ConfigurationError(f"alias {alias!r} maps to an illegal stage: {exc}") from None
+            raise ConfigurationError(f"alias {alias!r} maps to an illegal stage: {exc}") from exc
     return aliases
 
 
@@ -108,12 +106,9 @@ def stage_of(target: Any, aliases: Mapping[str, str] | None = None) -> str | Non
     )
 
 
-def in_force(stage: str | None, invocation: Invocation | None, default: str | None) -> str:
-    """The stage of a call: ``stage=``, else the invocation's, else the running invocations', else ``default``.
-
-    A thread with no invocation of its own belongs to the one running (a worker started without a copy of
-    its context); with several stages running it cannot tell, and never falls back to ``default``.
-    """
+def stage_in_force(stage: str | None, invocation: Invocation | None, configured: str | None) -> str:
+    """The stage a call reads: ``stage=``, else its invocation's, else that of the invocations running
+    (a worker thread without a context), else the configured one; ``StageError`` saying what was tried."""
     if stage is not None:
         return validate_stage(stage)
     if invocation is not None:
@@ -123,20 +118,17 @@ def in_force(stage: str | None, invocation: Invocation | None, default: str | No
                 "and CONFSTAGE_STAGE is not set"
             )
         return invocation.stage
-    from ._state import running
-
-    stages = {other.stage for other in running()}
+    stages = {other.stage for other in running() if other.stage is not None}
     if len(stages) == 1:
-        return stages.pop()  # type: ignore[return-value]  # running() holds invocations with a stage
+        return stages.pop()
     if stages:
         raise StageError(
             f"this thread has no invocation of its own and invocations of several stages are running "
-            f"({', '.join(sorted(s for s in stages if s))}); pass stage=, or start the thread with "
-            "contextvars.copy_context().run"
+            f"({', '.join(sorted(stages))}); pass stage=, or start the thread with contextvars.copy_context().run"
         )
-    if default is None:
+    if configured is None:
         raise StageError(
             "no stage: nothing bound by @confstage.handler or confstage.bind() "
             "(an invoked ARN with an alias), and CONFSTAGE_STAGE is not set"
         )
-    return default
+    return configured

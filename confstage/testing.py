@@ -50,6 +50,7 @@ class MemorySource:
 
     whole_stage = True
     persist = False
+    inline = True  # no I/O: fetched in the caller's thread
 
     def __init__(
         self,

@@ -23,19 +23,13 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-from ._state import EMPTY, SETTINGS_OVERRIDES
 from .convert import BOOL_WORDS, parse_bool
 from .errors import ConfigurationError, SettingsError
 from .names import validate_key
 
-if TYPE_CHECKING:
-    from .client import Config
-
-T = TypeVar("T")
-
-__all__ = ["SETTINGS", "Plan", "Secret", "build", "plan", "settings_of"]
+__all__ = ["SETTINGS", "Plan", "Secret", "build", "plan"]
 
 SETTINGS = "confstage.settings"  # the first element of the snapshot key under which a built object is kept
 _MASK = "********"
@@ -102,29 +96,6 @@ def plan(cls: type) -> Plan:
     if found is None:
         found = _plans[cls] = _make_plan(cls)
     return found
-
-
-def settings_of(config: Config, cls: type[T], stage: str | None) -> T:
-    """``config.settings(cls)``: the object kept in the snapshot in force, else built from one read of its keys."""
-    if SETTINGS_OVERRIDES:
-        override = SETTINGS_OVERRIDES.get(cls)
-        if override is not None:
-            return override  # type: ignore[no-any-return]
-    how = plan(cls)
-    slot = (SETTINGS, cls)
-    values = config.snapshot(stage)
-    if values is not None:
-        built = values.get(slot)
-        if built is not None:
-            note = getattr(values, "note", None)
-            if note is not None:
-                note(how.keys)  # a refresh_on call that reads settings has read their keys
-            return built  # type: ignore[no-any-return]
-    built = build(how, config.present(how.keys, stage=stage))
-    values = config.snapshot(stage)
-    if values is not None and values is not EMPTY:
-        built = values.setdefault(slot, built)
-    return built  # type: ignore[no-any-return]
 
 
 def build(how: Plan, values: Mapping[str, str]) -> Any:

@@ -1,10 +1,10 @@
-"""The ``CONFSTAGE_*`` environment variables, read once when a client is built."""
+"""The ``CONFSTAGE_*`` environment variables, read once when a client is built, and the defaults."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import ConfigurationError
 
@@ -17,10 +17,10 @@ __all__ = [
     "DEFAULT_SOURCES",
     "DEFAULT_TTL",
     "DEFAULT_TTL_JITTER",
-    "Tuning",
+    "Settings",
     "env_float",
     "env_str",
-    "tuning",
+    "resolve",
 ]
 
 DEFAULT_SOURCES = "env://"
@@ -47,41 +47,62 @@ def env_float(
         return default
     try:
         value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be {what}, got {raw!r}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be {what}, got {raw!r}") from exc
     if value < 0 or value != value:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value
 
 
-class Tuning(NamedTuple):
-    """How a client's caches behave: times in seconds, the jitter a fraction of the TTL."""
+class Settings(NamedTuple):
+    """A client's settings: each one as given to ``Config``, else from its variable, else the default."""
 
+    sources: Any
+    stage: str | None
+    aliases: str | Mapping[str, str] | None
     ttl: float
     max_stale: float
+    secret_max_stale: float
     fetch_timeout: float
     refresh_timeout: float
     ttl_jitter: float
-    secret_max_stale: float
+    cache_dir: str
+    cache_kms_key: str | None
+    metrics: str
 
 
-# Tuning field -> its variable, its default, and what its value must be.
-_TUNING: dict[str, tuple[str, float, str]] = {
-    "ttl": ("CONFSTAGE_TTL", DEFAULT_TTL, "a number of seconds"),
-    "max_stale": ("CONFSTAGE_MAX_STALE", DEFAULT_MAX_STALE, "a number of seconds"),
-    "fetch_timeout": ("CONFSTAGE_FETCH_TIMEOUT", DEFAULT_FETCH_TIMEOUT, "a number of seconds"),
-    "refresh_timeout": ("CONFSTAGE_REFRESH_TIMEOUT", DEFAULT_REFRESH_TIMEOUT, "a number of seconds"),
-    "ttl_jitter": ("CONFSTAGE_TTL_JITTER", DEFAULT_TTL_JITTER, "a fraction"),
-    "secret_max_stale": ("CONFSTAGE_SECRET_MAX_STALE", DEFAULT_SECRET_MAX_STALE, "a number of seconds"),
-}
+def resolve(environ: Mapping[str, str] | None = None, **given: Any) -> Settings:
+    """Fill in every setting not ``given`` (None) from the ``CONFSTAGE_*`` variables, then the defaults."""
 
+    def pick(name: str, variable: str, default: float, what: str = "a number of seconds") -> float:
+        value = given.get(name)
+        return float(value) if value is not None else env_float(variable, default, environ, what=what)
 
-def tuning(environ: Mapping[str, str] | None = None, **given: float | None) -> Tuning:
-    """Each field of ``Tuning``: the argument given, else its ``CONFSTAGE_*`` variable, else its default."""
-    values = {
-        name: found if (found := given.get(name)) is not None else env_float(variable, default, environ, what=what)
-        for name, (variable, default, what) in _TUNING.items()
-    }
-    if not 0.0 <= values["ttl_jitter"] <= 1.0:
-        raise ConfigurationError(f"the TTL jitter must be a fraction between 0 and 1, got {values['ttl_jitter']!r}")
-    return Tuning(**values)
+    def text(name: str, variable: str, default: str | None) -> str | None:
+        value = given.get(name)
+        if value is not None:
+            return str(value) if not isinstance(value, str) else value
+        found = env_str(variable, environ)
+        return default if found is None else found
+
+    jitter = pick("ttl_jitter", "CONFSTAGE_TTL_JITTER", DEFAULT_TTL_JITTER, "a fraction")
+    if not 0.0 <= jitter <= 1.0:
+        raise ConfigurationError(
+            f"CONFSTAGE_TTL_JITTER (the TTL jitter) must be a fraction from 0 to 1, got {jitter!r}"
+        )
+    return Settings(
+        sources=given["sources"]
+        if given.get("sources") is not None
+        else (env_str("CONFSTAGE_SOURCES", environ) or DEFAULT_SOURCES),
+        stage=given.get("stage") if given.get("stage") is not None else (env_str("CONFSTAGE_STAGE", environ) or None),
+        aliases=given.get("aliases") if given.get("aliases") is not None else env_str("CONFSTAGE_ALIASES", environ),
+        ttl=pick("ttl", "CONFSTAGE_TTL", DEFAULT_TTL),
+        max_stale=pick("max_stale", "CONFSTAGE_MAX_STALE", DEFAULT_MAX_STALE),
+        secret_max_stale=pick("secret_max_stale", "CONFSTAGE_SECRET_MAX_STALE", DEFAULT_SECRET_MAX_STALE),
+        fetch_timeout=pick("fetch_timeout", "CONFSTAGE_FETCH_TIMEOUT", DEFAULT_FETCH_TIMEOUT),
+        refresh_timeout=pick("refresh_timeout", "CONFSTAGE_REFRESH_TIMEOUT", DEFAULT_REFRESH_TIMEOUT),
+        ttl_jitter=jitter,
+        cache_dir=text("cache_dir", "CONFSTAGE_CACHE_DIR", DEFAULT_CACHE_DIR) or "",
+        cache_kms_key=text("cache_kms_key", "CONFSTAGE_CACHE_KMS_KEY", None) or None,
+        metrics=(env_str("CONFSTAGE_METRICS", environ) or "").strip().lower(),
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from confstage.cli.iam import build_policy
 from confstage.sources import build_sources
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -52,27 +53,39 @@ def test_function_is_the_example_handler_behind_dev_and_prd(template: dict[str, 
     assert aliases == ["PRD"]
 
 
-def test_stores_have_the_documented_layouts(template: dict[str, Any]) -> None:
-    """The table is stage-key and on-demand; the bucket is versioned with public access blocked."""
-    resources = template["Resources"]
-    table = resources["ConfigTable"]["Properties"]
-    assert table["BillingMode"] == "PAY_PER_REQUEST"
-    assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("stage", "HASH"), ("key", "RANGE")]
-    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"stage": "S", "key": "S"}
-    bucket = resources["ConfigBucket"]["Properties"]
-    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
-    assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
-
-
 def test_sources_variable_names_every_source_and_parses(template: dict[str, Any]) -> None:
     """CONFSTAGE_SOURCES lists one URL per scheme, and each builds (placeholders filled in)."""
     variables = template["Resources"]["HelloFunction"]["Properties"]["Environment"]["Variables"]
     spec = variables["CONFSTAGE_SOURCES"]["Fn::Sub"]
     filled = re.sub(r"\$\{[^}]+\}", "example", spec)
     sources = build_sources(filled)
-    assert [s.url.split("://")[0] for s in sources] == ["env", "kms-env", "dynamodb", "s3", "ssm", "secretsmanager"]
-    assert {"CONFSTAGE_ALIASES", "CONFSTAGE_STAGE", "CONFSTAGE_TTL", "CONFSTAGE_CACHE_DIR"} <= set(variables)
+    assert [s.url.split("://")[0] for s in sources] == ["kms-env", "env", "dynamodb", "s3", "ssm", "secretsmanager"]
+    assert {"CONFSTAGE_ALIASES", "CONFSTAGE_STAGE"} <= set(variables)
+
+
+def _unsub(node: Any) -> Any:
+    """The template with every ``!Sub "text"`` replaced by its text, as iam-policy writes ARNs."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            return node["Fn::Sub"]
+        return {key: _unsub(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_unsub(value) for value in node]
+    return node
+
+
+def test_policy_is_what_iam_policy_derives(template: dict[str, Any]) -> None:
+    """The function's policy is build_policy's for its sources, stages DEV and PRD, its key and its name."""
+    function = template["Resources"]["HelloFunction"]["Properties"]
+    urls = function["Environment"]["Variables"]["CONFSTAGE_SOURCES"]["Fn::Sub"].split()
+    (policy,) = function["Policies"]
+    expected = build_policy(
+        urls,
+        stages=("DEV", "PRD"),
+        kms_keys=("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/${ConfigKeyId}",),
+        function="${AWS::StackName}-hello",
+    )
+    assert _unsub(policy) == expected
 
 
 def test_policies_name_exact_resources(template: dict[str, Any]) -> None:

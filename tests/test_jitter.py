@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import random
 from collections import Counter
@@ -11,7 +13,7 @@ from collections.abc import Collection
 import pytest
 
 from confstage import Config, ConfigurationError, SourceError
-from confstage.cache import run_inline
+from confstage.cache import Backoff, run_inline
 from confstage.emf import Emitter
 from confstage.sources import Fetched
 
@@ -112,3 +114,97 @@ def test_throttled_refreshes_are_counted_apart_and_in_emf(clock: FakeClock) -> N
     emitter.emit("PRD")
     second = json.loads(out.getvalue().splitlines()[1])
     assert (second["FetchErrors"], second["Throttled"], second["StaleServed"]) == (1, 1, 1)
+
+
+def test_with_a_value_in_hand_backoff_grows_up_to_the_ttl(clock: FakeClock) -> None:
+    """A stale environment asks at most once per TTL while throttled (the cap is the TTL, not 60 s)."""
+    source = CountingSource(clock)
+    client = Config(
+        [source],
+        stage="PRD",
+        cache_dir="",
+        ttl=TTL,
+        clock=clock,
+        ttl_jitter=0,
+        run=run_inline,
+        backoff=Backoff(random=lambda: 1.0),
+    )
+    client.get("k")
+    clock.tick(TTL + 1)
+    source.throttle = True
+    asked: list[int] = []
+    for second in range(2000):
+        before = client.stats()["sources"]["fleet://"]["fetches"]
+        assert client.get("k") == "v"
+        if client.stats()["sources"]["fleet://"]["fetches"] != before:
+            asked.append(second)
+        clock.tick(1)
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert gaps[:8] == [2, 4, 8, 16, 32, 64, 128, 256]
+    assert set(gaps[8:]) == {300}
+
+
+def test_cold_and_throttled_fails_fast_until_the_backoff_ends(clock: FakeClock) -> None:
+    """With nothing in hand, a throttled fetch is not repeated by every caller: they fail at once, unsent."""
+    source = CountingSource(clock)
+    source.throttle = True
+    client = Config(
+        [source],
+        stage="PRD",
+        cache_dir="",
+        ttl=TTL,
+        clock=clock,
+        ttl_jitter=0,
+        run=run_inline,
+        backoff=Backoff(random=lambda: 1.0),
+    )
+    with pytest.raises(SourceError, match="Rate exceeded"):
+        client.get("k")
+    for _ in range(5):
+        with pytest.raises(SourceError, match="throttled; next attempt in") as info:
+            client.get("k")
+        assert info.value.throttled
+    assert client.stats()["sources"]["fleet://"]["fetches"] == 1
+    clock.tick(2.1)
+    source.throttle = False
+    assert client.get("k") == "v"
+
+
+def test_cold_after_an_ordinary_failure_asks_again_at_once(clock: FakeClock) -> None:
+    """Only throttling makes cold callers fail fast; after a network error the next caller fetches."""
+    failures = iter([True, False])
+
+    class Flaky(CountingSource):
+        def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+            if next(failures):
+                raise SourceError("connection reset", source=self.url, operation="ssm:GetParametersByPath")
+            return super().fetch(stage, keys)
+
+    client = Config([Flaky(clock)], stage="PRD", cache_dir="", ttl=TTL, clock=clock, run=run_inline)
+    with pytest.raises(SourceError, match="connection reset"):
+        client.get("k")
+    assert client.get("k") == "v"
+
+
+def test_a_failed_fetch_leaves_no_reference_cycle(clock: FakeClock) -> None:
+    """A failed fetch leaves nothing for the cycle collector: no flight kept alive by its error's traceback."""
+    import gc
+
+    source = CountingSource(clock)
+    source.throttle = True
+    client = Config([source], stage="PRD", cache_dir="", clock=clock, run=run_inline)
+
+    def attempt() -> None:
+        with contextlib.suppress(SourceError):
+            client.get("k", force=True)
+
+    attempt()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            attempt()
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found == 0

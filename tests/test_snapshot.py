@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, client
+from confstage import Config, _state, client
 from confstage.testing import MemorySource, lambda_context
 
 from .conftest import FakeClock
@@ -230,3 +230,24 @@ def test_memory_source_whole_stage_is_one_fetch_per_invocation_burst() -> None:
     for _ in range(10):
         assert lambda_handler({}, lambda_context("PRD")) == "v"
     assert source.fetches == 1
+
+
+def test_a_worker_threads_refresh_changes_neither_the_invocation_nor_the_pool_thread(
+    source: DictSource, config: Config
+) -> None:
+    """A forced read from an executor worker returns the new value; the invocation keeps its snapshot, and the
+    worker thread carries no invocation into its next task."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    confstage.get("a", stage="PRD")  # warm: the invocation below is the shared view
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        @confstage.handler
+        def lambda_handler(event: Any, context: Any) -> tuple[str, str, str]:
+            source.values["PRD"]["a"] = "a2"
+            forced = pool.submit(lambda: confstage.get("a", force=True)).result(timeout=10)
+            return confstage.get("a"), forced, pool.submit(confstage.current_stage).result(timeout=10)
+
+        assert lambda_handler({}, lambda_context("PRD")) == ("a1", "a2", "PRD")
+        assert pool.submit(lambda: _state.CURRENT.get()).result(timeout=10) is None
+    assert confstage.get("a", stage="PRD") == "a2"  # the refresh reached the view: later reads see it

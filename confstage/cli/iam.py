@@ -122,7 +122,11 @@ class _Builder:
         # as an error, so the chain would not fall through to the next source. S3 decides 404 vs
         # 403 for a GetObject, which carries no s3:prefix, so a prefix-conditioned grant would not
         # help: the grant is the exact bucket, unconditioned (it reveals key names, never values).
-        self.add("ListS3BucketForNotFound", ["s3:ListBucket"], [self.account.arn("s3", bucket)])
+        listing = next((s for s in self.statements if s["Sid"].startswith("ListS3BucketForNotFound")), None)
+        if listing is None:
+            self.add("ListS3BucketForNotFound", ["s3:ListBucket"], [self.account.arn("s3", bucket)])
+        elif self.account.arn("s3", bucket) not in listing["Resource"]:
+            listing["Resource"].append(self.account.arn("s3", bucket))  # one statement: policies have a size limit
         self.envelope = True
 
     def ssm(self, url: SourceURL) -> None:
@@ -141,10 +145,13 @@ class _Builder:
         prefix = f"{url.netloc}/{url.path.strip('/')}".strip("/") if url.netloc else url.path.strip("/")
         if not prefix:
             raise url.error("expected secretsmanager://PREFIX")
+        # A secret's ARN ends in six random characters; a secret that does not exist is authorised against
+        # its name alone, and must be readable too, so that a stage without one answers "not found".
         if self.stages:
-            resources = [self.account.arn("secretsmanager", f"secret:{prefix}/{s}-??????") for s in self.stages]
+            names = [f"secret:{prefix}/{s}{tail}" for s in self.stages for tail in ("", "-??????")]
         else:
-            resources = [self.account.arn("secretsmanager", f"secret:{prefix}/*-??????")]
+            names = [f"secret:{prefix}/*"]
+        resources = [self.account.arn("secretsmanager", name) for name in names]
         self.add("ReadSecret", ["secretsmanager:GetSecretValue"], resources)
         self.via.add("secretsmanager")
 

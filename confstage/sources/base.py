@@ -64,6 +64,7 @@ class Source(Protocol):
     ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
     region, endpoint and principal: ``aws.store_identity``); without it the URL does. Sources are built from
     their URL by ``from_url(url, transport=None)``: the transport their AWS calls go through (None: the runtime's).
+    A source that does no I/O sets ``inline = True``: the cache layer then fetches in the caller's thread.
     """
 
     url: str
@@ -183,8 +184,8 @@ class SourceURL:
             return default
         try:
             number = float(raw)
-        except ValueError:
-            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from None
+        except ValueError as exc:
+            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from exc
         if number < 0 or number != number:
             raise self.error(f"parameter {name!r} must not be negative, got {raw!r}")
         return number

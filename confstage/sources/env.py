@@ -28,6 +28,7 @@ class EnvSource:
 
     whole_stage = False
     persist = False
+    inline = True  # dict lookups: fetched in the caller's thread, no flight thread
 
     def __init__(
         self,

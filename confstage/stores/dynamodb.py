@@ -279,8 +279,8 @@ def _put_keys(requests: Collection[Any]) -> list[str]:
 def _number(version: str) -> str:
     try:
         return str(int(version))
-    except ValueError:
-        raise ConfigurationError(f"a DynamoDB version is a whole number, got {version!r}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"a DynamoDB version is a whole number, got {version!r}") from exc
 
 
 def _now() -> str:

@@ -18,7 +18,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["AwsError", "AwsRequest", "NetworkError", "Transport", "TransportError"]
+__all__ = ["THROTTLING_CODES", "AwsError", "AwsRequest", "NetworkError", "Transport", "TransportError"]
+
+# botocore.retries.standard's throttling codes (ThrottledRetryableChecker): an error with one of them is
+# ``throttled``, whichever transport saw it.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
 
 
 class AwsRequest(NamedTuple):

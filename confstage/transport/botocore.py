@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import AwsError, AwsRequest, NetworkError
+from . import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
 
 __all__ = ["BotocoreTransport", "add_client_hook", "client_config"]
 
@@ -199,7 +199,6 @@ class _Body:
 
 
 def _aws_error(exc: Any, operation: str) -> AwsError:
-    from confstage.aws import THROTTLING_CODES
 
     response = exc.response if isinstance(getattr(exc, "response", None), dict) else {}
     error = response.get("Error", {})

@@ -1,0 +1,217 @@
+"""What a cache layer knows of one stage of one source, and how that goes to and from the /tmp snapshot.
+
+A whole-stage source's knowledge is one ``StageData`` per load, never changed once made (an invocation
+can pin it); a per-key source's is an entry per key with its own time. ``Stage`` holds either, plus what
+the cache layer needs to decide what to do next (flights in progress, failures, backoff).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .disk import Snapshot
+from .errors import ConfstageError
+
+if TYPE_CHECKING:
+    from .flights import Flight
+    from .sources.base import Fetched
+
+__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "snapshot_of"]
+
+
+class StageData:
+    """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
+
+    __slots__ = ("at", "errors", "secret", "values", "withheld")
+
+    def __init__(
+        self,
+        values: Mapping[str, str],
+        at: float,
+        *,
+        secret: Collection[str] = (),
+        errors: Mapping[str, ConfstageError] | None = None,
+        withheld: Collection[str] = (),
+    ) -> None:
+        self.values = dict(values)
+        self.at = at
+        self.secret = frozenset(secret)
+        self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
+        self.withheld = frozenset(withheld)  # secrets a /tmp snapshot could not give back: fetch to know them
+
+    def __repr__(self) -> str:
+        return f"StageData(keys={len(self.values)}, at={self.at})"
+
+
+# What a lookup answers: the values found (absent keys left out), until when that answer is fresh, and the
+# stage load it came from (None for per-key sources), which an invocation pins for its later reads.
+Answer = tuple[dict[str, str], float, StageData | None]
+
+
+class Stage:
+    """What is known of one stage of one source."""
+
+    __slots__ = (
+        "backoff_until",
+        "data",
+        "entries",
+        "errors",
+        "failures",
+        "flights",
+        "lifetime",
+        "lock",
+        "secret",
+        "throttled",
+        "warned",
+    )
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime  # this stage's TTL in this process: the configured TTL less its jitter
+        self.data: StageData | None = None  # whole-stage sources: the latest load
+        self.entries: dict[str, tuple[str | None, float]] = {}  # per-key sources: key -> (value or None, at)
+        self.secret: set[str] = set()  # per-key sources: which entries are secrets
+        self.errors: dict[str, tuple[ConfstageError, float]] = {}  # per-key: keys whose value did not open, when
+        self.flights: list[Flight] = []  # fetches in progress (whole stage: at most one alive)
+        self.failures = 0  # failed fetches in a row
+        self.backoff_until = -math.inf  # after a failure: serve stale without asking until then
+        self.throttled: BaseException | None = None  # the last failure, when the service refused for rate
+        self.warned: int | None = None  # the failure count last reported in a warning (None: none since success)
+        self.lock = threading.Lock()  # held for decisions and /tmp reads, never while waiting on a fetch
+
+
+def answer(
+    state: Stage,
+    keys: Sequence[str],
+    ref: float,
+    ttl: float,
+    pin: StageData | None,
+    *,
+    whole: bool,
+    not_before: float,
+    max_stale: float,
+    secret_max_stale: float,
+) -> Answer | None:
+    """Answer ``keys`` from what ``state`` knows, if every key is known and fresh as of ``ref``; else None.
+
+    Fresh: loaded within ``ttl`` of ``ref`` and after ``not_before`` (``expire()``). A ``pin`` (a load an
+    invocation or the view already answered from) answers whatever its age within ``max_stale``. Secrets
+    older than ``secret_max_stale`` are not answered: a rotated password must not live on for long. A
+    key whose value did not open raises its error, for that key only.
+    """
+    secret_until = ref - secret_max_stale
+    if whole:
+        data: StageData | None
+        if pin is not None and ref - pin.at <= max_stale:
+            data = pin
+        else:
+            data = state.data
+            if data is None or not (ref <= data.at + ttl and data.at > not_before):
+                return None
+        found: dict[str, str] = {}
+        for key in keys:
+            value = data.values.get(key)
+            if value is not None:
+                if data.at < secret_until and key in data.secret:
+                    return None
+                found[key] = value
+            elif key in data.errors:
+                raise data.errors[key].with_traceback(None)
+            elif key in data.withheld:
+                return None  # a secret the /tmp snapshot left out: only a fetch knows it
+        return found, data.at + ttl, data
+    found = {}
+    expires = math.inf
+    for key in keys:
+        entry = state.entries.get(key)
+        if entry is None:
+            failed = state.errors.get(key)
+            if failed is not None and ref <= failed[1] + ttl and failed[1] > not_before:
+                raise failed[0].with_traceback(None)
+            return None
+        value, loaded = entry
+        if not (ref <= loaded + ttl and loaded > not_before):
+            return None
+        if loaded < secret_until and key in state.secret:
+            return None
+        if value is not None:
+            found[key] = value
+        expires = min(expires, loaded + ttl)
+    return found, expires, None
+
+
+def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> None:
+    """Record a flight's result; an older flight that finishes late never replaces newer data."""
+    at = flight.started
+    if whole:
+        flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors)
+        if state.data is None or state.data.at <= at:
+            state.data = flight.data
+        return
+    keys = flight.keys or frozenset()
+    for key in keys:
+        value = fetched.get(key)
+        error = fetched.errors.get(key)
+        if error is not None:
+            flight.errors[key] = error
+        else:
+            flight.entries[key] = value
+        known = state.entries.get(key)
+        if known is not None and known[1] > at:
+            continue
+        if error is not None:
+            state.errors[key] = (error, at)
+            state.entries.pop(key, None)
+            continue
+        state.errors.pop(key, None)
+        state.entries[key] = (value, at)
+        if key in fetched.secret:
+            state.secret.add(key)
+        else:
+            state.secret.discard(key)
+
+
+def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
+    """Take what a /tmp snapshot knows into memory: a whole stage if newer than the one held, else newer entries."""
+    if whole:
+        at = snapshot.complete_at
+        if at is None or (state.data is not None and state.data.at >= at):
+            return
+        values = {k: v for k, (v, _) in snapshot.values.items() if v is not None}
+        values.update((k, v) for k, (v, _) in snapshot.secrets.items())
+        state.data = StageData(values, at, secret=snapshot.secrets, withheld=snapshot.withheld)
+        return
+    for entries, secret in ((snapshot.values, False), (snapshot.secrets, True)):
+        for key, (value, at) in entries.items():
+            known = state.entries.get(key)
+            if known is None or known[1] < at:
+                state.entries[key] = (value, at)
+                state.errors.pop(key, None)
+                if secret:
+                    state.secret.add(key)
+
+
+def snapshot_of(state: Stage) -> Snapshot:
+    """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them).
+
+    Keys whose value did not open are listed as withheld, so that a new process fetches them again
+    instead of taking them for absent.
+    """
+    values: dict[str, tuple[str | None, float]] = {}
+    secrets: dict[str, tuple[str, float]] = {}
+    data = state.data
+    if data is not None:
+        for key, value in data.values.items():
+            if key in data.secret:
+                secrets[key] = (value, data.at)
+            else:
+                values[key] = (value, data.at)
+        return Snapshot(values, secrets, data.at, frozenset(data.errors) | data.withheld)
+    for key, (maybe, at) in state.entries.items():
+        if key in state.secret and maybe is not None:
+            secrets[key] = (maybe, at)
+        else:
+            values[key] = (maybe, at)
+    return Snapshot(values, secrets, None)
