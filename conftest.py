@@ -37,12 +37,7 @@ def pytest_markdown_docs_markdown_it() -> Any:
 
 # Blocks that show what the code will do once a change lands, and fail until then: the fence carries
 # ``xfail:NAME``; strict, so the block fails CI as soon as it passes and the mark must go.
-EXPECTED_FAILURES: dict[str, str] = {  # NAME -> why the block fails, and which change will fix it
-    "cli-get-errors": (
-        "`confstage get` ignores Fetched.errors and reports a value that does not decrypt as not found "
-        "(confstage/cli/commands/store.py: raise fetched.errors[key] before the `key in fetched` check)"
-    ),
-}
+EXPECTED_FAILURES: dict[str, str] = {}  # NAME -> why the block fails, and which change will fix it
 
 
 def _fence_options(item: pytest.Item) -> list[str]:
@@ -70,6 +65,7 @@ SLOW_MODULES = frozenset(
         "test_disk_identity.py",
         "test_examples.py",
         "test_faults.py",
+        "test_files_s3.py",
         "test_fleet.py",
         "test_layer.py",
         "test_lite_faults.py",

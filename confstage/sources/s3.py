@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from confstage.aws import Caller, ErrorAnswer
 from confstage.errors import ConfigurationError, SourceError
+from confstage.transport import NetworkError
 
 from .base import Fetched, SourceURL, open_envelopes, parse_json_object
 
 if TYPE_CHECKING:
+    from confstage.files import ObjectBody
     from confstage.transport import Transport
 
 __all__ = ["DOCUMENT", "LAYOUTS", "NOT_FOUND", "S3Source"]
@@ -127,6 +129,26 @@ class S3Source:
                 self._seen[object_key] = (etag, body)
         return body
 
+    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
+        """The object of ``key`` as a stream, for ``get_path`` (objects layout): ``files.NOT_MODIFIED`` when its
+        ETag is still ``etag`` (a 304, no body), None when there is no such object. Never read whole here."""
+        from confstage.files import NOT_MODIFIED
+
+        if self.layout != "objects":
+            raise ConfigurationError(f"get_path reads objects one per key: {self.url} is in the {self.layout} layout")
+        object_key = self.object_key(stage, key)
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
+        if etag is not None:
+            request["IfNoneMatch"] = etag
+        answers = NOT_FOUND | _NOT_MODIFIED if etag is not None else NOT_FOUND
+        response = self.aws.call("s3:GetObject", request, target=self.where(object_key), answers=answers)
+        if isinstance(response, ErrorAnswer):
+            return NOT_MODIFIED if response.code in _NOT_MODIFIED else None
+        size = response.get("ContentLength")
+        return _Stream(
+            response["Body"], str(response["ETag"]), size if isinstance(size, int) else None, self, object_key
+        )
+
     def decode(self, data: bytes, object_key: str) -> str:
         """An object's body as text; ``SourceError`` (naming the object, never its bytes) when it is not UTF-8."""
         try:
@@ -151,3 +173,29 @@ class S3Source:
 
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
             return list(pool.map(work, items))
+
+
+class _Stream:
+    """An object's body read in chunks (``files.ObjectBody``); a failed read is a ``SourceError`` naming the object."""
+
+    __slots__ = ("_body", "_object_key", "_source", "etag", "size")
+
+    def __init__(self, body: Any, etag: str, size: int | None, source: S3Source, object_key: str) -> None:
+        self._body = body
+        self.etag = etag
+        self.size = size
+        self._source = source
+        self._object_key = object_key
+
+    def read(self, size: int) -> bytes:
+        try:
+            data: bytes = self._body.read(size)
+        except NetworkError as exc:
+            where = self._source.where(self._object_key)
+            raise SourceError(
+                f"s3:GetObject on {where} failed with {exc}", source=self._source.url, operation="s3:GetObject"
+            ) from exc
+        return data
+
+    def close(self) -> None:
+        self._body.close()
