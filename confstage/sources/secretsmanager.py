@@ -96,6 +96,10 @@ class SecretsManagerSource:
         """The name of a key's secret in the secrets layout: ``PREFIX/{STAGE}/{key}``."""
         return self.stage_prefix(stage) + key
 
+    def key_of(self, stage: str, name: str) -> str | None:
+        """The key a secret name holds in a stage of the secrets layout (None: not a key of that stage)."""
+        return _key(name, self.stage_prefix(stage))
+
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
         if self.layout == "secrets":
             found = self.load(stage)
