@@ -96,6 +96,10 @@ class SecretsManagerSource:
         """The name of a key's secret in the secrets layout: ``PREFIX/{STAGE}/{key}``."""
         return self.stage_prefix(stage) + key
 
+    def name_filter(self, stage: str) -> list[dict[str, Any]]:
+        """The ``Filters`` that find a stage's secrets (a case-sensitive prefix match of their names)."""
+        return [{"Key": "name", "Values": [self.stage_prefix(stage)]}]
+
     def key_of(self, stage: str, name: str) -> str | None:
         """The key a secret name holds in a stage of the secrets layout (None: not a key of that stage)."""
         return _key(name, self.stage_prefix(stage))
@@ -135,7 +139,7 @@ class SecretsManagerSource:
     def load(self, stage: str) -> StageSecrets:
         """Every secret below ``PREFIX/{STAGE}/``, one BatchGetSecretValue page at a time."""
         head = self.stage_prefix(stage)
-        request = {"Filters": [{"Key": "name", "Values": [head]}], "MaxResults": _PAGE}
+        request = {"Filters": self.name_filter(stage), "MaxResults": _PAGE}
         found = StageSecrets({}, {}, {})
         for page in self.aws.pages(BATCH, request, target=head):
             for entry in page["SecretValues"]:

@@ -252,7 +252,7 @@ class SecretsStore(Store):
     def _listed(self, stage: str) -> dict[str, dict[str, Any]]:
         """The stage's secrets by key, as ListSecrets describes them (those scheduled for deletion included)."""
         head = self.reader.stage_prefix(stage)
-        request = {"Filters": [{"Key": "name", "Values": [head]}], "IncludePlannedDeletion": True, "MaxResults": 100}
+        request = {"Filters": self.reader.name_filter(stage), "IncludePlannedDeletion": True, "MaxResults": 100}
         listed: dict[str, dict[str, Any]] = {}
         for page in self.aws.pages("secretsmanager:ListSecrets", request, target=head):
             for secret in page.get("SecretList", ()):
