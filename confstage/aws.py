@@ -63,6 +63,8 @@ PROMISES: dict[str, Promise] = {
     "dynamodb:BatchGetItem": Promise((("Responses", dict),)),
     "ssm:GetParametersByPath": Promise((("Parameters", list),)),
     "secretsmanager:GetSecretValue": Promise((("Name", str), ("VersionId", str))),
+    # Sent even when empty (an answer with nothing but Errors, or only a NextToken, carries "SecretValues": []).
+    "secretsmanager:BatchGetSecretValue": Promise((("SecretValues", list),)),
     "kms:Decrypt": Promise((("Plaintext", bytes),)),
     "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes))),
     "s3:GetObject": Promise((("ETag", str),)),
@@ -76,6 +78,8 @@ PAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "ssm:GetParametersByPath": (("NextToken", "NextToken"),),
     "ssm:GetParameterHistory": (("NextToken", "NextToken"),),
     "secretsmanager:ListSecretVersionIds": (("NextToken", "NextToken"),),
+    "secretsmanager:ListSecrets": (("NextToken", "NextToken"),),
+    "secretsmanager:BatchGetSecretValue": (("NextToken", "NextToken"),),
     "s3:ListObjectsV2": (("ContinuationToken", "NextContinuationToken"),),
     "s3:ListObjectVersions": (("KeyMarker", "NextKeyMarker"), ("VersionIdMarker", "NextVersionIdMarker")),
 }

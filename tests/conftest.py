@@ -67,8 +67,34 @@ def fixture_aws_endpoint(aws_server: str, monkeypatch: pytest.MonkeyPatch) -> st
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # the loopback moto server
         assert response.status == 200
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_server)
+    _batch_skips_deleted_secrets(monkeypatch)
     aws.reset()
     return aws_server
+
+
+def _batch_skips_deleted_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2's BatchGetSecretValue with ``Filters`` reads every matching secret, one scheduled for deletion too,
+    and then fails the whole call (InvalidRequestException); AWS's filtered listing leaves such secrets out, as
+    moto's own ListSecrets does. The server runs in this process, so its backend is corrected here."""
+    from moto.secretsmanager import models
+
+    original = models.SecretsManagerBackend.batch_get_secret_value
+
+    def batch_get_secret_value(
+        self: Any,
+        secret_id_list: list[str] | None = None,
+        filters: list[dict[str, Any]] | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> Any:
+        if not filters or secret_id_list:
+            return original(self, secret_id_list, filters, max_results, next_token)
+        live = [s for s in self.secrets.values() if isinstance(s, models.FakeSecret) and not s.is_deleted()]
+        values = [self.get_secret_value(s.secret_id, "", "") for s in live if models._matches(s, filters)]
+        page, token = self._get_secret_values_page_and_next_token(values, max_results, next_token)
+        return page, [], token
+
+    monkeypatch.setattr(models.SecretsManagerBackend, "batch_get_secret_value", batch_get_secret_value)
 
 
 @pytest.fixture(name="boto")

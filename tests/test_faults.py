@@ -58,11 +58,17 @@ def seed_secretsmanager(boto: Callable[[str], Any]) -> str:
     return "secretsmanager://app"
 
 
+def seed_secrets(boto: Callable[[str], Any]) -> str:
+    boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=VALUE)
+    return "secretsmanager://app?layout=secrets"
+
+
 SEEDS: dict[str, Callable[[Callable[[str], Any]], str]] = {
     "dynamodb": seed_dynamodb,
     "s3": seed_s3,
     "ssm": seed_ssm,
     "secretsmanager": seed_secretsmanager,
+    "secretsmanager-secrets": seed_secrets,
 }
 
 

@@ -116,7 +116,7 @@ def test_a_64_mib_object_is_streamed_to_a_private_file_in_bounded_memory(
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     cache = str(tmp_path / "cache")
-    result = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+    result = subprocess.run(
         [sys.executable, "-c", CHILD, URL, cache], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -79,6 +79,11 @@ def seed_secretsmanager(boto: Callable[[str], Any]) -> str:
     return "secretsmanager://app"
 
 
+def seed_secrets(boto: Callable[[str], Any]) -> str:
+    boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=VALUE)
+    return "secretsmanager://app?layout=secrets"
+
+
 def seed_s3(layout: str) -> Callable[[Callable[[str], Any]], str]:
     def seed(boto: Callable[[str], Any]) -> str:
         boto("s3").create_bucket(Bucket="cfg-bucket")
@@ -97,6 +102,7 @@ CASES = {
     "dynamodb-batchgetitem": Case(seed_flat, ("k", "j"), "dynamodb:BatchGetItem"),
     "ssm": Case(seed_ssm, ("k",), "ssm:GetParametersByPath"),
     "secretsmanager": Case(seed_secretsmanager, ("k",), "secretsmanager:GetSecretValue"),
+    "secretsmanager-secrets": Case(seed_secrets, ("k",), "secretsmanager:BatchGetSecretValue"),
     "s3-objects": Case(seed_s3("objects"), ("k",), "s3:GetObject"),
     "s3-document": Case(seed_s3("document"), ("k",), "s3:GetObject"),
 }
@@ -225,6 +231,7 @@ EMPTY = {
     "dynamodb-batchgetitem": Empty(seed_flat, ("absent", "gone")),
     "ssm": Empty(seed_ssm, ("absent",)),
     "secretsmanager": Empty(seed_secretsmanager, ("absent",)),
+    "secretsmanager-secrets": Empty(seed_secrets, ("absent",)),
     "s3-objects": Empty(seed_s3("objects"), ("absent",)),
     "s3-document": Empty(seed_s3("document"), ("absent",)),
 }

@@ -77,6 +77,59 @@ def test_ssm_and_secrets_manager_resources() -> None:
     ]
 
 
+def test_secrets_layout_reads_each_secret_by_arn_and_lists_on_the_wildcard() -> None:
+    """Per-key secrets: GetSecretValue on ``secret:PREFIX/STAGE/*``; BatchGetSecretValue and ListSecrets, which
+    have no resource type in AWS's permissions reference, on ``*`` (values stay behind GetSecretValue)."""
+    read, batch = build_policy(["secretsmanager://app?layout=secrets"], account=HERE, stages=["PRD"])["Statement"]
+    assert read["Action"] == ["secretsmanager:GetSecretValue"]
+    assert read["Resource"] == ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/PRD/*"]
+    assert batch["Action"] == ["secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"]
+    assert batch["Resource"] == ["*"]
+    assert "Condition" not in read
+    assert "Condition" not in batch
+
+
+def test_secrets_layout_of_every_stage_and_of_two_prefixes() -> None:
+    """Without --stage the read covers ``secret:PREFIX/*``; two such sources share one ``*`` statement."""
+    policy = build_policy(
+        ["secretsmanager://app?layout=secrets", "secretsmanager://team/shared?layout=secrets"],
+        account=HERE,
+        stages=["PRD", "DEV"],
+    )
+    reads = [s["Resource"] for s in policy["Statement"] if s["Action"] == ["secretsmanager:GetSecretValue"]]
+    assert reads == [
+        [f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/{s}/*" for s in ("PRD", "DEV")],
+        [f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/shared/{s}/*" for s in ("PRD", "DEV")],
+    ]
+    assert sum(s["Resource"] == ["*"] for s in policy["Statement"]) == 1
+    every = build_policy(["secretsmanager://app?layout=secrets"], account=HERE)["Statement"][0]
+    assert every["Resource"] == ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/*"]
+    with pytest.raises(ConfigurationError, match="layout"):
+        build_policy(["secretsmanager://app?layout=flat"])
+
+
+def test_cli_policy_for_the_secrets_layout_of_one_stage() -> None:
+    """``iam-policy --source secretsmanager://app?layout=secrets --stage PRD`` prints the two statements."""
+    result = run(
+        "iam-policy",
+        "--source",
+        "secretsmanager://app?layout=secrets",
+        "--stage",
+        "PRD",
+        "--account",
+        "123456789012",
+        "--region",
+        "us-east-1",
+    )
+    assert result.returncode == 0, result.stderr
+    read, batch = json.loads(result.stdout)["Statement"]
+    assert read["Resource"] == ["arn:aws:secretsmanager:us-east-1:123456789012:secret:app/PRD/*"]
+    assert (batch["Action"], batch["Resource"]) == (
+        ["secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"],
+        ["*"],
+    )
+
+
 def test_kms_env_decrypt_requires_the_lambda_encryption_context() -> None:
     """``kms-env://`` gets kms:Decrypt on the named key, only with LambdaFunctionName in the context."""
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -25,13 +25,15 @@ VALUES = {key: f"value of {key}" for key in KEYS}
 
 # url -> requests put_many makes before its first write of these 60 values, and how many to let through
 # after them: DynamoDB reads the current versions with one Query, then writes 25 items a BatchWriteItem;
-# S3 objects and SSM write one request a value; the S3 document and Secrets Manager read once and write once.
+# S3 objects and SSM write one request a value; the S3 document and Secrets Manager read once and write once;
+# Secrets Manager's secrets layout lists the stage's secrets once, then writes one request a value.
 MIDWAY = {
     "dynamodb://cfg": (1, 2),  # two BatchWriteItems of 25, then the third fails
     "s3://cfg-bucket/app": (0, 20),
     "ssm:///app": (0, 20),
     "s3://cfg-bucket/doc?layout=document": (1, 0),
     "secretsmanager://app": (1, 0),
+    "secretsmanager://app?layout=secrets": (1, 20),
 }
 
 
@@ -108,7 +110,15 @@ def test_ssm_writes_a_secure_value_first_so_a_bad_kms_key_fails_before_anything_
 
 
 @pytest.mark.parametrize(
-    "url", ["dynamodb://cfg", "dynamodb://flat?layout=flat", "s3://cfg-bucket/app", "ssm:///app", "secretsmanager://a"]
+    "url",
+    [
+        "dynamodb://cfg",
+        "dynamodb://flat?layout=flat",
+        "s3://cfg-bucket/app",
+        "ssm:///app",
+        "secretsmanager://a",
+        "secretsmanager://a?layout=secrets",
+    ],
 )
 def test_put_many_checks_every_key_before_the_first_write(url: str, aws_endpoint: str) -> None:
     """A key that breaks the key rule, last in a batch, fails the whole batch with nothing written."""
@@ -134,6 +144,11 @@ def test_put_many_checks_every_key_before_the_first_write(url: str, aws_endpoint
         ("ssm:///app", "blank", "", "empty value"),
         ("ssm:///app", "big", "x" * 9000, "at most 8192"),
         ("secretsmanager://a", "big", "x" * 70_000, "at most 65536"),
+        ("secretsmanager://a?layout=secrets", "big", "x" * 70_000, "at most 65536"),
+        ("secretsmanager://a?layout=secrets", "blank", "", "empty value"),
+        ("secretsmanager://a?layout=secrets", "clé", "v", "only ASCII letters, digits"),
+        ("secretsmanager://a?layout=secrets", "has space", "v", "only ASCII letters, digits"),
+        ("secretsmanager://a?layout=secrets", "k" * 510, "v", "at most 512"),
     ],
 )
 def test_store_limits_are_checked_before_writing(

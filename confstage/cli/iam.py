@@ -1,6 +1,6 @@
 """The least-privilege IAM policy a function needs at runtime to read its configured sources.
 
-One statement per source, naming exact resources:
+One statement per source (two for Secrets Manager's secrets layout), naming exact resources:
 
 ==========================  ======================================================  =============================
 source                      actions                                                 resource
@@ -15,7 +15,10 @@ source                      actions                                             
 ``s3://B/P``                ``s3:GetObject``                                        ``B/P/*`` (``B/P/STAGE/…``)
                             ``s3:ListBucket`` (missing keys read as 404, not 403)   bucket ``B``
 ``ssm:///P``                ``ssm:GetParametersByPath``                             ``parameter/P/*`` (``/P/STAGE``)
-``secretsmanager://P``      ``secretsmanager:GetSecretValue``                       ``secret:P/*`` (``P/STAGE-??????``)
+``secretsmanager://P``      ``secretsmanager:GetSecretValue``                       ``secret:P/*`` (``P/STAGE-??????``;
+                            ``layout=secrets`` adds a statement of                  ``P/STAGE/*`` in the secrets
+                            ``secretsmanager:BatchGetSecretValue`` and              layout); its second statement
+                            ``secretsmanager:ListSecrets``                          ``*`` (no resource type)
 secure values (``--secure`` ``kms:Decrypt`` bound by encryption context            the ``--kms-key`` keys, else
 or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the    ``key/*`` of the account
                             envelope stores, by ``kms:ViaService`` for SSM and
@@ -27,7 +30,8 @@ or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the
 ARNs use CloudFormation pseudo parameters (``${AWS::Partition}``, ``${AWS::Region}``,
 ``${AWS::AccountId}``) unless ``partition``/``region``/``account`` are given, so the output can
 be pasted into a template's ``Fn::Sub`` as it is, or made literal for ``aws iam create-policy``.
-No DynamoDB or S3 statement ever has ``"Resource": "*"``.
+No DynamoDB or S3 statement ever has ``"Resource": "*"``. The secrets layout's one does, as AWS requires: it
+grants listing secrets' names and metadata; every value still needs GetSecretValue on its own ARN.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class _Builder:
     function: str | None
     statements: list[dict[str, Any]] = field(default_factory=list)
     envelope: bool = False  # a dynamodb:// or s3:// source may hold secure values
+    batch_secrets: bool = False  # a secretsmanager:// source of the secrets layout: its "*" statement is made
     via: set[str] = field(default_factory=set)  # services that decrypt on our behalf (ssm, secretsmanager)
     reads_kms_env: bool = False
 
@@ -145,15 +150,32 @@ class _Builder:
         prefix = f"{url.netloc}/{url.path.strip('/')}".strip("/") if url.netloc else url.path.strip("/")
         if not prefix:
             raise url.error("expected secretsmanager://PREFIX")
+        self.via.add("secretsmanager")
+        if url.take_choice("layout", ("document", "secrets")) == "secrets":
+            heads = [f"{prefix}/{stage}/" for stage in self.stages] or [f"{prefix}/"]
+            self.add("ReadSecrets", ["secretsmanager:GetSecretValue"], [self._secret(f"{h}*") for h in heads])
+            if not self.batch_secrets:
+                # BatchGetSecretValue and ListSecrets have no resource type in AWS's Secrets Manager permissions
+                # reference (docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html):
+                # a statement naming secret ARNs never allows them, only "*" does. The API reference of
+                # BatchGetSecretValue: "you must have secretsmanager:GetSecretValue for each secret. If you use
+                # filters, you must also have secretsmanager:ListSecrets." So values stay behind the statement
+                # above; this one lets the call list names and metadata, and return each secret it allows.
+                self.batch_secrets = True
+                self.add(
+                    "BatchReadSecrets", ["secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"], ["*"]
+                )
+            return
         # A secret's ARN ends in six random characters; a secret that does not exist is authorised against
         # its name alone, and must be readable too, so that a stage without one answers "not found".
         if self.stages:
-            names = [f"secret:{prefix}/{s}{tail}" for s in self.stages for tail in ("", "-??????")]
+            names = [f"{prefix}/{s}{tail}" for s in self.stages for tail in ("", "-??????")]
         else:
-            names = [f"secret:{prefix}/*"]
-        resources = [self.account.arn("secretsmanager", name) for name in names]
-        self.add("ReadSecret", ["secretsmanager:GetSecretValue"], resources)
-        self.via.add("secretsmanager")
+            names = [f"{prefix}/*"]
+        self.add("ReadSecret", ["secretsmanager:GetSecretValue"], [self._secret(name) for name in names])
+
+    def _secret(self, pattern: str) -> str:
+        return self.account.arn("secretsmanager", f"secret:{pattern}")
 
     def kms_env(self, url: SourceURL) -> None:
         for name in ("keys", "template", "fallback"):

@@ -6,7 +6,8 @@
     ├── DynamoDBStore (dynamodb.py) the table, items with versions; BatchWriteItem
     ├── S3Store (s3.py)             the versioned bucket; objects or the stage document, rewritten conditionally
     ├── SSMStore (ssm.py)           String and SecureString parameters and their history
-    └── SecretsManagerStore (...)   the stage's secret, rewritten as a new version
+    ├── SecretsManagerStore (...)   the stage's secret, rewritten as a new version (layout=document)
+    └── SecretsStore (...)          a secret per key, each write a new version (layout=secrets)
 
 Each store wraps the runtime source of its URL (``store.reader``: where keys live, how values decode) and
 writes through the call layer over a botocore transport. A Lambda never imports this package.
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = ["STORES", "PartialWriteError", "Store", "StoredValue", "Version", "build_store"]
 
-# scheme -> "module:Class"; the class takes the scheme's source (and a transport).
+# scheme -> "module:name"; the class (or factory) takes the scheme's source (and a transport).
 STORES: dict[str, str] = {
     "dynamodb": "confstage.stores.dynamodb:DynamoDBStore",
     "s3": "confstage.stores.s3:S3Store",
     "ssm": "confstage.stores.ssm:SSMStore",
-    "secretsmanager": "confstage.stores.secretsmanager:SecretsManagerStore",
+    "secretsmanager": "confstage.stores.secretsmanager:open_store",
 }
 
 
