@@ -153,16 +153,17 @@ class Getters:
         global _typed
         if _typed is None:
             from . import typed as _typed
-        how = _typed.plan(cls)
         slot = (_typed.SETTINGS, cls)
         values = self._snapshot(stage)
         if values is not None:
             built = values.get(slot)
-            if built is not None:
-                note = getattr(values, "note", None)
+            if built is not None:  # the warm path: the object this invocation (or view) already built
+                # Only refresh_on's recording (a dict subclass) notes reads; getattr on a plain dict would raise.
+                note = getattr(values, "note", None) if type(values) is not dict else None
                 if note is not None:
-                    note(how.keys)  # a refresh_on call that reads settings has read their keys
+                    note(_typed.plan(cls).keys)  # a refresh_on call that reads settings has read their keys
                 return built  # type: ignore[no-any-return]
+        how = _typed.plan(cls)
         _, answers = self._read(how.keys, stage, None, None)
         built = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
         values = self._snapshot(stage)
