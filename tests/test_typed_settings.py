@@ -161,6 +161,44 @@ def test_settings_from_two_sources_at_once() -> None:
     assert (got.port, got.db_url, got.ratio) == (8080, "from-first", 0.25)
 
 
+@dataclass(frozen=True)
+class ServiceSettings:
+    db_url: str
+    db_password: Secret
+    pool_size: int
+    flags: dict[str, bool]
+    timeout_s: float = 2.5
+
+
+@pytest.mark.integration
+def test_settings_from_two_sources_over_http(boto: Any) -> None:
+    """SSM (SecureString included) and a DynamoDB stage table on the local endpoint fill one object in one load each."""
+    ssm = boto("ssm")
+    ssm.put_parameter(Name="/svc/PRD/db_url", Value="postgres://prd-db/svc", Type="String")
+    ssm.put_parameter(Name="/svc/PRD/db_password", Value=PASSWORD, Type="SecureString")
+    ddb = boto("dynamodb")
+    schema = [{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}]
+    ddb.create_table(
+        TableName="svc",
+        KeySchema=schema,
+        AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in schema],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for key, value in {"pool_size": "20", "flags": '{"beta": true}', "db_url": "shadowed"}.items():
+        ddb.put_item(TableName="svc", Item={"stage": {"S": "PRD"}, "key": {"S": key}, "value": {"S": value}})
+    config = Config(["ssm:///svc", "dynamodb://svc"], stage="PRD", cache_dir="")
+
+    @confstage.handler(config=config)
+    def handler(event: Any, context: Any) -> ServiceSettings:
+        return confstage.settings(ServiceSettings)
+
+    got = handler({}, lambda_context("PRD"))
+    assert (got.db_url, got.pool_size, got.flags, got.timeout_s) == ("postgres://prd-db/svc", 20, {"beta": True}, 2.5)
+    assert got.db_password == PASSWORD
+    assert PASSWORD not in repr(got)
+    assert [s["fetches"] for s in config.stats()["sources"].values()] == [1, 1]
+
+
 def test_secret_masks_printing_but_reads_as_its_value() -> None:
     """Secret's repr, str and formatting are masked; it still compares, concatenates and encodes as the value."""
     secret = Secret(PASSWORD)
