@@ -392,16 +392,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     rows = measure(runs=args.runs, sources=args.only, progress=lambda n: print(f"measuring {n} ...", file=sys.stderr))
     print(render(rows))
-    print(f"took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    load = ", ".join(f"{before:.1f} → {after:.1f}" for before, after in zip(load_before, os.getloadavg(), strict=True))
+    print(f"took {time.perf_counter() - started:.0f} s; load average (1, 5, 15 min) {load}", file=sys.stderr)
     if args.json:
         meta = {
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()),
+            "load_average": {"before": list(load_before), "after": list(os.getloadavg())},  # 1, 5, 15 min
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         document = {"meta": meta, "rows": rows, "verdicts": verdicts(rows)}
