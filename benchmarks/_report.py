@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import _invocation
+import cold_path
 
 __all__ = ["check_targets", "human", "plot", "render"]
 
@@ -242,6 +243,11 @@ def render(results: dict[str, Any]) -> str:
     for series in results["import"].values():
         lines.append(f"  {series['statement']:<52} {_cell(series)}   wall {_cell(series['wall'])}  n={series['n']}")
     lines.append("")
+    cold = results.get("cold_path")
+    if cold and cold.get("rows"):
+        lines.append(cold_path.render(cold["rows"]))
+        lines.append(f"  ({cold['endpoint']}; no simulated latency: the client side of a cold start)")
+        lines.append("")
     lines.append("targets (issue 7)")
     width = max((len(t["target"]) for t in results["targets"]), default=10)
     for target in results["targets"]:

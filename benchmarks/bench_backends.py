@@ -8,7 +8,11 @@ Per source: a cold fetch of one key (new client, empty caches; and with the clie
 stage of ``--keys`` keys with the HTTP requests it took, a warm cached ``get`` in ns per call, a new process
 with a warm /tmp cache; and ``import`` time. Beside it: raw boto3 doing the same work (one call per key, and
 the best batch call), Powertools where it covers the backend (its ``max_age`` cache for the warm case), and
-the floor: a function doing one dict lookup. The issue's targets are checked and printed PASS/FAIL.
+the floor: a function doing one dict lookup. These read through the botocore transport (the request probe
+hooks botocore's clients). Then the cold path per source and transport (``cold_path.py``): fresh Lambda-like
+processes doing ``import confstage`` and a first fetch through the lite and the botocore transport, beside raw
+boto3 making the same request(s) and a bare interpreter, wall time and peak memory (``--cold-runs``, 0 skips
+it). The issue's targets are checked and printed PASS/FAIL.
 
 By default everything runs against a moto server started in a child process on 127.0.0.1 (so it does not
 share the GIL with the measurements). ``--endpoint-url`` uses another endpoint; real AWS needs ``--real``
@@ -37,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _invocation
+import cold_path
 from _backends import STAGE, Backend, Clients, World, backends, cleanup, seed
 from _harness import LocalEndpoint, Probe, environment, import_ms, ns_interleaved, summarize
 from _report import check_targets, plot, render
@@ -46,7 +51,8 @@ CHILD = Path(__file__).resolve().parent / "_child_warm_tmp.py"
 
 
 class Settings:
-    """How hard to measure: the defaults finish in about a minute and a half on 2 cores."""
+    """How hard to measure: the defaults finish in about two minutes on 2 cores (the cold path table's 120 fresh
+    processes about 30 s of it)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         quick = bool(args.quick)
@@ -61,6 +67,8 @@ class Settings:
         self.process_runs_fetching = 2 if quick else 3  # sources not kept in /tmp import boto3 and fetch again
         self.import_runs = 2 if quick else 7
         self.import_runs_context = 2 if quick else 3  # import boto3: context only, no target
+        # Fresh processes per contender and source for the cold path table (4 contenders x 5 sources each).
+        self.cold_runs: int = args.cold_runs if args.cold_runs is not None else (1 if quick else 5)
         self.latency_ms: float = args.latency_ms
 
 
@@ -76,6 +84,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="runs of each cold/stage measurement (default 10; 3 with --quick)")
     parser.add_argument("--only", help="comma-separated source names to measure (default: all)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few keys, few iterations")
+    parser.add_argument(
+        "--cold-runs",
+        type=int,
+        help="fresh processes per contender and source in the cold path table (default 5; 1 with --quick; 0 skips it)",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, help="write a PNG chart (matplotlib, the bench extra)")
     args = parser.parse_args(argv)
@@ -85,6 +98,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--keys must be between 1 and 1000")
     if args.repeats is not None and not 1 <= args.repeats <= 1000:
         parser.error("--repeats must be between 1 and 1000")
+    if args.cold_runs is not None and not 0 <= args.cold_runs <= 1000:
+        parser.error("--cold-runs must be between 0 and 1000")
     if args.real and args.endpoint_url:
         parser.error("--real and --endpoint-url are exclusive")
     return args
@@ -369,6 +384,25 @@ def imports(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+def measure_cold_path(settings: Settings, names: Sequence[str], endpoint: str | None) -> dict[str, Any] | None:
+    """The cold path table (``cold_path.measure``) for the chosen sources it covers; None when skipped.
+
+    It runs on a local moto server: the embedded one (``endpoint``), else one of its own (with ``--real`` or
+    ``--endpoint-url`` too: it measures the client side of a cold start, not the network).
+    """
+    wanted = [name for name in names if name in cold_path.READS]
+    if not settings.cold_runs or not wanted:
+        return None
+    print("measuring the cold path per source and transport ...", file=sys.stderr, flush=True)
+    rows = cold_path.measure(endpoint, runs=settings.cold_runs, sources=wanted)
+    return {
+        "runs": settings.cold_runs,
+        "endpoint": "embedded moto server",
+        "rows": rows,
+        "verdicts": cold_path.verdicts(rows),
+    }
+
+
 def aws_environment(endpoint: str | None, region: str, real: bool) -> dict[str, str]:
     env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     if endpoint is not None:
@@ -412,7 +446,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         endpoint: str | None = args.endpoint_url
-        if endpoint is None and not args.real:
+        embedded = endpoint is None and not args.real
+        if embedded:
             endpoint = stack.enter_context(LocalEndpoint()).url
         for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_") or n == "AWS_PROFILE"]:
             if not args.real:
@@ -420,6 +455,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         aws_env = aws_environment(endpoint, args.region, args.real)
         stack.enter_context(environment(aws_env))
         stack.enter_context(environment({"AWS_LAMBDA_FUNCTION_NAME": "confstage-bench"}))
+        # The probe (request counts, simulated latency) hooks botocore clients, so the measurements beside raw
+        # boto3 and Powertools read through botocore; the lite transport is measured by the cold path table.
+        stack.enter_context(environment({"CONFSTAGE_TRANSPORT": "botocore"}))
         keys = [f"key{i:03d}" for i in range(settings.keys)]
         values = {k: f"value-of-{k}-{'x' * 24}" for k in keys}  # ~40 bytes, a typical URL or name
         world = World(endpoint=endpoint, region=args.region, keys=keys, values=values)
@@ -458,6 +496,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             per_invocation = measure_invocation(bench, ddb)
         print("measuring import times ...", file=sys.stderr, flush=True)
         import_times = imports(settings, dict(os.environ))
+        cold = measure_cold_path(settings, [b.name for b in chosen], endpoint if embedded else None)
     results: dict[str, Any] = {
         "meta": {
             "python": platform.python_version(),
@@ -475,6 +514,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "warm_repeats": settings.warm_repeats,
             "process_runs": settings.process_runs,
             "import_runs": settings.import_runs,
+            "cold_runs": settings.cold_runs,
             "versions": _versions(),
             "commit": _commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -482,6 +522,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "import": import_times,
         "per_invocation": per_invocation,
         "sources": sources,
+        "cold_path": cold,
     }
     results["targets"] = check_targets(results)
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._state import CURRENT, EMPTY, FOREVER, MISSING, RUNNING, SETTINGS_OVERRIDES, Invocation, Missing, sole_invocation
@@ -20,6 +19,9 @@ from .names import validate_key
 from .stage import stage_in_force
 
 if TYPE_CHECKING:
+    # Imported by get_path alone: pathlib brings urllib.parse, ipaddress and fnmatch, milliseconds of a cold start.
+    from pathlib import Path
+
     from .cache import CachedSource
     from .chain import Chain, Found, View
 
@@ -178,6 +180,8 @@ class Getters:
         a 304); within the TTL a second process uses the file with no request. Inside an invocation the
         path is the same for the whole invocation (each version of an object has its own file).
         """
+        from pathlib import Path
+
         validate_key(key)
         layers = self._object_layers()
         slot = (_PATH, key)

@@ -86,3 +86,20 @@ def test_targets_and_imports_are_reported(results: dict[str, Any]) -> None:
         assert target["measured"]
     assert results["import"]["confstage"]["median"] > 0
     assert results["import"]["powertools_parameters"]["median"] > 0
+
+
+def test_cold_path_per_source_and_transport_is_reported(results: dict[str, Any]) -> None:
+    """The cold path table has lite, botocore, raw boto3 and a bare interpreter for each source it covers, and
+    the lite path imports no SDK."""
+    cold = results["cold_path"]
+    assert cold["runs"] == 1  # --quick
+    by_source: dict[str, set[str]] = {}
+    for row in cold["rows"]:
+        by_source.setdefault(row["source"], set()).add(row["contender"])
+        assert row["wall_ms"] > 0
+        assert row["peak_mib"] > 0
+        if row["contender"] == "lite":
+            assert not row["botocore_imported"], row["source"]
+    assert set(by_source) == {"dynamodb-stage-key", "s3-document", "ssm", "secretsmanager", "kms-env"}
+    assert all(contenders == {"lite", "botocore", "boto3", "baseline"} for contenders in by_source.values())
+    assert {v["source"] for v in cold["verdicts"]} == set(by_source)

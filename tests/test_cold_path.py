@@ -1,4 +1,4 @@
-"""benchmarks/cold_path.py runs end to end, so the lite-versus-boto3 cold path figure cannot rot."""
+"""benchmarks/cold_path.py runs end to end, so the cold path table per source and transport cannot rot."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
 
 
-def test_cold_path_benchmark_reports_a_lite_path_without_the_sdk(tmp_path: Path) -> None:
-    """One quick run (one process per contender) reports wall, peak memory and phases, and lite imports no SDK."""
+def test_cold_path_benchmark_reports_each_transport_and_a_lite_path_without_the_sdk(tmp_path: Path) -> None:
+    """One quick run (one process per contender) reports wall, peak memory and phases of confstage through lite
+    and botocore, raw boto3 and a bare interpreter; only the lite path is free of botocore."""
     out = tmp_path / "cold.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "AWS_"))}
     done = subprocess.run(
-        [sys.executable, "benchmarks/cold_path.py", "--runs", "1", "--only", "dynamodb:Query", "--json", str(out)],
+        [sys.executable, "benchmarks/cold_path.py", "--runs", "1", "--only", "dynamodb-stage-key", "--json", str(out)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -28,11 +29,22 @@ def test_cold_path_benchmark_reports_a_lite_path_without_the_sdk(tmp_path: Path)
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "cold path per source and transport" in done.stdout
     assert "lite/boto3 wall" in done.stdout
-    entry = json.loads(out.read_text())["results"]["dynamodb:Query"]
-    assert entry["lite"]["sdk_imported"] == []
-    assert set(entry["boto3"]["sdk_imported"]) >= {"boto3", "botocore"}
-    for contender in ("lite", "boto3", "baseline"):
-        assert entry[contender]["wall_ms"] > 0
-        assert entry[contender]["peak_mib"] > 0
-    assert set(entry["lite"]["phases_ms"]) == {"import", "tls context", "request"}
+    document = json.loads(out.read_text())
+    rows = {row["contender"]: row for row in document["rows"]}
+    assert set(rows) == {"lite", "botocore", "boto3", "baseline"}
+    assert {row["source"] for row in document["rows"]} == {"dynamodb-stage-key"}
+    assert rows["lite"]["sdk_imported"] == []
+    assert not rows["lite"]["botocore_imported"]
+    assert rows["botocore"]["botocore_imported"]
+    assert set(rows["boto3"]["sdk_imported"]) >= {"boto3", "botocore"}
+    for row in rows.values():
+        assert row["wall_ms"] > 0
+        assert row["peak_mib"] > 0
+        assert row["runs"] == 1
+    assert set(rows["lite"]["phases_ms"]) == {"import", "fetch", "tls context"}
+    assert set(rows["boto3"]["phases_ms"]) == {"import", "client", "request", "tls context"}
+    (verdict,) = document["verdicts"]
+    assert verdict["status"] in ("PASS", "FAIL")
+    assert verdict["lite_sdk_free"]

@@ -3,7 +3,7 @@
 The partitions are botocore's ``data/partitions.json`` (botocore 1.44): a region belongs to the first
 partition that lists it or whose regex matches it, else to ``aws``. Hosts are the standard
 ``{service}.{region}.{dnsSuffix}``, as every service's endpoint rule set gives them without FIPS,
-dual-stack or account-based endpoints (``transport.select`` sends those cases to botocore). S3 keeps its
+dual-stack or account-based endpoints (``transport.selection`` sends those cases to botocore). S3 keeps its
 legacy global host in us-east-1 (``s3.amazonaws.com``) unless ``AWS_S3_US_EAST_1_REGIONAL_ENDPOINT=regional``,
 and STS its global host under ``AWS_STS_REGIONAL_ENDPOINTS=legacy``. tests/test_endpoints.py checks all of
 it against botocore's own resolution.
