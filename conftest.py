@@ -67,11 +67,13 @@ SLOW_MODULES = frozenset(
         "test_faults.py",
         "test_files_s3.py",
         "test_fleet.py",
+        "test_garbage.py",
         "test_layer.py",
         "test_lite_faults.py",
         "test_lite_iam.py",
         "test_iam_enforced.py",
         "test_testing.py",
+        "test_transports.py",
         "test_walkthrough.py",
     }
 )
