@@ -160,6 +160,10 @@ def get(
             if default is not MISSING:
                 return default  # type: ignore[return-value]
         return invocation.client.get(key, default, stage=stage, max_age=max_age, force=force)
+    if invocation is None and not _running and stage is None and max_age is None and not force:
+        client = _state.client  # outside any invocation: the default client's own fast path, called plainly
+        if client is not None:
+            return client.get(key, default)
     return _client().get(key, default, stage=stage, max_age=max_age, force=force)
 
 
