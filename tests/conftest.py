@@ -12,7 +12,11 @@ import pytest
 
 import confstage
 from confstage import aws
-from confstage.transport.botocore import add_client_hook
+from confstage.sources.dynamodb import DynamoDBSource
+from confstage.sources.s3 import S3Source
+from confstage.stores.dynamodb import DynamoDBStore
+from confstage.stores.s3 import S3Store
+from confstage.transport.botocore import BotocoreTransport, add_client_hook
 
 # Nothing in the test suite may reach real AWS: credentials are fake and any client that is not
 # pointed at the local endpoint (or inside moto.mock_aws) talks to a closed loopback port.
@@ -149,3 +153,59 @@ class FakeClock:
 def fixture_clock() -> FakeClock:
     """A fake clock for TTL tests: nothing sleeps, time moves with ``clock.tick(s)``."""
     return FakeClock()
+
+
+# -- stores made by their own init, on a transport of the test's own ---------------------------------------------
+
+TABLE = "config"
+BUCKET = "confstage-config"
+
+
+@pytest.fixture(name="admin")
+def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
+    """A transport of the test's own, its clients made before request counting starts (its requests not counted)."""
+    transport = BotocoreTransport()
+    for service in ("dynamodb", "s3", "kms"):
+        transport.client(service)
+    return transport
+
+
+@pytest.fixture(name="table")
+def fixture_table(admin: BotocoreTransport) -> DynamoDBStore:
+    """A stage-key table, created by the store's own ``init``; ``table.reader`` reads it."""
+    store = DynamoDBStore(DynamoDBSource(TABLE, transport=admin), admin)
+    store.init()
+    return store
+
+
+@pytest.fixture(name="flat")
+def fixture_flat(admin: BotocoreTransport) -> DynamoDBStore:
+    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init``."""
+    store = DynamoDBStore(DynamoDBSource("flat-config", layout="flat", transport=admin), admin)
+    store.init()
+    return store
+
+
+@pytest.fixture(name="bucket")
+def fixture_bucket(admin: BotocoreTransport) -> S3Store:
+    """A versioned bucket made by the store's own ``init``; ``bucket.reader`` reads the objects layout."""
+    store = S3Store(S3Source(BUCKET, "app", transport=admin), admin)
+    store.init()
+    return store
+
+
+@pytest.fixture(name="document")
+def fixture_document(bucket: S3Store, admin: BotocoreTransport) -> S3Store:
+    """The document layout on the same bucket and prefix."""
+    return S3Store(S3Source(BUCKET, "app", layout="document", transport=admin), admin)
+
+
+def create_stage_key_table(dynamodb: Any, name: str) -> None:
+    """A stage-key table as ``confstage init`` makes it, with a plain boto3 client (no confstage transport)."""
+    schema = [{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}]
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=schema,
+        AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in schema],
+        BillingMode="PAY_PER_REQUEST",
+    )

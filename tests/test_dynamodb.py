@@ -23,31 +23,6 @@ pytestmark = pytest.mark.integration
 TABLE = "config"
 
 
-@pytest.fixture(name="admin")
-def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
-    """A transport of the test's own, made before request counting starts (its requests are not counted)."""
-    transport = BotocoreTransport()
-    transport.client("dynamodb")
-    transport.client("kms")
-    return transport
-
-
-@pytest.fixture(name="table")
-def fixture_table(admin: BotocoreTransport) -> DynamoDBStore:
-    """A stage-key table, created by the store's own ``init``; ``table.reader`` reads it."""
-    store = DynamoDBStore(DynamoDBSource(TABLE, transport=admin), admin)
-    store.init()
-    return store
-
-
-@pytest.fixture(name="flat")
-def fixture_flat(admin: BotocoreTransport) -> DynamoDBStore:
-    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init``."""
-    store = DynamoDBStore(DynamoDBSource("flat-config", layout="flat", transport=admin), admin)
-    store.init()
-    return store
-
-
 def seed(boto: Any, stage: str, values: dict[str, str]) -> None:
     """Write stage-key items with the plain boto3 client."""
     client = boto("dynamodb")

@@ -16,7 +16,7 @@ import pytest
 
 from confstage import Config, SourceError
 
-from .conftest import FakeClock
+from .conftest import FakeClock, create_stage_key_table
 from .faultproxy import FAULTS, FaultProxy
 
 VALUE = "fault-tolerant-value"
@@ -30,13 +30,7 @@ def seed_dynamodb(boto: Callable[[str], Any]) -> str:
     ddb = boto("dynamodb")
     # The stage-key table, as `confstage init` makes it; made with boto directly (the store would go through the
     # proxy with this module's 0.5 s read timeout, and CreateTable on a loaded machine may take longer).
-    schema = [{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}]
-    ddb.create_table(
-        TableName="cfg",
-        KeySchema=schema,
-        AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in schema],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_stage_key_table(ddb, "cfg")
     ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
     return "dynamodb://cfg"
 

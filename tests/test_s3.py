@@ -18,7 +18,7 @@ from confstage.sources.s3 import S3Source
 from confstage.stores.s3 import S3Store
 from confstage.testing import MockTransport
 from confstage.transport import AwsError, AwsRequest
-from confstage.transport.botocore import BotocoreTransport, add_client_hook
+from confstage.transport.botocore import add_client_hook
 
 pytestmark = pytest.mark.integration
 
@@ -36,29 +36,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture(name="admin")
-def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
-    """A transport of the test's own, made before request counting starts (its requests are not counted)."""
-    transport = BotocoreTransport()
-    transport.client("s3")
-    transport.client("kms")
-    return transport
-
-
-@pytest.fixture(name="bucket")
-def fixture_bucket(admin: BotocoreTransport) -> S3Store:
-    """A versioned bucket made by the store's own ``init``; ``bucket.reader`` reads the objects layout."""
-    store = S3Store(S3Source(BUCKET, "app", transport=admin), admin)
-    store.init()
-    return store
-
-
-@pytest.fixture(name="document")
-def fixture_document(bucket: S3Store, admin: BotocoreTransport) -> S3Store:
-    """The document layout on the same bucket and prefix."""
-    return S3Store(S3Source(BUCKET, "app", layout="document", transport=admin), admin)
 
 
 @pytest.fixture(name="statuses")

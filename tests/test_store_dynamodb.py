@@ -13,35 +13,10 @@ from confstage.errors import ConfigurationError, SourceError
 from confstage.sources.dynamodb import DynamoDBSource
 from confstage.stores import Store, build_store
 from confstage.stores.dynamodb import DynamoDBStore
-from confstage.transport.botocore import BotocoreTransport
 
 pytestmark = pytest.mark.integration
 
 TABLE = "config"
-
-
-@pytest.fixture(name="admin")
-def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
-    """A transport of the test's own, made before request counting starts (its requests are not counted)."""
-    transport = BotocoreTransport()
-    transport.client("dynamodb")
-    return transport
-
-
-@pytest.fixture(name="table")
-def fixture_table(admin: BotocoreTransport) -> DynamoDBStore:
-    """A stage-key table, created by the store's own ``init``."""
-    store = DynamoDBStore(DynamoDBSource(TABLE, transport=admin), admin)
-    store.init()
-    return store
-
-
-@pytest.fixture(name="flat")
-def fixture_flat(admin: BotocoreTransport) -> DynamoDBStore:
-    """A flat-layout table (hash key ``{key}_{STAGE}``), created by ``init``."""
-    store = DynamoDBStore(DynamoDBSource("flat-config", layout="flat", transport=admin), admin)
-    store.init()
-    return store
 
 
 def test_flat_layout_writes_to_a_stage_with_an_underscore_are_refused_unsent(

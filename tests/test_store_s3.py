@@ -20,26 +20,6 @@ pytestmark = pytest.mark.integration
 BUCKET = "confstage-config"
 
 
-@pytest.fixture(name="admin")
-def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
-    """A botocore transport on the local endpoint."""
-    return BotocoreTransport()
-
-
-@pytest.fixture(name="bucket")
-def fixture_bucket(admin: BotocoreTransport) -> S3Store:
-    """A versioned bucket made by the store's own ``init`` (objects layout)."""
-    store = S3Store(S3Source(BUCKET, "app", transport=admin), admin)
-    store.init()
-    return store
-
-
-@pytest.fixture(name="document")
-def fixture_document(bucket: S3Store, admin: BotocoreTransport) -> S3Store:
-    """The document layout on the same bucket and prefix."""
-    return S3Store(S3Source(BUCKET, "app", layout="document", transport=admin), admin)
-
-
 def put(boto: Any, key: str, body: str) -> None:
     """Write one object with the plain boto3 client."""
     boto("s3").put_object(Bucket=BUCKET, Key=key, Body=body.encode())

@@ -17,7 +17,7 @@ import confstage
 from confstage import Config, ConfigurationError, Secret, SettingsError
 from confstage.testing import MemorySource, lambda_context, override_settings
 
-from .conftest import FakeClock
+from .conftest import FakeClock, create_stage_key_table
 
 PASSWORD = "pa55w0rd-never-printed"
 
@@ -177,13 +177,7 @@ def test_settings_from_two_sources_over_http(boto: Any) -> None:
     ssm.put_parameter(Name="/svc/PRD/db_url", Value="postgres://prd-db/svc", Type="String")
     ssm.put_parameter(Name="/svc/PRD/db_password", Value=PASSWORD, Type="SecureString")
     ddb = boto("dynamodb")
-    schema = [{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}]
-    ddb.create_table(
-        TableName="svc",
-        KeySchema=schema,
-        AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in schema],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_stage_key_table(ddb, "svc")
     for key, value in {"pool_size": "20", "flags": '{"beta": true}', "db_url": "shadowed"}.items():
         ddb.put_item(TableName="svc", Item={"stage": {"S": "PRD"}, "key": {"S": key}, "value": {"S": value}})
     config = Config(["ssm:///svc", "dynamodb://svc"], stage="PRD", cache_dir="")
