@@ -51,8 +51,9 @@ def _fence_options(item: pytest.Item) -> list[str]:
 
 
 # Test modules marked ``slow``: subprocesses of the CLI or of whole benchmarks, real timeouts, second moto
-# servers, pip downloads. CI runs every test once on one Python and the rest on each other Python 3.10-3.13
-# (tox.ini); nothing here is skipped, only scheduled.
+# servers, pip downloads, and the two heaviest integration modules (S3 and partial writes: 40 s of worker time).
+# CI runs every test once on one Python and the rest on each other Python 3.10-3.13 (tox.ini), which keeps
+# its two slots even (about 11 minutes each); nothing here is skipped, only scheduled.
 SLOW_MODULES = frozenset(
     {
         "test_bench.py",
@@ -71,7 +72,9 @@ SLOW_MODULES = frozenset(
         "test_layer.py",
         "test_lite_faults.py",
         "test_lite_iam.py",
+        "test_partial_writes.py",
         "test_iam_enforced.py",
+        "test_s3.py",
         "test_testing.py",
         "test_transports.py",
         "test_walkthrough.py",
