@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +213,24 @@ def create_stage_key_table(dynamodb: Any, name: str) -> None:
         AttributeDefinitions=[{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in schema],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def run_benchmark(
+    script: str, *args: str, out: Path, drop: tuple[str, ...] = ("CONFSTAGE_", "AWS_")
+) -> tuple[str, dict[str, Any]]:
+    """Run ``benchmarks/SCRIPT ARGS --json OUT`` in a fresh interpreter from the repository root, without the
+    test's variables starting with ``drop``; its stdout and the JSON it wrote."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return done.stdout, results

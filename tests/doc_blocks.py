@@ -152,8 +152,17 @@ class BlockFailed(AssertionError):
     """A command of a documentation block did not do what the page shows."""
 
 
+class _Runner(DefaultRunner):
+    """A runner whose own failures (``BlockFailed``) are shown as they are written, without a traceback."""
+
+    def repr_failure(self, test: FenceTestDefinition, excinfo: Any, style: Any = None) -> str:
+        if isinstance(excinfo.value, BlockFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(test, excinfo, style))
+
+
 @register_runner()
-class ConsoleRunner(DefaultRunner):
+class ConsoleRunner(_Runner):
     """Runs a console block's commands in the fixture's Shell, checking each status and any output shown."""
 
     def runtest(self, test: FenceTestDefinition, args: Any, *, asyncio_runner: Any = None) -> None:
@@ -175,63 +184,40 @@ class ConsoleRunner(DefaultRunner):
                     f"--- the page\n{shown}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
                 )
 
-    def repr_failure(self, test: FenceTestDefinition, excinfo: Any, style: Any = None) -> str:
-        if isinstance(excinfo.value, BlockFailed):
-            return str(excinfo.value)
-        return str(super().repr_failure(test, excinfo, style))
+
+def _run_fresh(test: FenceTestDefinition, filename: str, argv: list[str], what: str) -> str:
+    """Write the block to ``filename`` in a temporary project and run ``argv + [that file]`` there, in a fresh
+    interpreter without the tests' CONFSTAGE_* and PYTEST_* variables; its stdout, or ``BlockFailed`` saying
+    ``what`` failed."""
+    with tempfile.TemporaryDirectory(prefix="confstage-reader-") as project:
+        path = Path(project) / filename
+        path.write_text(test.source)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "PYTEST_"))}
+        result = subprocess.run(
+            [*argv, str(path)], cwd=project, env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+    if result.returncode != 0:
+        raise BlockFailed(f"{test.source_path}:{test.start_line}: {what} failed\n{result.stdout}{result.stderr}")
+    return result.stdout
 
 
 @register_runner()
-class PytestFile(DefaultRunner):
+class PytestFile(_Runner):
     """Runs a python block as a test module of the reader's own project (pytest in a subprocess, warnings as errors)."""
 
     def runtest(self, test: FenceTestDefinition, args: Any, *, asyncio_runner: Any = None) -> None:
-        with tempfile.TemporaryDirectory(prefix="confstage-reader-") as project:
-            module = Path(project) / "test_from_docs.py"
-            module.write_text(test.source)
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "PYTEST_"))}
-            result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider", str(module)],
-                cwd=project,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-        if result.returncode != 0 or " passed" not in result.stdout:
-            raise BlockFailed(
-                f"{test.source_path}:{test.start_line}: the test module failed\n{result.stdout}{result.stderr}"
-            )
-
-    def repr_failure(self, test: FenceTestDefinition, excinfo: Any, style: Any = None) -> str:
-        if isinstance(excinfo.value, BlockFailed):
-            return str(excinfo.value)
-        return str(super().repr_failure(test, excinfo, style))
+        argv = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
+        stdout = _run_fresh(test, "test_from_docs.py", argv, "the test module")
+        if " passed" not in stdout:
+            raise BlockFailed(f"{test.source_path}:{test.start_line}: the test module failed\n{stdout}")
 
 
 @register_runner()
-class PythonScript(PytestFile):
+class PythonScript(_Runner):
     """Runs a python block as a script in a fresh interpreter (nothing imported before it, warnings as errors)."""
 
     def runtest(self, test: FenceTestDefinition, args: Any, *, asyncio_runner: Any = None) -> None:
-        with tempfile.TemporaryDirectory(prefix="confstage-reader-") as project:
-            script = Path(project) / "script.py"
-            script.write_text(test.source)
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "PYTEST_"))}
-            result = subprocess.run(
-                [sys.executable, "-W", "error", str(script)],
-                cwd=project,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-        if result.returncode != 0:
-            raise BlockFailed(
-                f"{test.source_path}:{test.start_line}: the script failed\n{result.stdout}{result.stderr}"
-            )
+        _run_fresh(test, "script.py", [sys.executable, "-W", "error"], "the script")
 
 
 def console_fences(state: Any) -> None:

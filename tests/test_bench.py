@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "bench_backends.py"
+from .conftest import run_benchmark
+
 SOURCES = {
     "env",
     "kms-env",
@@ -30,19 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module", name="results")
 def fixture_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One quick run of the benchmark on its own embedded moto server, read back from --json."""
-    out = tmp_path_factory.mktemp("bench") / "out.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "AWS_"))}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "targets (issue 7)" in done.stdout
-    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    stdout, results = run_benchmark("bench_backends.py", "--quick", out=tmp_path_factory.mktemp("bench") / "out.json")
+    assert "targets (issue 7)" in stdout
     return results
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import run_benchmark
 
 pytestmark = pytest.mark.integration
 
@@ -18,20 +14,11 @@ pytestmark = pytest.mark.integration
 def test_cold_path_benchmark_reports_each_transport_and_a_lite_path_without_the_sdk(tmp_path: Path) -> None:
     """One quick run (one process per contender) reports wall, peak memory and phases of confstage through lite
     and botocore, raw boto3 and a bare interpreter; only the lite path is free of botocore."""
-    out = tmp_path / "cold.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFSTAGE_", "AWS_"))}
-    done = subprocess.run(
-        [sys.executable, "benchmarks/cold_path.py", "--runs", "1", "--only", "dynamodb-stage-key", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
+    stdout, document = run_benchmark(
+        "cold_path.py", "--runs", "1", "--only", "dynamodb-stage-key", out=tmp_path / "cold.json"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "cold path per source and transport" in done.stdout
-    assert "lite/boto3 wall" in done.stdout
-    document = json.loads(out.read_text())
+    assert "cold path per source and transport" in stdout
+    assert "lite/boto3 wall" in stdout
     rows = {row["contender"]: row for row in document["rows"]}
     assert set(rows) == {"lite", "botocore", "boto3", "baseline"}
     assert {row["source"] for row in document["rows"]} == {"dynamodb-stage-key"}

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import fleet
 import pytest
 from _sim import Call, EventLoop, Retries, Service, TokenBucket
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "fleet.py"
-
+from .conftest import run_benchmark
 
 # -- the token bucket ---------------------------------------------------------------------------------
 
@@ -248,19 +241,10 @@ def test_powertools_fetches_every_invocation_past_max_age() -> None:
 @pytest.fixture(scope="module", name="quick")
 def fixture_quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One ``--quick`` run of the script (1,000 and 10,000 environments scaled to a tenth), read from --json."""
-    out = tmp_path_factory.mktemp("fleet") / "fleet.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFSTAGE_")}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
+    stdout, results = run_benchmark(
+        "fleet.py", "--quick", out=tmp_path_factory.mktemp("fleet") / "fleet.json", drop=("CONFSTAGE_",)
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "targets (issue 15)" in done.stdout
-    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    assert "targets (issue 15)" in stdout
     return results
 
 
