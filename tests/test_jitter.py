@@ -58,6 +58,20 @@ def fleet(size: int, jitter: float, clock: FakeClock, source: CountingSource) ->
     ]
 
 
+def backing_off(source: CountingSource, clock: FakeClock) -> Config:
+    """One client without jitter whose backoff takes its longest delay (2 s, 4 s, ... up to the cap) every time."""
+    return Config(
+        [source],
+        stage="PRD",
+        cache_dir="",
+        ttl=TTL,
+        clock=clock,
+        ttl_jitter=0,
+        run=run_inline,
+        backoff=Backoff(random=lambda: 1.0),
+    )
+
+
 def test_a_thousand_clients_started_together_spread_their_first_refresh(clock: FakeClock) -> None:
     """TTL 300 s, jitter 0.1: first refreshes cover ≥ 30 distinct seconds, none holding more than a tenth."""
     source = CountingSource(clock)
@@ -119,16 +133,7 @@ def test_throttled_refreshes_are_counted_apart_and_in_emf(clock: FakeClock) -> N
 def test_with_a_value_in_hand_backoff_grows_up_to_the_ttl(clock: FakeClock) -> None:
     """A stale environment asks at most once per TTL while throttled (the cap is the TTL, not 60 s)."""
     source = CountingSource(clock)
-    client = Config(
-        [source],
-        stage="PRD",
-        cache_dir="",
-        ttl=TTL,
-        clock=clock,
-        ttl_jitter=0,
-        run=run_inline,
-        backoff=Backoff(random=lambda: 1.0),
-    )
+    client = backing_off(source, clock)
     client.get("k")
     clock.tick(TTL + 1)
     source.throttle = True
@@ -148,16 +153,7 @@ def test_cold_and_throttled_fails_fast_until_the_backoff_ends(clock: FakeClock) 
     """With nothing in hand, a throttled fetch is not repeated by every caller: they fail at once, unsent."""
     source = CountingSource(clock)
     source.throttle = True
-    client = Config(
-        [source],
-        stage="PRD",
-        cache_dir="",
-        ttl=TTL,
-        clock=clock,
-        ttl_jitter=0,
-        run=run_inline,
-        backoff=Backoff(random=lambda: 1.0),
-    )
+    client = backing_off(source, clock)
     with pytest.raises(SourceError, match="Rate exceeded"):
         client.get("k")
     for _ in range(5):

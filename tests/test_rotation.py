@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,6 +42,17 @@ def fixture_source() -> DictSource:
     return DictSource({"PRD": {"db_password": "old", "host": "db.internal"}}, secret={"db_password"})
 
 
+def logging_in(database: Database) -> Callable[[Any, Any], str]:
+    """A Lambda handler that logs in with the password it reads, retried once after a refresh on ``AuthError``."""
+
+    @confstage.handler
+    @refresh_on(AuthError)
+    def lambda_handler(event: Any, context: Any) -> str:
+        return database.login(confstage.get("db_password"))
+
+    return lambda_handler
+
+
 @pytest.fixture(name="config")
 def fixture_config(source: DictSource, clock: FakeClock) -> Config:
     return confstage.configure(sources=[source], cache_dir="", clock=clock, ttl=300)
@@ -52,10 +64,7 @@ def test_a_rotated_password_is_refreshed_and_the_call_retried_once(
     """The first attempt fails with the old password; one refresh, and the retry logs in."""
     database = Database("old")
 
-    @confstage.handler
-    @refresh_on(AuthError)
-    def lambda_handler(event: Any, context: Any) -> str:
-        return database.login(confstage.get("db_password"))
+    lambda_handler = logging_in(database)
 
     assert lambda_handler({}, lambda_context("PRD")) == "connected"
     fetches = source.fetches
@@ -89,10 +98,7 @@ def test_a_refresh_that_fails_raises_the_original_error_with_the_cause_chained(
     """When the refresh itself fails, the call's own error is raised, its __cause__ the SourceError."""
     database = Database("new")
 
-    @confstage.handler
-    @refresh_on(AuthError)
-    def lambda_handler(event: Any, context: Any) -> str:
-        return database.login(confstage.get("db_password"))
+    lambda_handler = logging_in(database)
 
     assert confstage.get("db_password", stage="PRD") == "old"  # cached: the call reads it without a fetch
     clock.tick(10)
@@ -258,10 +264,7 @@ def test_rotation_with_the_aws_api_costs_exactly_one_extra_request(
     confstage.configure(sources=["secretsmanager://app"], cache_dir="", clock=clock)
     database = Database("old")
 
-    @confstage.handler
-    @refresh_on(AuthError)
-    def lambda_handler(event: Any, context: Any) -> str:
-        return database.login(confstage.get("db_password"))
+    lambda_handler = logging_in(database)
 
     assert lambda_handler({}, lambda_context("PRD")) == "connected"
     assert requests_made["secrets-manager.GetSecretValue"] == 1, requests_made
