@@ -128,16 +128,7 @@ class SecretsManagerStore(Store):
                 source=self.url,
                 operation=GET,
             )
-        if current is None:
-            request: dict[str, Any] = {"Name": secret_id, "SecretString": body}
-            if kms_key:
-                request["KmsKeyId"] = kms_key
-            response = self.aws.call("secretsmanager:CreateSecret", request, target=secret_id)
-        else:
-            request = {"SecretId": secret_id, "SecretString": body}
-            response = self.aws.call("secretsmanager:PutSecretValue", request, target=secret_id)
-        version: str | None = response.get("VersionId")
-        return version
+        return store_secret(self.aws, secret_id, body, kms_key, exists=current is not None)
 
 
 class SecretsStore(Store):
@@ -231,18 +222,8 @@ class SecretsStore(Store):
 
     def _write(self, name: str, value: str, kms_key: str | None, state: Mapping[str, Any] | None) -> str | None:
         """CreateSecret, or PutSecretValue (after RestoreSecret when the secret is scheduled for deletion)."""
-        if state is None:
-            request: dict[str, Any] = {"Name": name, "SecretString": value}
-            if kms_key:
-                request["KmsKeyId"] = kms_key
-            response = self.aws.call("secretsmanager:CreateSecret", request, target=name)
-        else:
-            if state.get("DeletedDate"):
-                self.aws.call("secretsmanager:RestoreSecret", {"SecretId": name}, target=name)
-            request = {"SecretId": name, "SecretString": value}
-            response = self.aws.call("secretsmanager:PutSecretValue", request, target=name)
-        version: str | None = response.get("VersionId")
-        return version
+        restore = state is not None and bool(state.get("DeletedDate"))
+        return store_secret(self.aws, name, value, kms_key, exists=state is not None, restore=restore)
 
     def _describe(self, name: str) -> dict[str, Any] | None:
         """DescribeSecret of a name (None when there is no such secret)."""
@@ -260,6 +241,24 @@ class SecretsStore(Store):
                 if key is not None:
                     listed[key] = secret
         return listed
+
+
+def store_secret(
+    aws: Caller, name: str, value: str, kms_key: str | None, *, exists: bool, restore: bool = False
+) -> str | None:
+    """A new version of secret ``name``: CreateSecret (under ``kms_key`` if given) when it does not exist, else
+    PutSecretValue, after RestoreSecret when ``restore``; the version id."""
+    if not exists:
+        request: dict[str, Any] = {"Name": name, "SecretString": value}
+        if kms_key:
+            request["KmsKeyId"] = kms_key
+        response = aws.call("secretsmanager:CreateSecret", request, target=name)
+    else:
+        if restore:
+            aws.call("secretsmanager:RestoreSecret", {"SecretId": name}, target=name)
+        response = aws.call("secretsmanager:PutSecretValue", {"SecretId": name, "SecretString": value}, target=name)
+    version: str | None = response.get("VersionId")
+    return version
 
 
 def secret_versions(aws: Caller, secret_id: str) -> list[Version]:
