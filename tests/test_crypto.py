@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,24 +14,9 @@ from confstage.sources.dynamodb import DynamoDBSource
 from confstage.stores.dynamodb import DynamoDBStore
 from confstage.transport.botocore import BotocoreTransport
 
+from .envelopes import fields, fixture_no_cached_keys, reencode  # noqa: F401  (the fixture is autouse)
+
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True, name="_no_cached_keys")
-def fixture_no_cached_keys() -> Iterator[None]:
-    """Every test starts and ends without cached data keys."""
-    crypto.clear_data_keys()
-    yield
-    crypto.clear_data_keys()
-
-
-def fields(envelope: str) -> list[bytes]:
-    """The decoded fields of an envelope: wrapped key, nonce, ciphertext."""
-    return [base64.urlsafe_b64decode(f + "=" * (-len(f) % 4)) for f in envelope[len(crypto.PREFIX) :].split(".")]
-
-
-def reencode(parts: list[bytes]) -> str:
-    return crypto.PREFIX + ".".join(base64.urlsafe_b64encode(p).decode().rstrip("=") for p in parts)
 
 
 def test_round_trip_and_format(kms_key: str) -> None:
