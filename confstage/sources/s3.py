@@ -107,15 +107,20 @@ class S3Source:
             raw = {key: body for key, body in bodies if body is not None}
         return open_envelopes(raw, stage=stage, kms=self.aws)
 
+    def _get(self, object_key: str, etag: str | None) -> Any:
+        """GetObject, conditional on ``etag`` when given: the response, or the ``ErrorAnswer`` of an absent
+        object (and of an unchanged one, a 304)."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
+        if etag is not None:
+            request["IfNoneMatch"] = etag
+        answers = NOT_FOUND | _NOT_MODIFIED if etag is not None else NOT_FOUND
+        return self.aws.call("s3:GetObject", request, target=self.where(object_key), answers=answers)
+
     def _read(self, object_key: str) -> str | None:
         """The body of an object (None when absent), revalidated with its remembered ETag."""
         seen = self._seen.get(object_key)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
-        if seen is not None:
-            request["IfNoneMatch"] = seen[0]
         where = self.where(object_key)
-        answers = NOT_FOUND | _NOT_MODIFIED if seen is not None else NOT_FOUND
-        response = self.aws.call("s3:GetObject", request, target=where, answers=answers)
+        response = self._get(object_key, seen[0] if seen is not None else None)
         if isinstance(response, ErrorAnswer):
             if seen is not None and response.code in _NOT_MODIFIED:
                 return seen[1]
@@ -137,11 +142,7 @@ class S3Source:
         if self.layout != "objects":
             raise ConfigurationError(f"get_path reads objects one per key: {self.url} is in the {self.layout} layout")
         object_key = self.object_key(stage, key)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
-        if etag is not None:
-            request["IfNoneMatch"] = etag
-        answers = NOT_FOUND | _NOT_MODIFIED if etag is not None else NOT_FOUND
-        response = self.aws.call("s3:GetObject", request, target=self.where(object_key), answers=answers)
+        response = self._get(object_key, etag)
         if isinstance(response, ErrorAnswer):
             return NOT_MODIFIED if response.code in _NOT_MODIFIED else None
         size = response.get("ContentLength")
