@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests._motoserver import threaded_moto
 from tests.doc_blocks import Shell, console_fences, copy_checkout
 
 ROOT = Path(__file__).resolve().parent
@@ -100,13 +101,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", name="docs_aws_server")
 def fixture_docs_aws_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (random port) for the documentation's blocks; yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with threaded_moto() as url:
+        yield url
 
 
 class _Pages:

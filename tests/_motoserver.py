@@ -1,4 +1,5 @@
-"""A moto server of a test module's own, in a child process, and the switch that makes it enforce IAM.
+"""Local moto servers: one in a thread for a session (``threaded_moto``), one of a test module's own in a child
+process (``moto_process``), and the switch that makes a server enforce IAM.
 
 The IAM switch (``POST /moto-api/reset-auth``) and the backends are global to a server process, so a module
 that turns authentication on runs its own server rather than the session's shared one.
@@ -14,7 +15,21 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
-__all__ = ["enforce_iam", "moto_process"]
+__all__ = ["enforce_iam", "moto_process", "threaded_moto"]
+
+
+@contextlib.contextmanager
+def threaded_moto() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a random port) in a thread of this process; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ from confstage.stores.dynamodb import DynamoDBStore
 from confstage.stores.s3 import S3Store
 from confstage.transport.botocore import BotocoreTransport, add_client_hook
 
+from ._motoserver import threaded_moto
+
 # Nothing in the test suite may reach real AWS: credentials are fake and any client that is not
 # pointed at the local endpoint (or inside moto.mock_aws) talks to a closed loopback port.
 os.environ.update(
@@ -59,13 +61,8 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Non
 @pytest.fixture(scope="session", name="aws_server")
 def fixture_aws_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (random port) for the whole session; yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with threaded_moto() as url:
+        yield url
 
 
 @pytest.fixture(name="aws_endpoint")
