@@ -20,7 +20,7 @@ from confstage.sources.dynamodb import DynamoDBSource
 from confstage.sources.s3 import S3Source
 from confstage.stores.dynamodb import DynamoDBStore
 from confstage.stores.s3 import S3Store
-from confstage.transport.botocore import BotocoreTransport, add_client_hook
+from confstage.transport.botocore import ADMIN_READ_TIMEOUT, BotocoreTransport, add_client_hook
 
 from ._motoserver import threaded_moto
 
@@ -165,7 +165,7 @@ BUCKET = "confstage-config"
 @pytest.fixture(name="admin")
 def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
     """A transport of the test's own, its clients made before request counting starts (its requests not counted)."""
-    transport = BotocoreTransport()
+    transport = BotocoreTransport(read_timeout=ADMIN_READ_TIMEOUT)
     for service in ("dynamodb", "s3", "kms"):
         transport.client(service)
     return transport

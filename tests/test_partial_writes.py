@@ -6,16 +6,18 @@ lets the first N requests through and fails every later one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from confstage import _state, aws
+from confstage import aws
 from confstage.errors import KeyNameError, SourceError, StageError
 from confstage.stores import PartialWriteError, Store, build_store
 from confstage.transport.botocore import BotocoreTransport
 
+from ._cli import invoke
 from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -43,7 +45,6 @@ def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     proxy = FaultProxy(aws_endpoint).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "20")  # no write may time out after landing: only the fault fails
     aws.reset()
     yield proxy
     proxy.stop()
@@ -82,6 +83,36 @@ def test_put_many_failing_midway_names_exactly_the_keys_written(url: str, proxy:
         assert list(error.written) == KEYS[: len(error.written)]
 
 
+@pytest.mark.parametrize("through", ["store", "cli"])
+def test_a_write_answered_after_the_runtime_read_timeout_is_sent_once(
+    through: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes wait ADMIN_READ_TIMEOUT, not the runtime's short CONFSTAGE_READ_TIMEOUT: a PutParameter answered
+    late has landed, and botocore's retry after a read timeout would land it again (a second version)."""
+    proxy = FaultProxy(aws_endpoint, slow_seconds=1.0).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "0.3")
+        monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "3")
+        aws.reset()
+        store = make_store("ssm:///app")
+        proxy.fault = "slow"
+        before = proxy.requests
+        started = time.monotonic()
+        if through == "store":
+            assert store.put("PRD", "token", "first") == "1"
+        else:
+            result = invoke("--source", "ssm:///app", "--stage", "PRD", "put", "token", "first")
+            assert result.exit_code == 0, result.output
+        elapsed = time.monotonic() - started
+        proxy.heal()
+        assert proxy.requests - before == 1
+        assert elapsed < 10
+        assert [v.version for v in store.history("PRD", "token")] == ["1"]
+    finally:
+        proxy.stop()
+
+
 @pytest.mark.parametrize("url", ["dynamodb://cfg", "s3://cfg-bucket/app", "s3://cfg-bucket/doc?layout=document"])
 def test_put_many_with_an_unusable_kms_key_writes_nothing(url: str, aws_endpoint: str) -> None:
     """Secure values are sealed before the first write, so a KMS key that does not work leaves the stage empty."""
@@ -102,7 +133,7 @@ def test_ssm_writes_a_secure_value_first_so_a_bad_kms_key_fails_before_anything_
     def record(params: dict[str, Any], **_: Any) -> None:
         types.append(params["Type"])
 
-    transport = _state.transport()
+    transport = store.transport
     assert isinstance(transport, BotocoreTransport)
     transport.client("ssm").meta.events.register("provide-client-params.ssm.PutParameter", record)
     store.put_many("PRD", {"a": "1", "b": "2", "s": "secret", "c": "3"}, kms_key="alias/aws/ssm", secure=["s"])

@@ -91,10 +91,13 @@ class Settings:
     def transport(self) -> Transport:
         """The botocore transport of this run: the command line's profile, region and endpoint, else botocore's own."""
         if self._transport is None:
-            from confstage.transport.botocore import BotocoreTransport
+            from confstage.transport.botocore import ADMIN_READ_TIMEOUT, BotocoreTransport
 
             self._transport = BotocoreTransport(
-                profile=self.option("profile"), region=self.option("region"), endpoint_url=self.option("endpoint_url")
+                profile=self.option("profile"),
+                region=self.option("region"),
+                endpoint_url=self.option("endpoint_url"),
+                read_timeout=ADMIN_READ_TIMEOUT,
             )
         return self._transport
 

@@ -217,20 +217,17 @@ class WriteLog:
 
 
 def admin_transport(transport: Transport | None = None) -> Transport:
-    """What a store writes through: ``transport``, else the runtime's when it is botocore's, else a botocore one.
+    """What a store writes through: ``transport``, else a botocore one that waits ``ADMIN_READ_TIMEOUT`` for answers.
 
-    Writes keep botocore whatever reads use: its clients cover every admin operation (and the CLI's profiles).
+    Writes keep botocore whatever reads use: its clients cover every admin operation (and the CLI's profiles). The
+    runtime's transport is not borrowed: its short read timeout suits reads, and a write retried after it can be
+    applied twice.
     """
     if transport is not None:
         return transport
-    from confstage import _state
+    from confstage.transport.botocore import ADMIN_READ_TIMEOUT, BotocoreTransport
 
-    runtime = _state.transport()
-    if runtime.name == "botocore":
-        return runtime
-    from confstage.transport.botocore import BotocoreTransport
-
-    return BotocoreTransport()
+    return BotocoreTransport(read_timeout=ADMIN_READ_TIMEOUT)
 
 
 def utf8_size(text: str) -> int:

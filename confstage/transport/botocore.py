@@ -3,7 +3,9 @@
 Clients are made on first use, one per (service, region, endpoint), and kept for the life of the transport
 (thread-safe once made; making them is not, hence the lock and one session). Their settings suit Lambda:
 standard retries, ``CONFSTAGE_CONNECT_TIMEOUT`` (1 s), ``CONFSTAGE_READ_TIMEOUT`` (3 s), ``CONFSTAGE_MAX_ATTEMPTS``
-(3). ``add_client_hook`` lets tests and benchmarks watch every client made from then on.
+(3). Writes wait longer (``ADMIN_READ_TIMEOUT``): botocore retries a request whose answer timed out, and a write
+answered late has been applied, so a retried PutParameter makes two versions. ``add_client_hook`` lets tests and
+benchmarks watch every client made from then on.
 
 Failures come out as the interface's: ``ClientError`` → ``AwsError`` (code, AWS's message, status), anything else
 of botocore's → ``NetworkError`` naming the exception's type (its message is left out where it could quote the
@@ -22,7 +24,10 @@ from typing import Any
 
 from . import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
 
-__all__ = ["BotocoreTransport", "add_client_hook", "client_config"]
+__all__ = ["ADMIN_READ_TIMEOUT", "BotocoreTransport", "add_client_hook", "client_config"]
+
+# Seconds the admin side (stores, the CLI) waits for an answer: long enough that a slow write is not sent twice.
+ADMIN_READ_TIMEOUT = 30.0
 
 _hooks: list[Callable[[Any], None]] = []
 _hooks_lock = threading.Lock()
@@ -46,8 +51,9 @@ def add_client_hook(hook: Callable[[Any], None]) -> Callable[[], None]:
     return remove
 
 
-def client_config() -> Any:
-    """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable)."""
+def client_config(read_timeout: float | None = None) -> Any:
+    """The botocore ``Config`` every client gets: standard retries, short timeouts (env-tunable; ``read_timeout``
+    wins over ``CONFSTAGE_READ_TIMEOUT``)."""
     from botocore.config import Config
 
     from confstage.variables import env_float
@@ -55,7 +61,7 @@ def client_config() -> Any:
     attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
     return Config(
         connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
-        read_timeout=env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
+        read_timeout=read_timeout if read_timeout is not None else env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
         retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
         user_agent_extra="confstage",
     )
@@ -66,16 +72,23 @@ class BotocoreTransport:
 
     ``profile``, ``region`` and ``endpoint_url`` apply to every client it makes (None: what botocore reads from
     the environment and its config files); a request's own ``region`` or ``endpoint_url`` wins over them.
+    ``read_timeout`` (None: ``CONFSTAGE_READ_TIMEOUT``) is the admin side's ``ADMIN_READ_TIMEOUT``.
     """
 
     name = "botocore"
 
     def __init__(
-        self, *, profile: str | None = None, region: str | None = None, endpoint_url: str | None = None
+        self,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self.profile = profile
         self.region = region
         self.endpoint_url = endpoint_url
+        self.read_timeout = read_timeout
         self._lock = threading.Lock()
         self._session: Any = None
         self._clients: dict[tuple[str, str | None, str | None], Any] = {}
@@ -134,7 +147,7 @@ class BotocoreTransport:
 
                     self._session = boto3.session.Session(profile_name=self.profile)
                 found = self._session.client(
-                    service, region_name=region, endpoint_url=endpoint_url, config=client_config()
+                    service, region_name=region, endpoint_url=endpoint_url, config=client_config(self.read_timeout)
                 )
                 _guard(found)
                 with _hooks_lock:
