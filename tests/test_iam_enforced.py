@@ -24,6 +24,8 @@ What moto (5.x: ``moto/iam/access_control.py``, ``moto/core/authorization.py``) 
 * not S3's rule that a missing key is 403 to a caller without ``s3:ListBucket`` (moto answers NoSuchKey);
 * no service calls KMS on the caller's behalf (SSM SecureStrings, Secrets Manager), so ``kms:ViaService`` is
   never asked.
+* of BatchGetSecretValue, only its own action: not the ListSecrets its filter needs, nor the GetSecretValue AWS
+  asks for each secret it returns (a secret the caller may not read comes back in ``Errors``).
 
 So each policy faces two evaluators, and the documents are pinned exactly besides:
 
@@ -32,12 +34,12 @@ So each policy faces two evaluators, and the documents are pinned exactly beside
 2. ``iam_allows``: AWS's evaluation rules for exactly the elements the builder emits (Allow statements;
    ``Action``; ``Resource`` with ``*`` and ``?``; ``StringEquals``, ``StringLike``, ``ForAllValues:…`` and
    ``ForAnyValue:StringEquals``), applied to the requests the runtime really made, with the ARNs moto assigned
-   (the secret's random suffix, the key a ciphertext names) and the request context AWS documents for them
-   (``dynamodb:LeadingKeys``: the partition keys asked for; ``kms:EncryptionContext:*``: the request's context;
-   ``kms:ResourceAliases``: the key's aliases; a missing S3 key also needs ``s3:ListBucket`` to be a 404). That
-   proves the other ARNs and every condition, the DEV reads' denial among them. It is this module's model of
-   AWS, not AWS: what it cannot see (``kms:ViaService``, asked by SSM and Secrets Manager themselves) is
-   checked in the document only.
+   (the secret's random suffix, the key a ciphertext names, the secrets a batch returned) and the request
+   context AWS documents for them (``dynamodb:LeadingKeys``: the partition keys asked for;
+   ``kms:EncryptionContext:*``: the request's context; ``kms:ResourceAliases``: the key's aliases; a missing S3
+   key also needs ``s3:ListBucket`` to be a 404). That proves the other ARNs and every condition, the DEV reads'
+   denial among them. It is this module's model of AWS, not AWS: what it cannot see (``kms:ViaService``, asked
+   by SSM and Secrets Manager themselves) is checked in the document only.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ STORES = (
     "s3://cfg-bucket/vault",
     "ssm:///app",
     "secretsmanager://app",
+    "secretsmanager://keys?layout=secrets",
 )
 SECURE_STORES = ("dynamodb://vault", "s3://cfg-bucket/vault", "ssm:///app")  # token: envelope / SecureString
 
@@ -188,7 +191,7 @@ def _seed(url: str) -> tuple[str, str, dict[str, str]]:
         plain = {k: v for k, v in values(stage).items() if k in ("db_url", "feature")}
         for store in STORES:
             # A secret's every value is a secret: Secrets Manager holds the token among the plain values.
-            here = {**plain, "token": values(stage)["token"]} if store == "secretsmanager://app" else plain
+            here = {**plain, "token": values(stage)["token"]} if store.startswith("secretsmanager:") else plain
             _cli("import", "-", "--source", store, "--stage", stage, env=env, input=json.dumps(here))
         for store in SECURE_STORES:
             _cli("put", "token", "--secure", "--kms-key", key, "--source", store, "--stage", stage, env=env,
@@ -358,6 +361,15 @@ def authorizations(world: World, call: Call) -> list[Authorization]:
     if call.service == "ssm":
         assert call.operation == "GetParametersByPath", call
         return [Authorization(action, f"{arn}:parameter{params['Path']}", {})]
+    if call.service == "secretsmanager" and call.operation == "BatchGetSecretValue":
+        # No resource type for the call itself; with filters, ListSecrets too; then GetSecretValue on each secret
+        # it returns (the BatchGetSecretValue API reference). The secrets are those the filter names.
+        listed = world.admin("secretsmanager").list_secrets(Filters=params["Filters"])["SecretList"]
+        return [
+            Authorization(action, "*", {}),
+            Authorization("secretsmanager:ListSecrets", "*", {}),
+            *(Authorization(GET_SECRET, secret["ARN"], {}) for secret in listed),
+        ]
     if call.service == "secretsmanager":
         assert call.operation == "GetSecretValue", call
         return [Authorization(action, world.secret_arn(params["SecretId"]), {})]
@@ -537,6 +549,7 @@ def _set(*actions: str) -> frozenset[str]:
 
 QUERY, GET_ITEM, BATCH = "dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem"
 GET_OBJECT, BY_PATH, GET_SECRET = "s3:GetObject", "ssm:GetParametersByPath", "secretsmanager:GetSecretValue"
+BATCH_SECRETS, LIST_SECRETS = "secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"
 DECRYPT, DATA_KEY = "kms:Decrypt", "kms:GenerateDataKey"
 
 CASES = (
@@ -594,6 +607,17 @@ CASES = (
         (Read("secret", "secretsmanager://app env://", ("db_url", "token")),),
         removal={"ReadSecret": {"secret": GET_SECRET}},
         dev={"secret": (_set(), _set(GET_SECRET))},
+    ),
+    Case(
+        "secretsmanager-secrets",
+        ("secretsmanager://keys?layout=secrets",),
+        (),
+        (Read("batch", "secretsmanager://keys?layout=secrets env://", ("db_url", "token")),),
+        # moto authorises only the request's own action: BatchGetSecretValue (and ListSecrets, in the same
+        # statement). Each secret's GetSecretValue, which AWS asks as well, is the model's to check.
+        removal={"ReadSecrets": {}, "BatchReadSecrets": {"batch": BATCH_SECRETS}},
+        model_only={"ReadSecrets": _set("batch")},
+        dev={"batch": (_set(), _set(GET_SECRET))},
     ),
     Case(
         "kms-env",
@@ -853,7 +877,10 @@ EVERY_SOURCE = (
     "secretsmanager://app",
 )
 EVERY_OPTION = ("--secure", "--kms-key", KEY, "--function", FUNCTION, "--cache-kms-key", CACHE_KEY)
-READ_ACTIONS = {QUERY, GET_ITEM, BATCH, GET_OBJECT, "s3:ListBucket", BY_PATH, GET_SECRET, DECRYPT, DATA_KEY}
+READ_ACTIONS = {
+    *(QUERY, GET_ITEM, BATCH, GET_OBJECT, "s3:ListBucket", BY_PATH),
+    *(GET_SECRET, BATCH_SECRETS, LIST_SECRETS, DECRYPT, DATA_KEY),
+}
 _WRITE = re.compile(
     r":(Put|Update|Delete|Create|BatchWrite|Write|Tag|Untag|Restore|Rotate|Encrypt|ReEncrypt|Import|Schedule|Cancel"
     r"|Disable|Enable|Replicate|Modify|Attach|Detach|Set|Add|Remove|Copy|Label|Send|Publish|Invoke|Start|Stop)"
