@@ -221,7 +221,10 @@ def transport() -> Transport:
     return found
 
 
-def use_transport(transport: Transport | None) -> None:
-    """Make ``transport`` the runtime's (None: choose one again on next use); tests swap in their own."""
+def use_transport(transport: Transport | None) -> Transport | None:
+    """Make ``transport`` the runtime's (None: choose one again on next use); tests swap in their own. Returns the
+    one it replaces."""
     global _transport
-    _transport = transport
+    with _locked():
+        previous, _transport = _transport, transport
+    return previous

@@ -42,6 +42,7 @@ __all__ = [
     "call",
     "choose_transport",
     "digest",
+    "environment_identity",
     "read_body",
     "reset",
     "store_identity",
@@ -128,8 +129,11 @@ def choose_transport() -> Transport:
 
 
 def reset() -> None:
-    """Forget the default transport and its clients (tests; a new endpoint or credentials)."""
-    _state.use_transport(None)
+    """Forget the default transport and its clients, closing its idle connections (tests; a new endpoint or
+    credentials)."""
+    close = getattr(_state.use_transport(None), "close", None)
+    if callable(close):
+        close()
 
 
 def call(
@@ -304,13 +308,19 @@ def store_identity(
 
 
 def _identity_from_environment(service: str, env: Mapping[str, str]) -> str | None:
+    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env.get("HOME") or "~", ".aws", "config")
+    if os.path.exists(os.path.expanduser(config_file)):
+        return None  # a profile could set the region or this service's endpoint: ask botocore
+    return environment_identity(service, env)
+
+
+def environment_identity(service: str, env: Mapping[str, str]) -> str | None:
+    """``store_identity`` from the environment variables alone, which is all the lite transport reads (botocore
+    reads shared config files too); None without credentials or a region."""
     key_id = env.get("AWS_ACCESS_KEY_ID")
     region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
     if not key_id or not env.get("AWS_SECRET_ACCESS_KEY") or not region:
         return None
-    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env.get("HOME") or "~", ".aws", "config")
-    if os.path.exists(os.path.expanduser(config_file)):
-        return None  # a profile could set the region or this service's endpoint: ask botocore
     endpoint = "default"
     if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
         specific = f"AWS_ENDPOINT_URL_{_ENDPOINT_NAMES.get(service, service.upper())}"

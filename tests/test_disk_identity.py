@@ -30,6 +30,8 @@ from confstage.sources import build_source
 from confstage.sources.dynamodb import DynamoDBSource
 from confstage.transport.botocore import BotocoreTransport
 
+from .faultproxy import FaultProxy
+
 pytestmark = pytest.mark.integration
 
 URL = "dynamodb://cfg"
@@ -229,6 +231,32 @@ def test_a_given_transport_names_its_own_store(aws_endpoint: str) -> None:
     assert named is not None
     assert "region=ap-south-1 endpoint=http://elsewhere:8000" in named
     assert named != store_identity(DynamoDBSource("cfg"))
+
+
+def test_a_forced_lite_transport_names_its_store_the_same_in_every_process(
+    aws_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONFSTAGE_TRANSPORT=lite beside a shared config file (which botocore would read and lite does not): the
+    store is named from the environment lite signs with, so a second process is served from /tmp with no
+    request, and another principal's process is not (requests counted by a proxy: lite has no botocore events)."""
+    seed(boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1"), "value")
+    proxy = FaultProxy(aws_endpoint).start()
+    try:
+        config_file = tmp_path / "aws-config"
+        config_file.write_text("[default]\noutput = json\n")
+        env = {"AWS_CONFIG_FILE": str(config_file), "CONFSTAGE_TRANSPORT": "lite", "AWS_ENDPOINT_URL": proxy.url}
+        counts = []
+        for key_id in ("testing", "testing", "another-principal"):
+            new_process(monkeypatch, **env, AWS_ACCESS_KEY_ID=key_id)
+            before = proxy.requests
+            assert read(tmp_path / "cache") == "value"
+            counts.append(proxy.requests - before)
+        assert counts == [1, 0, 1]
+        named = {path.name for path in (tmp_path / "cache").iterdir()}
+        assert len(named) == 2
+        assert not any("lite-" in name for name in named)
+    finally:
+        proxy.stop()
 
 
 def test_sources_that_never_persist_have_no_store_name() -> None:

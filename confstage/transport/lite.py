@@ -177,6 +177,16 @@ class LiteTransport:
         """Close the idle connections (tests; connections in use close when their answer is read)."""
         self._pool.close()
 
+    def identity(self, service: str) -> str:
+        """Where this transport reaches ``service`` (``aws.store_identity``): region, endpoint and a digest of the
+        access key id, from the environment it signs with, which is all it reads."""
+        from confstage.aws import environment_identity
+
+        found = environment_identity(service, self._environ)
+        if found is None:
+            raise ConfigurationError(f"{service}: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the region is unset")
+        return found
+
     # -- one call ----------------------------------------------------------------------------
 
     def call(self, request: AwsRequest) -> dict[str, Any]:
