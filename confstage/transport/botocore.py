@@ -72,7 +72,7 @@ class BotocoreTransport:
 
     ``profile``, ``region`` and ``endpoint_url`` apply to every client it makes (None: what botocore reads from
     the environment and its config files); a request's own ``region`` or ``endpoint_url`` wins over them.
-    ``read_timeout`` (None: ``CONFSTAGE_READ_TIMEOUT``) is the admin side's ``ADMIN_READ_TIMEOUT``.
+    ``read_timeout`` overrides ``CONFSTAGE_READ_TIMEOUT``; the admin side passes ``ADMIN_READ_TIMEOUT``.
     """
 
     name = "botocore"
