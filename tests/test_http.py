@@ -225,7 +225,7 @@ def test_every_read_keeps_to_the_deadline(canned: Canned) -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         response.read()
-    assert time.monotonic() - started < 0.3 + 0.2
+    assert time.monotonic() - started < 0.3 + 1.0  # the time left, not the 2 s read timeout
 
 
 def test_limits_timeout() -> None:
