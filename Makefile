@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each builds .venv first when needed and
 # installs only what it uses: the demo the cli and demo extras, the tests tox (which builds its own
-# environments with the test extras, one per Python). `make dev` installs every extra for working in the tree.
+# environments, one per Python, from the demo extra and pyproject.toml's dependency groups). `make dev`
+# installs confstage with the demo extra and the dev group (every tool for working in the tree).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test dev lint type docs serve-docs bench layer clean
+.PHONY: demo test dev lint type docs serve-docs bench build layer clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,11 +17,12 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'tox>=4.11' 'tox-uv>=1.0'
+	$(BIN)/python -m pip install --quiet 'tox>=4.22' 'tox-uv>=1.16'  # dependency_groups (PEP 735)
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'  # --group (PEP 735)
+	$(BIN)/python -m pip install --quiet -e '.[demo]' --group dev
 	touch $@
 
 demo: $(VENV)/.demo
@@ -48,7 +50,12 @@ serve-docs: $(VENV)/.test
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_backends.py
 
-# A Lambda layer (dist/confstage-layer.zip, python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64).
+# The sdist and the wheel, built and checked as CI does (twine check --strict, check-wheel-contents).
+build: $(VENV)/.test
+	$(BIN)/tox -e build
+
+# A Lambda layer (python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64), named for both:
+# dist/confstage-layer-py3.12-x86_64.zip, so an arm64 build never replaces an x86_64 one.
 PYTHON ?= 3.12
 ARCH ?= x86_64
 layer:
