@@ -16,12 +16,14 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
+# tox >= 4.22 and tox-uv >= 1.16 read the environments' dependency_groups (PEP 735).
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'tox>=4.22' 'tox-uv>=1.16'  # dependency_groups (PEP 735)
+	$(BIN)/python -m pip install --quiet 'tox>=4.22' 'tox-uv>=1.16'
 	touch $@
 
+# pip >= 25.1 installs a dependency group (--group, PEP 735), even into a .venv made before it.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'  # --group (PEP 735)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 	$(BIN)/python -m pip install --quiet -e '.[demo]' --group dev
 	touch $@
 
@@ -29,7 +31,7 @@ demo: $(VENV)/.demo
 	$(BIN)/confstage demo
 
 # pytest on every Python 3.10-3.13 present (missing ones skipped), the documentation's blocks and the
-# site build, ruff and mypy --strict.
+# site build, ruff, mypy --strict, and the sdist and wheel built and checked.
 test: $(VENV)/.test
 	$(BIN)/tox run-parallel --parallel 2 --parallel-no-spinner
 
