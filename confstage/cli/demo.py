@@ -99,7 +99,9 @@ def _local_aws() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise Failed("confstage demo needs moto: pip install 'confstage[demo]'") from None
+        raise Failed(
+            "confstage demo needs moto: run make demo, or pip install -e '.[demo]' from a checkout of confstage"
+        ) from None
     from confstage import aws
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
