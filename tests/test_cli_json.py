@@ -6,7 +6,9 @@ through the CLI's own reads or plain boto3. A write's record names what was writ
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from confstage.cli.errors import EXIT_FAILED, EXIT_USAGE, hint
+from confstage.cli.output import reading
 from confstage.errors import SourceError
 from confstage.transport import AwsError, NetworkError
 
@@ -217,3 +220,21 @@ def test_other_failures_get_no_hint() -> None:
     error = SourceError("dynamodb:Query failed", operation="dynamodb:Query")
     error.__cause__ = AwsError("ThrottlingException")
     assert hint(error) is None
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_reading_a_stage_shows_a_spinner_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``export`` and ``promote`` read a stage in one call: a spinner on a terminal, nothing in a pipe or a log."""
+    terminal, pipe = _Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with reading("reading stage DEV"):
+        pass
+    monkeypatch.setattr(sys, "stderr", pipe)
+    with reading("reading stage DEV"):
+        pass
+    assert "reading stage DEV" in terminal.getvalue()
+    assert pipe.getvalue() == ""
