@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["CONFSTAGE", "assert_one_line_error", "invoke", "run"]
 
 _script = Path(sys.executable).with_name("confstage")
-CONFSTAGE: list[str] = [str(_script)] if _script.exists() else [sys.executable, "-m", "confstage.cli"]
+CONFSTAGE: list[str] = [str(_script)] if _script.exists() else [sys.executable, "-m", "confstage"]
 
 
 def run(
