@@ -58,11 +58,11 @@ def client_config(read_timeout: float | None = None) -> Any:
 
     from confstage.variables import env_float
 
-    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
+    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3)
     return Config(
         connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
         read_timeout=read_timeout if read_timeout is not None else env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
-        retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
+        retries={"mode": "standard", "total_max_attempts": int(attempts)},
         user_agent_extra="confstage",
     )
 
