@@ -37,11 +37,6 @@ DEFAULT_TTL_JITTER = 0.1  # each stage's TTL is shortened by up to this fraction
 DEFAULT_SECRET_MAX_STALE = 900.0  # a secret is served stale (refresh failing) for at most this long
 
 
-def env_str(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """A variable's value, or None when unset."""
-    return (os.environ if environ is None else environ).get(name)
-
-
 class Number(NamedTuple):
     """A numeric setting's accepted range (inclusive) and what it counts."""
 

@@ -116,7 +116,9 @@ def test_transport_variables_are_in_range_or_refused(variable: str, raw: str) ->
             LiteSettings.from_environ({variable: raw})
     else:
         made = LiteSettings.from_environ({variable: raw})
-        assert math.isfinite(made.connect_timeout) and math.isfinite(made.read_timeout) and made.max_attempts >= 1
+        assert math.isfinite(made.connect_timeout)
+        assert math.isfinite(made.read_timeout)
+        assert made.max_attempts >= 1
 
 
 def test_check_number_refuses_booleans_and_names_the_label() -> None:
