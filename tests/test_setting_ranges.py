@@ -8,6 +8,7 @@ either refused when the client or transport is made, or read without error.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -40,6 +41,11 @@ texts = st.one_of(
     st.sampled_from(["inf", "-inf", "nan", "Infinity", "1e400", "1_000", " 5 ", "", "0x10", "soon", "١٢"]),
     st.text(max_size=6),
 )
+
+
+def make(**given: Any) -> Config:
+    """A client over a memory source, with ``given`` numeric arguments (typed loosely: the test gives bad ones)."""
+    return Config([MemorySource({"DEV": {"k": "v"}})], stage="DEV", cache_dir="", **given)
 
 
 def accepted(variable: str, value: float | str) -> bool:
@@ -99,10 +105,10 @@ def test_config_arguments_are_in_range_or_refused(argument: str, value: float) -
     variable = ARGUMENTS[argument]
     if not accepted(variable, value):
         with pytest.raises(ConfigurationError) as info:
-            Config([MemorySource({"DEV": {"k": "v"}})], stage="DEV", cache_dir="", **{argument: value})
+            make(**{argument: value})
         assert f"Config({argument}=...)" in str(info.value)
         return
-    client = Config([MemorySource({"DEV": {"k": "v"}})], stage="DEV", cache_dir="", **{argument: value})
+    client = make(**{argument: value})
     if argument != "fetch_timeout" or value != 0:
         assert client.get("k") == "v"
 
