@@ -143,7 +143,7 @@ class CachedSource:
                 if now < state.backoff_until:
                     if stale is not None:
                         return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
-                    if state.throttled is not None and newer_than is None:
+                    if state.throttled is not None:
                         # Throttled with nothing in hand: asking again now only adds to what the service sheds.
                         raise SourceError(
                             f"stage {stage!r} was throttled; next attempt in {state.backoff_until - now:.1f} s",
@@ -151,6 +151,15 @@ class CachedSource:
                             operation=getattr(state.throttled, "operation", "") or "fetch",
                             throttled=True,
                         ) from state.throttled
+                    if newer_than is not None:
+                        # A forced refresh (refresh_on, force=True) backs off like any other: a storm of failing
+                        # calls against a failing store asks it once per backoff, not once per call.
+                        raise SourceError(
+                            f"stage {stage!r}: the last refresh failed; next attempt in "
+                            f"{state.backoff_until - now:.1f} s",
+                            source=self.source.url,
+                            operation="fetch",
+                        )
                 if newer_than is None and self._disk is not None and self._read_disk(state, stage):
                     answer = self._fresh(state, keys, ref, ttl, None)
                     if answer is not None:
