@@ -14,8 +14,9 @@ Everything about staleness and availability lives here once, for every source:
   time, and from the very load (``StageData``) the invocation already read, so two keys of a whole-stage
   source read in one invocation always come from one fetch.
 
-Times come from an injected wall clock (``time.time``): snapshots are shared across processes
-through /tmp, so their times must compare across processes; tests pass a fake clock.
+Times come from an injected clock, monotonic by default (``time.monotonic``): a wall clock stepped back an
+hour would otherwise keep every value fresh for an hour more, or stepped forward expire them all. The /tmp
+layer moves times to and from the wall clock (files compare across processes); tests pass a fake clock.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class CachedSource:
         *,
         ttl: float,
         max_stale: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         disk: DiskCache | None = None,
         fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
         refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,

@@ -61,7 +61,7 @@ class Config(Getters):
         refresh_timeout: float | None = None,
         ttl_jitter: float | None = None,
         secret_max_stale: float | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         run: Callable[[Callable[[], None]], None] | None = None,
@@ -89,10 +89,12 @@ class Config(Getters):
         self.ttl = given.ttl
         self.max_stale = given.max_stale
         self._clock = clock
-        self.clock = clock  # the wall clock of this client (injected in tests)
+        self.clock = clock  # this client's clock of ages, monotonic (a test injects its own)
         self._cache_dir = given.cache_dir
+        # /tmp files hold wall-clock times (they compare across processes); an injected clock stands for both.
+        wall = time.time if clock is time.monotonic else clock
         self._disk = (
-            DiskCache(given.cache_dir, kms_key=given.cache_kms_key, transport=transport, clock=clock)
+            DiskCache(given.cache_dir, kms_key=given.cache_kms_key, transport=transport, clock=clock, wall=wall)
             if given.cache_dir
             else None
         )
