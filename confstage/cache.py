@@ -40,7 +40,7 @@ from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
 
-_MAX_STAGES = 1024
+_MAX_STAGES = 4096  # stages known per source: a function may serve thousands of aliases
 
 
 class CachedSource:
@@ -350,11 +350,17 @@ class CachedSource:
         return True
 
     def _state(self, stage: str) -> Stage:
-        state = self._stages.get(stage)
-        if state is None:
-            lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
-            with self._stages_lock:
+        """What is known of ``stage``; at most ``_MAX_STAGES`` stages are kept, the least recently used evicted.
+
+        An LRU on the dict's order (a hit moves its stage last), not ``cachetools.LRUCache``: importing that
+        costs 5.5 ms of cold start, and tests/test_bounds.py checks this one against it.
+        """
+        with self._stages_lock:
+            state = self._stages.pop(stage, None)
+            if state is None:
                 if len(self._stages) >= _MAX_STAGES:
-                    self._stages.clear()  # made-up stage names cannot grow memory without bound
-                state = self._stages.setdefault(stage, Stage(lifetime))
+                    del self._stages[next(iter(self._stages))]  # made-up stage names cannot grow memory
+                lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
+                state = Stage(lifetime)
+            self._stages[stage] = state
         return state

@@ -21,7 +21,7 @@ from ._state import (
     leave,
 )
 from .cache import Backoff, CachedSource
-from .chain import Chain
+from .chain import Chain, drop_oldest
 from .disk import DiskCache
 from .errors import StageError
 from .getters import Getters
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Config"]
 
-_MAX_ARNS = 1024  # distinct invoked ARNs remembered; a flood of made-up ones cannot grow memory
+_MAX_ARNS = 4096  # distinct invoked ARNs remembered; a flood of made-up ones cannot grow memory
 
 
 class Config(Getters):
@@ -172,7 +172,7 @@ class Config(Getters):
             stage = stage_from_arn(arn, self.aliases) if arn is not None else None
             stage = validate_stage(stage) if stage is not None else self.stage
             if len(self._arn_stages) >= _MAX_ARNS:
-                self._arn_stages.clear()
+                drop_oldest(self._arn_stages)  # the oldest ARN first; a hit costs no reordering
             self._arn_stages[arn] = stage
         view = self._views.get(stage)  # type: ignore[arg-type]  # None is never a key: no view, as wanted
         now = self._clock()
