@@ -17,8 +17,13 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLL
 
 
 def prepare_directory(directory: str) -> str | None:
-    """Create or check the cache directory; return what is wrong with it, or None."""
-    problem = unsafe_ancestor(os.path.dirname(directory))
+    """Create (0700, with any missing parent, each 0700) or check a private directory; what is wrong, or None."""
+    parent = os.path.dirname(directory)
+    if parent != directory and not os.path.lexists(parent):
+        problem = prepare_directory(parent)  # a parent that does not exist yet is made private, as this one is
+        if problem:
+            return problem
+    problem = unsafe_ancestor(parent)
     if problem:
         return problem
     try:

@@ -14,8 +14,9 @@ Everything about staleness and availability lives here once, for every source:
   time, and from the very load (``StageData``) the invocation already read, so two keys of a whole-stage
   source read in one invocation always come from one fetch.
 
-Times come from an injected wall clock (``time.time``): snapshots are shared across processes
-through /tmp, so their times must compare across processes; tests pass a fake clock.
+Times come from an injected clock, monotonic by default (``time.monotonic``): a wall clock stepped back an
+hour would otherwise keep every value fresh for an hour more, or stepped forward expire them all. The /tmp
+layer moves times to and from the wall clock (files compare across processes); tests pass a fake clock.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
 
-_MAX_STAGES = 1024
+_MAX_STAGES = 4096  # stages known per source: a function may serve thousands of aliases
 
 
 class CachedSource:
@@ -51,7 +52,7 @@ class CachedSource:
         *,
         ttl: float,
         max_stale: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         disk: DiskCache | None = None,
         fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
         refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
@@ -143,7 +144,7 @@ class CachedSource:
                 if now < state.backoff_until:
                     if stale is not None:
                         return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
-                    if state.throttled is not None and newer_than is None:
+                    if state.throttled is not None:
                         # Throttled with nothing in hand: asking again now only adds to what the service sheds.
                         raise SourceError(
                             f"stage {stage!r} was throttled; next attempt in {state.backoff_until - now:.1f} s",
@@ -151,6 +152,15 @@ class CachedSource:
                             operation=getattr(state.throttled, "operation", "") or "fetch",
                             throttled=True,
                         ) from state.throttled
+                    if newer_than is not None:
+                        # A forced refresh (refresh_on, force=True) backs off like any other: a storm of failing
+                        # calls against a failing store asks it once per backoff, not once per call.
+                        raise SourceError(
+                            f"stage {stage!r}: the last refresh failed; next attempt in "
+                            f"{state.backoff_until - now:.1f} s",
+                            source=self.source.url,
+                            operation="fetch",
+                        )
                 if newer_than is None and self._disk is not None and self._read_disk(state, stage):
                     answer = self._fresh(state, keys, ref, ttl, None)
                     if answer is not None:
@@ -340,11 +350,17 @@ class CachedSource:
         return True
 
     def _state(self, stage: str) -> Stage:
-        state = self._stages.get(stage)
-        if state is None:
-            lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
-            with self._stages_lock:
+        """What is known of ``stage``; at most ``_MAX_STAGES`` stages are kept, the least recently used evicted.
+
+        An LRU on the dict's order (a hit moves its stage last), not ``cachetools.LRUCache``: importing that
+        costs 5.5 ms of cold start, and tests/test_bounds.py checks this one against it.
+        """
+        with self._stages_lock:
+            state = self._stages.pop(stage, None)
+            if state is None:
                 if len(self._stages) >= _MAX_STAGES:
-                    self._stages.clear()  # made-up stage names cannot grow memory without bound
-                state = self._stages.setdefault(stage, Stage(lifetime))
+                    del self._stages[next(iter(self._stages))]  # made-up stage names cannot grow memory
+                lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
+                state = Stage(lifetime)
+            self._stages[stage] = state
         return state

@@ -91,6 +91,7 @@ class DiskCache:
         kms_key: str | None = None,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.sealer: Sealer | None = None  # seals secrets under kms_key (``crypto`` imported only then)
@@ -98,7 +99,11 @@ class DiskCache:
             from .crypto import Sealer
 
             self.sealer = Sealer(kms_key, transport=transport)
-        self._clock = clock  # the cache layer's clock: no time in a file may be later than its now
+        # Memory keeps times on the cache layer's ``clock`` (monotonic: a wall-clock step cannot freeze or expire
+        # it); files keep wall-clock times, which compare across processes. Times are moved between the two at
+        # save and load. ``wall`` defaults to ``clock`` itself (a test's one fake clock; plain wall-clock use).
+        self._clock = clock
+        self._wall = wall or clock
         self._seal_warned = False
         self.enabled = True
         self._checked = False
@@ -130,12 +135,13 @@ class DiskCache:
         except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's limit
             log.debug("ignoring unreadable cache file: %s", path)
             return None
-        loaded = _validate(data, store, stage, latest=self._clock() + CLOCK_SKEW)
+        wall = self._wall()
+        loaded = _validate(data, store, stage, latest=wall + CLOCK_SKEW)
         if loaded is None:
             log.debug("ignoring cache file of another shape, store or stage, or with times ahead: %s", path)
             return None
         snapshot, sealed = loaded
-        return self._unseal(snapshot, sealed, store, stage)
+        return _shifted(self._unseal(snapshot, sealed, store, stage), self._clock() - wall)
 
     def _unseal(self, snapshot: Snapshot, sealed: _SealedEntries | None, store: str, stage: str) -> Snapshot:
         """Open the sealed secrets into ``secrets``; any that cannot be opened become withheld."""
@@ -165,6 +171,7 @@ class DiskCache:
         store = self._store(source)
         if store is None:
             return
+        snapshot = _shifted(snapshot, self._wall() - self._clock())
         secrets = snapshot.secrets
         sealed = self._seal(secrets, store, stage)
         complete = snapshot.complete_at is not None
@@ -246,6 +253,17 @@ class DiskCache:
         if self.enabled:
             self.enabled = False
             log.warning("/tmp cache disabled, using memory only: %s %s", self.directory, problem)
+
+
+def _shifted(snapshot: Snapshot, by: float) -> Snapshot:
+    """``snapshot`` with every time moved by ``by`` seconds (between the memory clock and the wall clock)."""
+    if not by:
+        return snapshot
+    return snapshot._replace(
+        values={k: (v, at + by) for k, (v, at) in snapshot.values.items()},
+        secrets={k: (v, at + by) for k, (v, at) in snapshot.secrets.items()},
+        complete_at=None if snapshot.complete_at is None else snapshot.complete_at + by,
+    )
 
 
 def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, _SealedEntries | None] | None:
