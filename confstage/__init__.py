@@ -401,10 +401,19 @@ if TYPE_CHECKING:
     from .decorator import handler as handler
 else:
 
-    def handler(func=None, /, *, config=None, warmup=False, warmup_keys=None):
-        """Decorator for a Lambda handler: binds the stage of each invocation (bare or with options).
+    def handler(
+        func: F | None = None,
+        /,
+        *,
+        config: Config | None = None,
+        warmup: bool | Callable[[Any], bool] = False,
+        warmup_keys: Iterable[str] | None = None,
+    ) -> F | Callable[[F], F]:
+        """Decorate a Lambda handler ``(event, context)``: binds the stage of each invocation; bare or with arguments.
 
-        ``config``, ``warmup`` and ``warmup_keys`` as ``confstage.decorator.handler``.
+        ``config``: the ``Config`` the handler reads (default: the default client). ``warmup``: answer warm-up
+        pings (``confstage.decorator.is_warmup``, or your own predicate of the event) by loading the stage, and
+        ``warmup_keys`` if given, without calling the handler. The details: ``confstage.decorator.handler``.
         """
         from .decorator import handler as _handler
 
