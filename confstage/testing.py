@@ -71,6 +71,7 @@ class MemorySource:
         return cls(url=url.url)
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        """Every value of ``stage`` (``keys`` are not looked at: a whole stage per fetch); counted in ``fetches``."""
         self.fetches += 1
         values = self.values.get(stage, {})
         return Fetched(values, secret=self.secret & values.keys())
@@ -96,6 +97,7 @@ class MockTransport:
         return f"MockTransport({len(self.requests)} requests)"
 
     def call(self, request: AwsRequest) -> dict[str, Any]:
+        """Note ``request`` in ``requests``, then return what ``handler(request)`` returns (or raise what it raises)."""
         self.requests.append(request)
         return self.handler(request)
 
