@@ -217,12 +217,22 @@ class ConfstageValues:
 
 @contextmanager
 def override(
-    values: Mapping[str, str] | None = None, /, *, stage: str = "PRD", **options: Any
+    values: Mapping[str, str] | None = None,
+    /,
+    *,
+    stage: str = "PRD",
+    secret: Collection[str] = (),
+    aliases: str | Mapping[str, str] | None = None,
+    **more: str,
 ) -> Iterator[ConfstageValues]:
-    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts."""
+    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts.
+
+    The arguments as ``ConfstageValues``: ``secret`` names the secret keys, ``aliases`` maps aliases to stages,
+    and keyword ``more`` are values too.
+    """
     kit = ConfstageValues()
     try:
-        kit(values, stage=stage, **options)
+        kit(values, stage=stage, secret=secret, aliases=aliases, **more)
         yield kit
     finally:
         kit.close()
