@@ -191,9 +191,9 @@ def reset() -> None:
     _state.reset()
 
 
-# The getters' overloads give a caller the precise type (``get("k", None)`` is ``str | None``), as ``Config``'s
-# do (``getters.Getters``); the implementations take ``... | Any`` for the default so that their bodies keep the
-# checks of the plain types.
+# The getters' overloads are Config's (``getters.Getters``): without a default, or with one of the getter's own
+# type, the value has that type; with a default of another type T, that type or T (``get("k", None)`` is
+# ``str | None``). The implementation types its default ``... | Any`` so that mypy still checks its body.
 
 
 @overload

@@ -57,9 +57,9 @@ class Getters:
     def _urls(self) -> list[str]:
         return self._chain.urls()
 
-    # Each getter's overloads give a caller the precise type: no default, a str (an int...); a default of any
-    # other type T, the value or T (``get("k", None)`` is ``str | None``). The implementations take ``... | Any``
-    # for the default so that their bodies keep the checks of the plain types.
+    # Each getter has two overloads: without a default, or with one of its own type, it gives that type (str,
+    # int, ...); with a default of another type T, that type or T (``get("k", None)`` is ``str | None``). The
+    # implementation types its default ``... | Any`` so that mypy still checks its body against the plain type.
 
     @overload
     def get(
