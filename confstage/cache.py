@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from . import _log as log
 from ._state import DEADLINE
-from .disk import DiskCache
+from .disk import DiskCache, Snapshot
 from .errors import ConfstageError, SourceError
 from .flights import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
 from .metrics import SourceStats
@@ -307,11 +307,19 @@ class CachedSource:
                 state.warned = None
             self.stats.fetched(seconds)
             record(state, flight, fetched, whole=self._whole)
-            snapshot = snapshot_of(state) if self._disk is not None else None
+            # A whole stage is written whole; a per-key fetch appends just its keys (linear in what it learnt).
+            snapshot = snapshot_of(state, flight.keys) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
-        if snapshot is not None and self._disk is not None:
-            self._disk.save(self.source, stage, snapshot)  # before waking anyone: a get that returned has saved
+        if snapshot is not None and self._disk is not None:  # before waking anyone: a get that returned has saved
+            if self._whole:
+                self._disk.save(self.source, stage, snapshot)
+            else:
+                self._disk.append(self.source, stage, snapshot, functools.partial(self._whole_snapshot, state))
         flight.done.set()
+
+    def _whole_snapshot(self, state: Stage) -> Snapshot:
+        with state.lock:
+            return snapshot_of(state)
 
     def _failed(self, state: Stage, now: float, error: BaseException | None) -> None:
         """Count a failure and back off; with a value in hand, for up to the stage's TTL (the fleet's quota)."""
@@ -343,7 +351,7 @@ class CachedSource:
     def _read_disk(self, state: Stage, stage: str) -> bool:
         """Merge the /tmp snapshot of the stage into memory (newer data wins); False when there is none."""
         assert self._disk is not None
-        snapshot = self._disk.load(self.source, stage)
+        snapshot, state.disk_mark = self._disk.load_new(self.source, stage, state.disk_mark)
         if snapshot is None:
             return False
         merge_snapshot(state, snapshot, whole=self._whole)

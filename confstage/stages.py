@@ -12,7 +12,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .disk import Snapshot
+from .disk import Mark, Snapshot
 from .errors import ConfstageError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Stage:
     __slots__ = (
         "backoff_until",
         "data",
+        "disk_mark",
         "entries",
         "errors",
         "failures",
@@ -80,6 +81,7 @@ class Stage:
         self.throttled: BaseException | None = None  # the last failure, when the service refused for rate
         self.warned: int | None = None  # the failure count last reported in a warning (None: none since success)
         self.lock = threading.Lock()  # held for decisions and /tmp reads, never while waiting on a fetch
+        self.disk_mark: Mark | None = None  # how far the /tmp files were read (``DiskCache.load_new``)
 
 
 def answer(
@@ -193,11 +195,11 @@ def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
                     state.secret.add(key)
 
 
-def snapshot_of(state: Stage) -> Snapshot:
+def snapshot_of(state: Stage, keys: Collection[str] | None = None) -> Snapshot:
     """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them).
 
     Keys whose value did not open are listed as withheld, so that a new process fetches them again
-    instead of taking them for absent.
+    instead of taking them for absent. ``keys``: of a per-key source, only these entries (what one fetch learnt).
     """
     values: dict[str, tuple[str | None, float]] = {}
     secrets: dict[str, tuple[str, float]] = {}
@@ -209,7 +211,9 @@ def snapshot_of(state: Stage) -> Snapshot:
             else:
                 values[key] = (value, data.at)
         return Snapshot(values, secrets, data.at, frozenset(data.errors) | data.withheld)
-    for key, (maybe, at) in state.entries.items():
+    entries = state.entries
+    chosen = entries.items() if keys is None else ((k, entries[k]) for k in keys if k in entries)
+    for key, (maybe, at) in chosen:
         if key in state.secret and maybe is not None:
             secrets[key] = (maybe, at)
         else:
