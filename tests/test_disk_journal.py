@@ -55,7 +55,7 @@ def test_reading_a_stage_key_by_key_writes_linearly(tmp_path: Path) -> None:
 def test_a_new_process_reads_every_key_from_the_journal_and_the_snapshot(tmp_path: Path) -> None:
     """What one process learnt key by key (folded or still in the journal), another reads with no request."""
     n = 3000  # enough for the journal to be folded into the snapshot at least once
-    _, _, source = read_one_by_one(tmp_path, n)
+    read_one_by_one(tmp_path, n)
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert ".json" in files
     other = DictSource({"PRD": {}}, whole_stage=False)
