@@ -169,7 +169,15 @@ class CachedSource:
                         return answer
                     if stale is None:  # a restarted process: the snapshot may still be good for stale-on-error
                         stale = self._fresh(state, keys, now, self.max_stale, None, stale=True)
-                flight = Flight(None if self._whole else frozenset(keys), now, now + self.fetch_timeout)
+                # A forced refresh of some keys of a source that can fetch them alone (``refreshes_keys``: the
+                # per-key secrets layout) fetches just those, into the load in hand.
+                partial = (
+                    newer_than is not None
+                    and bool(keys)
+                    and state.data is not None
+                    and getattr(self.source, "refreshes_keys", False)
+                )
+                flight = Flight(None if self._whole and not partial else frozenset(keys), now, now + self.fetch_timeout)
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
@@ -232,7 +240,11 @@ class CachedSource:
         """Answer from data fetched at or after ``newer_than``, if there is such data for every key."""
         if self._whole:
             data = state.data
-            if data is None or data.at <= newer_than:
+            if data is None:
+                return None
+            if data.at <= newer_than and not (
+                keys and all(data.refreshed.get(k, -math.inf) > newer_than for k in keys)
+            ):
                 return None
             return self._fresh(state, keys, data.at, math.inf, data)
         if any(key not in state.entries or state.entries[key][1] <= newer_than for key in keys):
@@ -273,7 +285,10 @@ class CachedSource:
         t0 = time.perf_counter()
         try:
             try:
-                fetched = self.source.fetch(stage, () if flight.keys is None else flight.keys)
+                if self._whole and flight.keys is not None:
+                    fetched = self.source.fetch_keys(stage, flight.keys)  # type: ignore[attr-defined]
+                else:
+                    fetched = self.source.fetch(stage, () if flight.keys is None else flight.keys)
             finally:
                 DEADLINE.reset(deadline)
         except BaseException as exc:

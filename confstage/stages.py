@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from .flights import Flight
     from .sources.base import Fetched
 
-__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "snapshot_of"]
+__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "refreshed", "snapshot_of"]
 
 
 class StageData:
     """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
 
-    __slots__ = ("at", "errors", "secret", "values", "withheld")
+    __slots__ = ("at", "errors", "refreshed", "secret", "values", "withheld")
 
     def __init__(
         self,
@@ -35,12 +35,16 @@ class StageData:
         secret: Collection[str] = (),
         errors: Mapping[str, ConfstageError] | None = None,
         withheld: Collection[str] = (),
+        refreshed: Mapping[str, float] | None = None,
     ) -> None:
         self.values = dict(values)
         self.at = at
         self.secret = frozenset(secret)
         self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
         self.withheld = frozenset(withheld)  # secrets a /tmp snapshot could not give back: fetch to know them
+        # Keys fetched again on their own since the load (a forced refresh of a source that ``refreshes_keys``),
+        # and when; they still age with the load (``at``), the conservative reading.
+        self.refreshed: Mapping[str, float] = refreshed or {}
 
     def __repr__(self) -> str:
         return f"StageData(keys={len(self.values)}, at={self.at})"
@@ -147,6 +151,9 @@ def answer(
 def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> None:
     """Record a flight's result; an older flight that finishes late never replaces newer data."""
     at = flight.started
+    if whole and flight.keys is not None and state.data is not None:
+        flight.data = state.data = refreshed(state.data, flight.keys, fetched, at)
+        return
     if whole:
         flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors)
         if state.data is None or state.data.at <= at:
@@ -173,6 +180,17 @@ def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> No
             state.secret.add(key)
         else:
             state.secret.discard(key)
+
+
+def refreshed(base: StageData, keys: Collection[str], fetched: Fetched, at: float) -> StageData:
+    """A stage load with ``keys`` replaced by what a fetch of just those keys found (absent ones removed)."""
+    values = {k: v for k, v in base.values.items() if k not in keys}
+    values.update(fetched)
+    errors = {k: e for k, e in base.errors.items() if k not in keys}
+    errors.update(fetched.errors)
+    secret = (base.secret - set(keys)) | fetched.secret
+    times = {**base.refreshed, **dict.fromkeys(keys, at)}
+    return StageData(values, base.at, secret=secret, errors=errors, withheld=base.withheld - set(keys), refreshed=times)
 
 
 def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
