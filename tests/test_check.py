@@ -275,3 +275,21 @@ def test_keys_in_3_stages_cost_one_query_per_stage(
     )
     assert result.exit_code == 0, result.stderr
     assert dict(requests_made) == {"dynamodb.Query": 3}
+
+
+def test_a_pydantic_model_is_a_manifest() -> None:
+    """A pydantic model's fields (by alias) are entries: required unless defaulted, validated by pydantic."""
+    from pydantic import BaseModel, Field
+
+    class Model(BaseModel):
+        url: str = Field(alias="db_url")
+        port: int
+        pool: int = 5
+
+    manifest = from_settings(Model)
+    assert [(e.key, e.required) for e in manifest.entries] == [("db_url", True), ("port", True), ("pool", False)]
+    config = Config([MemorySource({"DEV": {"port": "eighty", "pool": "7"}})], cache_dir="")
+    assert [(p.key, p.problem) for p in check(config, manifest, ["DEV"])] == [
+        ("db_url", "is missing"),
+        ("port", "is not a valid int"),
+    ]
