@@ -24,7 +24,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 # pip >= 25.1 installs a dependency group (--group, PEP 735), even into a .venv made before it.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	$(BIN)/python -m pip install --quiet -e '.[demo]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[demo,file]' --group dev
 	touch $@
 
 demo: $(VENV)/.demo

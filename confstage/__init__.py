@@ -365,9 +365,10 @@ def get_many(
     return _client().get_many(keys, stage=stage, max_age=max_age, force=force)
 
 
-def prefetch(keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
-    """Load the stage at init time; with ``keys``, fail fast listing every missing key."""
-    return _client().prefetch(keys, stage=stage)
+def prefetch(keys: Iterable[str] | None = None, *, stage: str | None = None, manifest: Any = None) -> dict[str, str]:
+    """Load the stage at init time; with ``keys``, fail fast listing every missing key; with ``manifest``
+    (a manifest file or a settings class), fail fast listing every key missing or invalid."""
+    return _client().prefetch(keys, stage=stage, manifest=manifest)
 
 
 def current_stage() -> str:

@@ -182,15 +182,23 @@ class Config(Getters):
 
     # -- cache control and stats -------------------------------------------------------------
 
-    def prefetch(self, keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
+    def prefetch(
+        self, keys: Iterable[str] | None = None, *, stage: str | None = None, manifest: Any = None
+    ) -> dict[str, str]:
         """Load the stage now (init time, warm-up): every whole-stage source, then ``keys`` if given.
 
-        With ``keys``, fails fast with one ``KeyNotFoundError`` that lists every missing key.
+        With ``keys``, fails fast with one ``KeyNotFoundError`` that lists every missing key. With
+        ``manifest`` (a manifest file's path, a settings class: see ``confstage.manifest``), every key it
+        requires is checked (present, of its type, matching) and one ``ManifestError`` names every problem.
         Returns the values of ``keys`` (empty without them).
         """
         stage = self._stage_for(stage, CURRENT.get())
         for layer in self._chain.layers:
             layer.load(stage)
+        if manifest is not None:
+            from .manifest import require
+
+            require(self, manifest, stage)
         return self.get_many(keys, stage=stage) if keys is not None else {}
 
     def expire(self) -> None:

@@ -348,6 +348,25 @@ class Getters:
         _, answers = self._read(list(dict.fromkeys(wanted)), stage, None, when)
         return {k: v for k, v in answers.items() if v is not MISSING}
 
+    def locate(self, keys: Iterable[str], *, stage: str | None = None) -> dict[str, Found]:
+        """Which source holds each of ``keys`` (absent keys left out), walked as ``get_many`` walks the chain:
+        one lookup per source for every key still missing, so one fetch per stage and source (``confstage check``).
+        """
+        from .chain import Found
+
+        in_force = self._stage_for(stage, CURRENT.get())
+        remaining = list(dict.fromkeys(validate_key(key) for key in keys))
+        located: dict[str, Found] = {}
+        for layer in self._chain.layers:
+            if not remaining:
+                break
+            values, _, _ = layer.lookup(in_force, remaining)
+            for key in remaining:
+                if key in values:
+                    located[key] = Found(values[key], layer.source.url, layer.is_secret(in_force, key))
+            remaining = [key for key in remaining if key not in values]
+        return located
+
     def find(self, key: str, *, stage: str | None = None) -> Found:
         """The value of ``key``, which source of the chain holds it and whether it is a secret (the CLI's ``get``).
 

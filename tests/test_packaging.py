@@ -146,9 +146,9 @@ def test_the_urls_and_classifiers(metadata: email.message.Message) -> None:
 
 
 def test_the_extras_are_a_users_and_hold_no_development_tooling(metadata: email.message.Message) -> None:
-    """cli and demo are the only extras; no extra pulls pip, hatchling, awscli, mypy, cfn-lint, matplotlib,
+    """cli, demo and file are the only extras; no extra pulls pip, hatchling, awscli, mypy, cfn-lint, matplotlib,
     pytest and the like into a user's resolver (they are dependency groups, which are not published)."""
-    assert sorted(metadata.get_all("Provides-Extra", [])) == ["cli", "demo"]
+    assert sorted(metadata.get_all("Provides-Extra", [])) == ["cli", "demo", "file"]
     requirements = [Requirement(r) for r in metadata.get_all("Requires-Dist", [])]
     runtime = {r.name.lower() for r in requirements if "extra ==" not in str(r.marker)}
     in_extras = {r.name.lower() for r in requirements if "extra ==" in str(r.marker)}

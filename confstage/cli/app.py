@@ -14,7 +14,7 @@ import click
 
 from confstage.errors import ConfigurationError, ConfstageError, StageError
 
-from .commands import store, tools, transfer
+from .commands import check, store, tools, transfer
 from .demo import demo
 from .errors import UsageFailed, failure
 from .options import ConfstageCommand, global_options, hoist, settings_from
@@ -29,6 +29,7 @@ class ConfstageGroup(click.Group):
     command_class = ConfstageCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[check.ARGS] = list(args)  # check reads every --stage given (the option is single-valued)
         return super().parse_args(ctx, hoist(args))
 
     def resolve_command(
@@ -70,7 +71,7 @@ def cli(ctx: click.Context, /, **values: Any) -> None:
     ctx.obj = settings_from(ctx, values)
 
 
-for _module in (store, tools, transfer):
+for _module in (store, tools, transfer, check):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 cli.add_command(demo)

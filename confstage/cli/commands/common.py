@@ -33,8 +33,8 @@ def store(options: Settings) -> Store:
             return found
     urls = ", ".join(source.url for source in sources)
     raise UsageFailed(
-        f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH "
-        "or secretsmanager://PREFIX (or set CONFSTAGE_SOURCES)"
+        f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH, "
+        "secretsmanager://PREFIX or file://PATH (or set CONFSTAGE_SOURCES)"
     )
 
 
