@@ -178,6 +178,7 @@ class CachedSource:
                     and getattr(self.source, "refreshes_keys", False)
                 )
                 flight = Flight(None if self._whole and not partial else frozenset(keys), now, now + self.fetch_timeout)
+                flight.after = newer_than
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
@@ -278,7 +279,54 @@ class CachedSource:
         return found
 
     def _fly(self, state: Stage, stage: str, flight: Flight) -> None:
-        """Run one fetch and record what it brought (or how it failed); waiters are woken at the end."""
+        """Run one fetch and record what it brought (or how it failed); waiters are woken at the end.
+
+        With a /tmp cache, the fetch holds the stage's lock among this machine's processes (``disk.exclusive``:
+        Lambda Managed Instances run many processes on one /tmp). A process that finds another fetching waits for
+        it, then answers from the snapshot it wrote instead of asking AWS; it fetches itself if the lock is still
+        held when only half its fetch deadline (at most 5 s of it) is left, or if the snapshot cannot answer.
+        """
+        if self._disk is None:
+            self._fetch(state, stage, flight)
+            return
+        reserve = min(self.fetch_timeout / 2, 5.0)
+        wait = max(0.0, flight.deadline - self._clock() - reserve)
+        with self._disk.exclusive(self.source, stage, flight.keys, wait) as held:
+            if held and self._shared(state, stage, flight):
+                flight.done.set()
+                return
+            self._fetch(state, stage, flight)  # saves to /tmp before the lock is released
+
+    def _shared(self, state: Stage, stage: str, flight: Flight) -> bool:
+        """Answer ``flight`` from a snapshot another process wrote while this one waited for the lock (fetched
+        after the flight's ``after``, or within the TTL); False when there is none that answers it whole."""
+        with state.lock:
+            if not self._read_disk(state, stage):
+                return False
+            now = self._clock()
+            after = flight.after if flight.after is not None else max(now - state.lifetime, self._expired_at)
+            if self._whole:
+                data = state.data
+                if data is None or data.at <= after or data.withheld or flight.keys is not None:
+                    return False  # withheld: secrets the file could not carry, which only a fetch knows
+                flight.data = data
+            else:
+                keys = flight.keys or frozenset()
+                entries = state.entries
+                if not all(key in entries and entries[key][1] > after for key in keys):
+                    return False
+                flight.entries = {key: entries[key][0] for key in keys}
+            if flight in state.flights:
+                state.flights.remove(flight)
+                state.failures = 0
+                state.throttled = None
+                state.backoff_until = -math.inf
+                state.warned = None
+        self.stats.count("shared")
+        log.debug("answered by another process's fetch: source=%s stage=%s", self.source.url, stage)
+        return True
+
+    def _fetch(self, state: Stage, stage: str, flight: Flight) -> None:
         url = self.source.url
         # The fetch's AWS calls get the flight's deadline (the call layer reads it; a transport may enforce it).
         deadline = DEADLINE.set(time.monotonic() + max(0.0, flight.deadline - self._clock()))

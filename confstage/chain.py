@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ._state import EMPTY, FOREVER, MISSING, Invocation, own
 from .cache import CachedSource, StageData
 from .errors import KeyNotFoundError
+from .metrics import COUNTERS
 
 if TYPE_CHECKING:
     from .client import Config
@@ -255,9 +256,6 @@ class Chain:
     def stats(self) -> dict[str, Any]:
         """Counters per source URL and in total; ``cached_keys`` counts the keys of the views."""
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
-        totals = {
-            name: sum(s[name] for s in per_source.values())
-            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
-        }
+        totals = {name: sum(s[name] for s in per_source.values()) for name in COUNTERS}
         cached = sum(1 for view in list(self.views.values()) for key in list(view.values) if isinstance(key, str))
         return {"sources": per_source, "total": totals, "cached_keys": cached}

@@ -34,7 +34,7 @@ import stat
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _log as log
@@ -54,6 +54,8 @@ FORMAT = 1
 # parses to ~45 MB of Python objects at worst, a real stage to a few MB.
 MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
+LOCK_STRIPES = 256  # lock files per cache directory: fetches of unrelated stages rarely share one
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 JOURNAL_MIN = 64 * 1024  # a journal is folded into its snapshot once larger than this and than the snapshot
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
@@ -121,6 +123,7 @@ class DiskCache:
         self._clock = clock
         self._wall = wall or clock
         self._seal_warned = False
+        self._locks: str | None = None  # the directory of fetch locks (``exclusive``); "" when unusable
         self.enabled = True
         self._checked = False
         self._lock = threading.Lock()
@@ -216,6 +219,61 @@ class DiskCache:
             elif snapshot.complete_at is not None:
                 withheld.add(key)
         return snapshot._replace(withheld=frozenset(withheld))
+
+    @contextlib.contextmanager
+    def exclusive(self, source: Source, stage: str, keys: Collection[str] | None, wait: float) -> Iterator[bool]:
+        """Hold the fetch lock of (source, stage[, keys]) among this machine's processes for the block, waiting up
+        to ``wait`` seconds for it; yields whether it is held (False: no file to lock, or still held elsewhere).
+
+        An advisory ``flock`` on one of ``LOCK_STRIPES`` files in a private directory beside the cache directory
+        (``.confstage.locks`` beside ``/tmp/confstage``): the kernel releases it
+        when its holder exits or is killed, so a process that dies mid-fetch holds nobody up. Two stages that
+        share a stripe only wait for each other, within ``wait``.
+        """
+        fd = self._lock_file(source, stage, keys)
+        if fd is None:
+            yield False
+            return
+        import fcntl
+
+        held = False
+        try:
+            held = _flock(fd, wait, fcntl)
+            yield held
+        finally:
+            if held:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _lock_file(self, source: Source, stage: str, keys: Collection[str] | None) -> int | None:
+        if not self._usable():
+            return None
+        store = self._store(source)
+        if store is None:
+            return None
+        if self._locks is None:
+            # Beside the cache directory, not in it: what the directory holds stays the snapshots alone.
+            where = os.path.join(os.path.dirname(self.directory), f".{os.path.basename(self.directory)}.locks")
+            self._locks = "" if prepare_directory(where) else where
+        if not self._locks:
+            return None
+        named = f"{store}\0{stage}\0{'' if keys is None else chr(0).join(sorted(keys))}"
+        stripe = zlib.crc32(named.encode("utf-8", "surrogatepass")) % LOCK_STRIPES
+        path = os.path.join(self._locks, f"{stripe:03d}")
+        try:
+            fd = os.open(path, _LOCK_FLAGS, 0o600)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            os.close(fd)  # not ours: fetch without it rather than wait on a file another user controls
+            return None
+        return fd
 
     def append(self, source: Source, stage: str, entries: Snapshot, whole: Callable[[], Snapshot]) -> None:
         """Record what one per-key fetch learnt (``entries``) as a line of the stage's journal; when the journal has
@@ -353,6 +411,24 @@ class DiskCache:
         if self.enabled:
             self.enabled = False
             log.warning("/tmp cache disabled, using memory only: %s %s", self.directory, problem)
+
+
+def _flock(fd: int, wait: float, fcntl: Any) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` within ``wait`` seconds (polled: ``flock`` has no timeout)."""
+    deadline = time.monotonic() + wait
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))  # another process is fetching: its answer is what we wait for
+            pause = min(pause * 2, 0.05)
+        except OSError:
+            return False
 
 
 def _journal(path: str) -> str:
