@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from .errors import ConfstageError as ConfstageError
     from .errors import ConversionError as ConversionError
     from .errors import DecryptError as DecryptError
+    from .errors import FlagSchemaError as FlagSchemaError
     from .errors import KeyNameError as KeyNameError
     from .errors import KeyNotFoundError as KeyNotFoundError
     from .errors import SettingsError as SettingsError
     from .errors import SourceError as SourceError
     from .errors import StageError as StageError
+    from .feature_flags import Flags as Flags
     from .rotation import refresh_on as refresh_on
     from .stage import FunctionArn as FunctionArn
     from .stage import parse_arn as parse_arn
@@ -48,6 +50,8 @@ __all__ = [
     "ConfstageError",
     "ConversionError",
     "DecryptError",
+    "FlagSchemaError",
+    "Flags",
     "FunctionArn",
     "KeyNameError",
     "KeyNotFoundError",
@@ -58,6 +62,7 @@ __all__ = [
     "bind",
     "configure",
     "current_stage",
+    "flags",
     "get",
     "get_bool",
     "get_float",
@@ -82,6 +87,8 @@ _LAZY = {
     "ConfstageError": "errors",
     "ConversionError": "errors",
     "DecryptError": "errors",
+    "FlagSchemaError": "errors",
+    "Flags": "feature_flags",
     "KeyNameError": "errors",
     "KeyNotFoundError": "errors",
     "SettingsError": "errors",
@@ -211,6 +218,12 @@ def settings(cls: type[T], *, stage: str | None = None, config: Config | None = 
     """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources; the same object
     for the whole invocation. Every missing or invalid field is named in one ``SettingsError``."""
     return (config or _client()).settings(cls, stage=stage)
+
+
+def flags(key: str = "features", *, stage: str | None = None, config: Config | None = None) -> Flags:
+    """The feature flags of the JSON document at ``key`` (Powertools' schema or AppConfig's format), checked
+    once; the same object for the whole invocation. A broken document raises one ``FlagSchemaError``."""
+    return (config or _client()).flags(key, stage=stage)
 
 
 def get_path(key: str, *, stage: str | None = None) -> Path:
