@@ -105,6 +105,7 @@ _LAZY = {
 _SUBMODULES = frozenset({"testing", "errors", "stage", "names"})
 
 _current = _state.CURRENT.get
+_FLAGS_SLOT = "confstage.flags"  # getters._FLAGS: flags() keeps an invocation's Flags under (_FLAGS_SLOT, key)
 _running = _state.RUNNING
 
 
@@ -223,6 +224,14 @@ def settings(cls: type[T], *, stage: str | None = None, config: Config | None = 
 def flags(key: str = "features", *, stage: str | None = None, config: Config | None = None) -> Flags:
     """The feature flags of the JSON document at ``key`` (Powertools' schema or AppConfig's format), checked
     once; the same object for the whole invocation. A broken document raises one ``FlagSchemaError``."""
+    if stage is None and config is None:
+        invocation = _current()
+        if invocation is not None:
+            values: dict[Any, Any] = invocation.values
+            if type(values) is dict:  # refresh_on's recording dict notes reads: it takes the full path
+                built = values.get((_FLAGS_SLOT, key))
+                if built is not None:  # the warm path: the object this invocation already has
+                    return built  # type: ignore[no-any-return]
     return (config or _client()).flags(key, stage=stage)
 
 

@@ -409,3 +409,10 @@ def test_a_broken_document_is_one_error_naming_every_problem_never_a_value(broke
     assert {p.split(".")[0].split(":")[0] for p in problems} == {f"f{i}" for i in broken}
     assert SECRET not in str(caught.value)
     assert SECRET not in repr(caught.value)
+
+
+def test_the_warm_path_reads_the_slot_getters_fills() -> None:
+    """``confstage.flags``' inlined warm path and ``Config.flags`` name the same snapshot slot."""
+    from confstage import getters
+
+    assert confstage._FLAGS_SLOT == getters._FLAGS
