@@ -75,12 +75,13 @@ ACTIONS = (*_COMPARE, *_SCHEDULES, ROLLOUT)
 _DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")  # datetime.weekday() order
 _MISSING: Any = object()
 _CACHE_SIZE = 16  # documents kept compiled by their text: one per key a process reads, with room to spare
-_compiled: dict[str, Flags] = {}
+_compiled: dict[tuple[str, Clock | None], Flags] = {}
 
 
-def from_text(raw: str, *, key: str | None = None) -> Flags:
-    """The ``Flags`` for a JSON document, compiled once per distinct text: a warm call is a dict lookup."""
-    found = _compiled.get(raw)
+def from_text(raw: str, *, key: str | None = None, clock: Clock | None = None) -> Flags:
+    """The ``Flags`` for a JSON document, compiled once per distinct text (and clock): a warm call is a lookup."""
+    slot = (raw, clock)
+    found = _compiled.get(slot)
     if found is not None:
         return found
     try:
@@ -88,10 +89,11 @@ def from_text(raw: str, *, key: str | None = None) -> Flags:
     except ValueError as exc:
         where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "its text"
         raise FlagSchemaError([f"the document is not JSON (at {where})"], key=key) from None
-    built = Flags(document, key=key)
+    built = Flags(document, clock=clock, key=key)
     if len(_compiled) >= _CACHE_SIZE:
-        del _compiled[next(iter(_compiled))]  # the oldest: documents change rarely, a bound is all we need
-    _compiled[raw] = built
+        # The oldest goes: documents change rarely, a bound is all we need (pop: another thread may be first).
+        _compiled.pop(next(iter(_compiled), slot), None)
+    _compiled[slot] = built
     return built
 
 

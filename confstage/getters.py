@@ -195,7 +195,8 @@ class Getters:
                 if note is not None:
                     note((key,))  # a refresh_on call that reads the flags has read their key
                 return built  # type: ignore[no-any-return]
-        built = _flags.from_text(self.get(key, stage=stage), key=key)
+        # The client's clock is the schedules' clock too: a test's fake clock moves the windows.
+        built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
         values = self._snapshot(stage)
         if values is not None and values is not EMPTY:
             built = values.setdefault(slot, built)

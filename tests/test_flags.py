@@ -306,6 +306,16 @@ def test_datetime_window_opens_at_the_first_wall_time_past_a_skipped_start() -> 
     assert flags.evaluate("f") is False
 
 
+def test_the_clients_clock_drives_schedules_read_through_flags() -> None:
+    """``confstage.flags`` builds with the client's clock, so a test's fake clock opens and closes windows."""
+    document = window("SCHEDULE_BETWEEN_TIME_RANGE", {"START": "09:00", "END": "17:00"}, "CURRENT_TIME")
+    now = FakeClock(at("UTC", 2026, 6, 1, 8, 59))
+    config = Config(sources=[MemorySource({"PRD": {"features": json.dumps(document)}})], cache_dir="", clock=now)
+    assert config.flags(stage="PRD").evaluate("f") is False
+    now.tick(60)
+    assert config.flags(stage="PRD").evaluate("f") is True
+
+
 def test_days_of_week_are_the_days_of_the_zone() -> None:
     """Saturday 23:30 in New York is Sunday in UTC: the zone's day decides."""
     now = FakeClock(at("America/New_York", 2026, 11, 7, 23, 30))
@@ -324,7 +334,7 @@ def test_days_of_week_are_the_days_of_the_zone() -> None:
 
 # --- schema errors ------------------------------------------------------------------------------------
 
-SECRET = "§"  # every string value in the base document carries it; no problem message may
+SECRET = "§"  # every string value in the base document (but enumerated tokens) carries it; no message may
 
 
 def base_document() -> dict[str, Any]:
@@ -334,12 +344,12 @@ def base_document() -> dict[str, Any]:
     return {
         "f0": {
             "default": False,
-            "rules": {"r0": {"when_match": True, "conditions": [cond("EQUALS", "tier", "§gold")]}},
+            "rules": {"r0": {"when_match": True, "conditions": [cond("EQUALS", "§tier", "§gold")]}},
         },
         "f1": {
             "default": "§plain",
             "boolean_type": False,
-            "rules": {"r1": {"when_match": "§fancy", "conditions": [cond("IN", "region", ["§eu", "§us"])]}},
+            "rules": {"r1": {"when_match": "§fancy", "conditions": [cond("IN", "§region", ["§eu", "§us"])]}},
         },
         "f2": {
             "default": True,
@@ -361,13 +371,13 @@ def base_document() -> dict[str, Any]:
             "rules": {
                 "r3": {
                     "when_match": True,
-                    "conditions": [cond("MODULO_RANGE", "n", {"BASE": 10, "START": 0, "END": 4})],
+                    "conditions": [cond("MODULO_RANGE", "§n", {"BASE": 10, "START": 0, "END": 4})],
                 }
             },
         },
         "f4": {
             "default": False,
-            "rules": {"r4": {"when_match": True, "conditions": [cond("PERCENTAGE_ROLLOUT", "user", 30)]}},
+            "rules": {"r4": {"when_match": True, "conditions": [cond("PERCENTAGE_ROLLOUT", "§user", 30)]}},
         },
     }
 
@@ -377,29 +387,49 @@ def _cond(doc: dict[str, Any], flag: str) -> dict[str, Any]:
     return rule["conditions"][0]  # type: ignore[no-any-return]
 
 
-# Each breaks one flag: (the problem's path within the flag, the breakage). String values carry SECRET.
-BREAKAGES: dict[str, tuple[str, Callable[[dict[str, Any], str], object]]] = {
+def _rule(doc: dict[str, Any], flag: str) -> dict[str, Any]:
+    return next(iter(doc[flag]["rules"].values()))
+
+
+def _bad_value(doc: dict[str, Any], flag: str, junk: str) -> None:
+    """A value its action refuses: junk where a zone, a time, a number or a share belongs (null elsewhere)."""
+    bad: dict[str, Any] = {
+        "f2": {"START": junk, "END": "17:00", "TIMEZONE": junk},
+        "f3": {"BASE": junk, "START": 0, "END": 4},
+        "f4": junk,
+    }
+    _cond(doc, flag)["value"] = bad.get(flag)
+
+
+# Each breaks one flag with a string of junk: (the problem's path within the flag, the breakage).
+BREAKAGES: dict[str, tuple[str, Callable[[dict[str, Any], str, str], object]]] = {
     "default": (
         "f{}.default",
-        lambda d, f: d[f].update(default="§maybe") if d[f].get("boolean_type", True) else d[f].pop("default"),
+        lambda d, f, j: d[f].update(default=j) if d[f].get("boolean_type", True) else d[f].pop("default"),
     ),
-    "action": ("f{}.rules[", lambda d, f: _cond(d, f).update(action="§EQUALZ")),
-    "key": ("f{}.rules[", lambda d, f: _cond(d, f).update(key=["§k"])),
-    "value": ("f{}.rules[", lambda d, f: _cond(d, f).update(value=None)),
-    "when_match": ("f{}.rules[", lambda d, f: next(iter(d[f]["rules"].values())).pop("when_match")),
-    "conditions": ("f{}.rules[", lambda d, f: next(iter(d[f]["rules"].values())).update(conditions="§none")),
-    "flag": ("f{}:", lambda d, f: d.update({f: "§off"})),
+    "action": ("f{}.rules[", lambda d, f, j: _cond(d, f).update(action=j)),
+    "key": ("f{}.rules[", lambda d, f, j: _cond(d, f).update(key=[j])),
+    "value": ("f{}.rules[", _bad_value),
+    "when_match": (
+        "f{}.rules[",
+        lambda d, f, j: _rule(d, f).update(when_match=j) if f != "f1" else _rule(d, f).clear(),
+    ),
+    "conditions": ("f{}.rules[", lambda d, f, j: _rule(d, f).update(conditions=j)),
+    "flag": ("f{}:", lambda d, f, j: d.update({f: j})),
 }
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.integers(0, 4), st.sampled_from(sorted(BREAKAGES)), min_size=1))
-def test_a_broken_document_is_one_error_naming_every_problem_never_a_value(broken: dict[int, str]) -> None:
+@settings(max_examples=80, deadline=None)
+@given(
+    broken=st.dictionaries(st.integers(0, 4), st.sampled_from(sorted(BREAKAGES)), min_size=1),
+    junk=st.text(min_size=1, max_size=12).map(lambda t: SECRET + t),
+)
+def test_a_broken_document_is_one_error_naming_every_problem_never_a_value(broken: dict[int, str], junk: str) -> None:
     """Breaking flags anywhere gives one FlagSchemaError with a problem at each broken flag, and no string value."""
     document = base_document()
     Flags(copy.deepcopy(document))  # the base document is sound
     for index, kind in broken.items():
-        BREAKAGES[kind][1](document, f"f{index}")
+        BREAKAGES[kind][1](document, f"f{index}", junk)
     with pytest.raises(FlagSchemaError) as caught:
         Flags(document)
     problems = caught.value.problems
