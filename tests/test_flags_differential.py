@@ -220,6 +220,16 @@ def our_answers(document: dict[str, Any], contexts: list[dict[str, Any]], names:
     return answers, [flags.enabled(c) for c in contexts]
 
 
+def near(value: Any) -> st.SearchStrategy[Any]:
+    """Context values likely to meet the condition's value: it, its items, lists of its items, and anything."""
+    items = [v for v in value if v is not None] if isinstance(value, list) else []
+    around = [context_values, st.just(value)]
+    if items:
+        picked = st.sampled_from(items)
+        around += [picked, st.lists(picked, max_size=3), st.lists(picked | scalars, max_size=3)]
+    return st.one_of(around)
+
+
 @pytest.mark.parametrize("action", [*SIMPLE, *LISTS, "MODULO_RANGE"])
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
@@ -233,7 +243,7 @@ def test_each_action_as_powertools(action: str, data: st.DataObject) -> None:
         value = data.draw(st.lists(scalars, max_size=3))
     else:
         value = data.draw(st.one_of(scalars, st.lists(scalars, max_size=3)))
-    contexts = data.draw(st.lists(st.fixed_dictionaries({}, optional={"n": context_values}), min_size=4, max_size=8))
+    contexts = data.draw(st.lists(st.fixed_dictionaries({}, optional={"n": near(value)}), min_size=4, max_size=8))
     rule = {"when_match": True, "conditions": [{"action": action, "key": "n", "value": value}]}
     document = {"flag": {"default": False, "rules": {"r": rule}}}
     assert our_answers(document, contexts, ["flag"], 0) == powertools_answers(document, contexts, ["flag"], 0)
