@@ -123,6 +123,30 @@ def test_flags_is_built_once_per_invocation_and_reused_while_the_text_is_unchang
     assert source.fetches == 2
 
 
+def test_refresh_on_refreshes_the_flag_document_a_call_read() -> None:
+    """A refresh_on call that read flags() refreshes their key and, retried, sees the new document."""
+    source = MemorySource({"PRD": {"features": json.dumps({"ready": {"default": False}})}})
+    confstage.configure(sources=[source], cache_dir="")
+    attempts: list[bool] = []
+
+    @confstage.refresh_on(LookupError)
+    def call() -> bool:
+        ready = bool(confstage.flags().evaluate("ready"))
+        attempts.append(ready)
+        if not ready:
+            source.values["PRD"]["features"] = json.dumps({"ready": {"default": True}})
+            raise LookupError("not yet")
+        return ready
+
+    @confstage.handler
+    def handler(event: Any, context: Any) -> bool:
+        confstage.flags()  # read once before the call: the warm path must still record the key for refresh_on
+        return call()
+
+    assert handler({}, lambda_context("PRD")) is True
+    assert attempts == [False, True]
+
+
 def test_flags_reads_any_key_and_client_and_stays_callable() -> None:
     """``key=``, ``stage=`` and ``config=`` choose the document; importing the engine never shadows the function."""
     source = MemorySource({"DEV": {"flags/web": json.dumps({"beta": {"default": True}})}})
