@@ -221,10 +221,13 @@ def settings(cls: type[T], *, stage: str | None = None, config: Config | None = 
     return (config or _client()).settings(cls, stage=stage)
 
 
-def flags(key: str = "features", *, stage: str | None = None, config: Config | None = None) -> Flags:
+def flags(key: str | Iterable[str] = "features", *, stage: str | None = None, config: Config | None = None) -> Flags:
     """The feature flags of the JSON document at ``key`` (Powertools' schema or AppConfig's format), checked
-    once; the same object for the whole invocation. A broken document raises one ``FlagSchemaError``."""
-    if stage is None and config is None:
+    once; the same object for the whole invocation. A broken document raises one ``FlagSchemaError``.
+
+    ``key`` may also be several keys, each holding one flag named by its key (an AppConfig flag profile read
+    through ``appconfig://``, whose top-level keys are its flags)."""
+    if stage is None and config is None and type(key) is str:
         invocation = _current()
         if invocation is not None:
             values: dict[Any, Any] = invocation.values

@@ -15,6 +15,7 @@ the boolean flags that are on. Two formats are read, told apart by ``_is_definit
 ::
 
     from_text(raw, clock)     the Flags for a document's text, kept by text and clock (a warm call is a lookup)
+    from_texts({name: raw})   the same for one flag per key (an AppConfig profile read through appconfig://)
     └── Flags(document)
         ├── _compile_powertools / _compile_appconfig / _compile_definitions   every problem collected: one error
         │   └── _condition(...)   a condition as a closure (context, clock) -> bool: _factory, _schedule, _rollout
@@ -35,7 +36,7 @@ from typing import Any
 
 from .errors import FlagSchemaError
 
-__all__ = ["ACTIONS", "ROLLOUT", "Flags", "from_text", "rollout_point"]
+__all__ = ["ACTIONS", "ROLLOUT", "Flags", "from_text", "from_texts", "rollout_point"]
 
 Context = Mapping[str, Any]
 Clock = Callable[[], float]
@@ -76,7 +77,7 @@ ACTIONS = (*_COMPARE, *_SCHEDULES, ROLLOUT)
 _DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")  # datetime.weekday() order
 _MISSING: Any = object()
 _CACHE_SIZE = 16  # documents kept compiled by their text: one per key a process reads, with room to spare
-_compiled: dict[tuple[str, Clock | None], Flags] = {}
+_compiled: dict[tuple[Any, Clock | None], Flags] = {}  # (text or (name, text) pairs, clock) -> Flags
 
 
 def from_text(raw: str, *, key: str | None = None, clock: Clock | None = None) -> Flags:
@@ -91,11 +92,36 @@ def from_text(raw: str, *, key: str | None = None, clock: Clock | None = None) -
         where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "its text"
         raise FlagSchemaError([f"the document is not JSON (at {where})"], key=key) from None
     built = Flags(document, clock=clock, key=key)
+    _keep(slot, built)
+    return built
+
+
+def from_texts(texts: Mapping[str, str], *, clock: Clock | None = None) -> Flags:
+    """The ``Flags`` of one flag per key (``{name: JSON text of the flag}``), compiled once per distinct texts."""
+    slot = (tuple(texts.items()), clock)
+    found = _compiled.get(slot)
+    if found is not None:
+        return found
+    document: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, raw in texts.items():
+        try:
+            document[name] = json.loads(raw)
+        except ValueError as exc:
+            where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "its text"
+            problems.append(f"{_label(name)}: the flag is not JSON (at {where})")
+    if problems:
+        raise FlagSchemaError(problems)
+    built = Flags(document, clock=clock)
+    _keep(slot, built)
+    return built
+
+
+def _keep(slot: tuple[Any, Clock | None], built: Flags) -> None:
     if len(_compiled) >= _CACHE_SIZE:
         # The oldest goes: documents change rarely, a bound is all we need (pop: another thread may be first).
         _compiled.pop(next(iter(_compiled), slot), None)
     _compiled[slot] = built
-    return built
 
 
 class _Flag:

@@ -177,8 +177,8 @@ class Getters:
             built = values.setdefault(slot, built)
         return built  # type: ignore[no-any-return]
 
-    def flags(self, key: str = "features", *, stage: str | None = None) -> Flags:
-        """The feature flags of the JSON document at ``key`` (see ``confstage.flags``).
+    def flags(self, key: str | Iterable[str] = "features", *, stage: str | None = None) -> Flags:
+        """The feature flags of the JSON document at ``key``, or of one flag per key (see ``confstage.flags``).
 
         Within an invocation (or while the client's view is fresh) it is the same object each time; a
         document whose text has not changed is not parsed or checked again (``feature_flags.from_text``).
@@ -186,17 +186,23 @@ class Getters:
         global _flags
         if _flags is None:
             from . import feature_flags as _flags
-        slot = (_FLAGS, key)
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        slot = (_FLAGS, key if isinstance(key, str) else keys)
         values = self._snapshot(stage)
         if values is not None:
             built = values.get(slot)
             if built is not None:  # the warm path: the object this invocation (or view) already built
                 note = getattr(values, "note", None) if type(values) is not dict else None
                 if note is not None:
-                    note((key,))  # a refresh_on call that reads the flags has read their key
+                    note(keys)  # a refresh_on call that reads the flags has read their keys
                 return built  # type: ignore[no-any-return]
         # The client's clock is the schedules' clock too: a test's fake clock moves the windows.
-        built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
+        if isinstance(key, str):
+            built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
+        else:
+            if not keys:
+                raise TypeError("flags() takes a key or a non-empty iterable of keys (one flag each)")
+            built = _flags.from_texts(self.get_many(keys, stage=stage), clock=self._clock)
         values = self._snapshot(stage)
         if values is not None and values is not EMPTY:
             built = values.setdefault(slot, built)

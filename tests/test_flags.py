@@ -220,6 +220,33 @@ def test_appconfig_definition_format_reads_values_and_refuses_variants() -> None
         Flags(stored)
 
 
+def test_one_flag_per_key_as_appconfig_profiles_arrive_through_appconfig_sources() -> None:
+    """``flags([k1, k2])`` reads one flag per key (an AppConfig profile whose top-level keys are its flags)."""
+    source = MemorySource(
+        {"PRD": {"dark_mode": '{"enabled": true, "theme": "midnight"}', "search_v2": '{"enabled": false}', "bad": "{"}}
+    )
+    confstage.configure(sources=[source], cache_dir="")
+
+    @confstage.handler
+    def handler(event: Any, context: Any) -> Flags:
+        flags = confstage.flags(["dark_mode", "search_v2"])
+        assert confstage.flags(["dark_mode", "search_v2"]) is flags
+        return flags
+
+    flags = handler({}, lambda_context("PRD"))
+    assert flags.format == "appconfig"
+    assert flags.enabled() == ["dark_mode"]
+    assert flags.attributes("dark_mode")["theme"] == "midnight"
+    assert handler({}, lambda_context("PRD")) is flags  # unchanged texts: the same compiled object
+    config = Config(sources=[source], cache_dir="")
+    with pytest.raises(FlagSchemaError, match=r"^feature flags: 1 problem: bad: the flag is not JSON \(at line 1"):
+        config.flags(["dark_mode", "bad"], stage="PRD")
+    with pytest.raises(confstage.KeyNotFoundError, match="nope"):
+        config.flags(["dark_mode", "nope"], stage="PRD")
+    with pytest.raises(TypeError, match="non-empty iterable"):
+        config.flags([], stage="PRD")
+
+
 def test_format_rule_every_flag_with_boolean_enabled_and_no_default_is_appconfig() -> None:
     """One flag without ``enabled`` (or with ``default``) makes the document Powertools', checked as such."""
     assert Flags({"a": {"enabled": True}, "b": {"enabled": False}}).format == "appconfig"
