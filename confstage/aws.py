@@ -70,6 +70,9 @@ PROMISES: dict[str, Promise] = {
     "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes))),
     "s3:GetObject": Promise((("ETag", str),)),
     "s3:ListObjectsV2": Promise((("IsTruncated", bool),)),
+    "appconfigdata:StartConfigurationSession": Promise((("InitialConfigurationToken", str),)),
+    # An unchanged configuration is an empty Configuration, never an absent token.
+    "appconfigdata:GetLatestConfiguration": Promise((("NextPollConfigurationToken", str),)),
 }
 
 # Paginated operations: (request field, response field) of each token that asks for the next page.
