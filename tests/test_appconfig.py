@@ -196,6 +196,24 @@ def test_a_document_that_is_not_a_json_object_is_named_never_quoted(
     assert exc.value.__context__ is None
 
 
+def test_a_broken_deployment_keeps_failing_until_a_good_one(
+    server: AppConfigServer, transport: Transport, clock: FakeClock
+) -> None:
+    """A document that does not parse fails every fetch (a new session each time), never passing the document
+    held before off as current; the next good deployment is read."""
+    src = source(transport, clock)
+    src.fetch("PRD", ())
+    server.deploy("app", "prd", "main", "{broken")
+    clock.tick(60)
+    for _ in range(2):
+        with pytest.raises(SourceError, match="is not valid JSON"):
+            src.fetch("PRD", ())
+    server.deploy("app", "prd", "main", {"fixed": "yes"})
+    assert dict(src.fetch("PRD", ())) == {"fixed": "yes"}
+    assert src.version("PRD") == "3"
+    assert server.requests == [START, LATEST, LATEST, START, LATEST, START, LATEST]
+
+
 def test_keys_that_break_the_key_rule_are_left_out(
     server: AppConfigServer, transport: Transport, clock: FakeClock
 ) -> None:

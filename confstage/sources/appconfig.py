@@ -6,7 +6,8 @@ The stage names the AppConfig environment through ``TEMPLATE`` (default ``{stage
 each top-level key is a key; a value that is not a string is served as its JSON text (``5``, ``true``,
 ``{"a": 1}``), so ``get_int``, ``get_bool``, ``get_json`` and ``settings`` read it. A key that breaks the key
 rule is left out. A document that is not JSON, or not a JSON object, is a ``SourceError`` naming the
-application, environment, profile and version label, never the content.
+application, environment, profile and version label, never the content; it fails every fetch (each with a new
+session) until a good one is deployed, and the document held before is never passed off as current.
 
 Two ways in (``?via=``):
 
@@ -268,10 +269,17 @@ class AppConfigSource:
             body = answer.get("Configuration") or b""
             if not body and session.document is not None:
                 return session.document  # unchanged since this session's last answer
-            version = answer.get("VersionLabel")
-            session.version = str(version) if version is not None else None
-            session.document = self._parse(body, environment, session.version, LATEST) if body else {}
-            return session.document
+            label = answer.get("VersionLabel")
+            version = str(label) if label is not None else None
+            try:
+                parsed = self._parse(body, environment, version, "appconfig:GetLatestConfiguration") if body else {}
+            except SourceError:
+                # The session has now "sent" this document: its next answer would be empty, and the document
+                # held before would pass for current. Forget both, so that every fetch reports it until fixed.
+                session.token, session.document, session.version = None, None, None
+                raise
+            session.document, session.version = parsed, version
+            return parsed
 
     def _start(self, environment: str) -> str:
         """A new session's initial token; unknown identifiers are named in the error."""
@@ -285,11 +293,12 @@ class AppConfigSource:
         where = self.where(environment)
         answer = self.aws.call(START, request, target=where, answers=("ResourceNotFoundException",))
         if isinstance(answer, ErrorAnswer):
+            operation = "appconfig:StartConfigurationSession"  # as IAM spells it, like the call layer's errors
             raise SourceError(
-                f"{START} on {where} failed: no application {self.application!r}, environment {environment!r} "
+                f"{operation} on {where} failed: no application {self.application!r}, environment {environment!r} "
                 f"or configuration profile {self.profile!r} ({answer.error})",
                 source=self.url,
-                operation=START,
+                operation=operation,
             ) from answer.error
         return str(answer["InitialConfigurationToken"])
 
