@@ -98,3 +98,16 @@ def test_iam_policy_through_the_cli() -> None:
     result = invoke("--source", URL, "--stage", "PRD", "iam-policy")
     assert result.exit_code == 0, result.output
     assert "appconfig:GetLatestConfiguration" in result.stdout
+
+
+def test_the_demo_deploys_and_reads_an_appconfig_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``confstage demo``'s AppConfig part: every key of each stage's deployment read back (JSON text for the rest)."""
+    from confstage.cli.demo import APPCONFIG_SEED, _appconfig
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPCONFIGDATA", "set by the demo, restored after the test")
+    rows = _appconfig()
+    for stage, document in APPCONFIG_SEED.items():
+        got = {row["key"]: row["value"] for row in rows if row["stage"] == stage}
+        assert got == {
+            k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in document.items()
+        }
