@@ -26,6 +26,7 @@ expiry are measured with it, so tests step a fake clock instead of sleeping.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -308,7 +309,8 @@ class AppConfigServer:
             raise _not_found("ConfigurationProfile", profile, "ConfigurationProfileIdentifier")
 
     def _issue(self, session: _Session, now: float) -> str:
-        token = secrets.token_urlsafe(36)
+        # Standard base64, as AWS's tokens are: "+", "/" and "=" test how a client encodes its query.
+        token = base64.b64encode(secrets.token_bytes(48)).decode("ascii")
         self._tokens[token] = _Token(session, now)
         return token
 

@@ -403,3 +403,21 @@ def test_inside_lambda_the_lite_transport_reads_it_without_botocore(server: AppC
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"values": {"db_url": "postgres://prd", "port": "5432"}, "sdk": []}
     assert server.requests == [START, LATEST]
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "ap-southeast-7"])
+def test_lite_reaches_the_host_botocore_reaches(region: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no endpoint variable, lite's AppConfigData host and signing name are botocore's in every partition."""
+    import boto3
+
+    from confstage.transport import AwsRequest
+    from confstage.transport.protocols import prepare
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    request = AwsRequest("appconfigdata", "GetLatestConfiguration", {"ConfigurationToken": "a+b/c="})
+    prepared = prepare(request, region)
+    data = boto3.client("appconfigdata", region_name=region)
+    assert f"{prepared.address.scheme}://{prepared.address.host}" == data.meta.endpoint_url
+    assert prepared.address.path == "/configuration"
+    assert prepared.query == (("configuration_token", "a+b/c="),)
+    assert prepared.signing_name == data.meta.service_model.signing_name == "appconfig"
