@@ -191,6 +191,8 @@ def test_a_document_that_is_not_a_json_object_is_named_never_quoted(
         source(transport, clock).fetch("PRD", ())
     assert problem in str(exc.value)
     assert "app/prd/main (version 2)" in str(exc.value)
+    if problem == "is not valid JSON":
+        assert "is not valid JSON (line 1, column 1); it was sent as text/plain" in str(exc.value)
     assert "hunter2" not in str(exc.value)
     assert exc.value.__cause__ is None
     assert exc.value.__context__ is None

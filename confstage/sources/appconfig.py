@@ -272,7 +272,10 @@ class AppConfigSource:
             label = answer.get("VersionLabel")
             version = str(label) if label is not None else None
             try:
-                parsed = self._parse(body, environment, version, "appconfig:GetLatestConfiguration") if body else {}
+                kind = answer.get("ContentType")
+                parsed = (
+                    self._parse(body, environment, version, "appconfig:GetLatestConfiguration", kind) if body else {}
+                )
             except SourceError:
                 # The session has now "sent" this document: its next answer would be empty, and the document
                 # held before would pass for current. Forget both, so that every fetch reports it until fixed.
@@ -326,6 +329,7 @@ class AppConfigSource:
             status = response.status
             body = response.read()
             version = response.getheader("Configuration-Version")
+            kind = response.getheader("Content-Type")
         except (OSError, http.client.HTTPException) as exc:
             raise SourceError(
                 f"the AppConfig extension on {host} did not answer for {where} ({type(exc).__name__})",
@@ -348,11 +352,13 @@ class AppConfigSource:
                 operation=AGENT,
                 throttled=status == 429,
             )
-        return self._parse(body, environment, version, AGENT) if body else {}
+        return self._parse(body, environment, version, AGENT, kind) if body else {}
 
     # -- the document ------------------------------------------------------------------------
 
-    def _parse(self, body: bytes, environment: str, version: str | None, operation: str) -> dict[str, str]:
+    def _parse(
+        self, body: bytes, environment: str, version: str | None, operation: str, content_type: str | None = None
+    ) -> dict[str, str]:
         """The keys of a configuration document; errors name the configuration and version, never content.
 
         Raised without cause or context: a ``JSONDecodeError`` keeps the whole text in its ``doc``.
@@ -364,7 +370,8 @@ class AppConfigSource:
             at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             document = _INVALID
         if document is _INVALID:
-            raise SourceError(f"{what} is not valid JSON{at}", source=self.url, operation=operation)
+            sent = f"; it was sent as {content_type[:60]}" if content_type and "json" not in content_type else ""
+            raise SourceError(f"{what} is not valid JSON{at}{sent}", source=self.url, operation=operation)
         if not isinstance(document, dict):
             kind = _JSON_KINDS.get(type(document), "value")
             raise SourceError(f"{what} must be a JSON object, not a JSON {kind}", source=self.url, operation=operation)
