@@ -265,7 +265,9 @@ class AppConfigSource:
             session.token = str(answer["NextPollConfigurationToken"])
             interval = answer.get("NextPollIntervalInSeconds")
             wait = float(interval) if isinstance(interval, int) and interval > 0 else _FALLBACK_POLL
-            session.poll_at = now + wait
+            # From when the answer came, never from when the request left: the service counts from its receipt,
+            # so a poll timed from the earlier instant could arrive early by the request's latency.
+            session.poll_at = self._clock() + wait
             body = answer.get("Configuration") or b""
             if not body and session.document is not None:
                 return session.document  # unchanged since this session's last answer
