@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from confstage import Config
 from confstage.errors import ConfigurationError, KeyNotFoundError, SourceError
@@ -423,3 +424,75 @@ def test_lite_reaches_the_host_botocore_reaches(region: str, monkeypatch: pytest
     assert prepared.address.path == "/configuration"
     assert prepared.query == (("configuration_token", "a+b/c="),)
     assert prepared.signing_name == data.meta.service_model.signing_name == "appconfig"
+
+
+# -- a state machine against a reference model ---------------------------------------------------
+
+
+class SessionMachine(RuleBasedStateMachine):
+    """Fetches, deployments, clock steps (up to past a token's 24 hours) and injected 503s, checked against a
+    ten-line model: the exact requests each fetch makes (so an early poll, a refused token or a needless session
+    shows) and the value it returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.server = AppConfigServer(clock=self.clock)
+        self.server.start()
+        self.app = "app"
+        self.version = 1
+        self.server.deploy(self.app, "prd", "main", {"v": "1"})
+        environ = {**os.environ, "AWS_ENDPOINT_URL_APPCONFIGDATA": self.server.endpoint, "CONFSTAGE_MAX_ATTEMPTS": "1"}
+        self.transport = LiteTransport(environ=environ)
+        self.source = AppConfigSource(self.app, "main", via="api", transport=self.transport, clock=self.clock)
+        # the model
+        self.held: dict[str, str] | None = None
+        self.poll_at = -float("inf")
+        self.token_at: float | None = None  # when the session's current token was issued (None: no session)
+        self.faults = 0
+
+    def teardown(self) -> None:
+        self.transport.close()
+        self.server.close()
+
+    @rule(seconds=st.sampled_from([1, 14, 59, 60, 61, 600, 24 * 3600 + 1]))
+    def tick(self, seconds: float) -> None:
+        self.clock.tick(seconds)
+
+    @rule()
+    def deploy(self) -> None:
+        self.version += 1
+        self.server.deploy(self.app, "prd", "main", {"v": str(self.version)})
+
+    @rule()
+    def fail_next(self) -> None:
+        self.server.fail_next(1, status=503)
+        self.faults += 1
+
+    @rule()
+    def fetch(self) -> None:
+        now = self.clock()
+        before = len(self.server.requests)
+        if self.held is not None and now < self.poll_at:
+            expected, value = [], self.held
+        elif self.faults:
+            expected, value = [START if self.token_at is None else LATEST], None
+        elif self.token_at is None:
+            expected, value = [START, LATEST], {"v": str(self.version)}
+        elif now - self.token_at > 24 * 3600:
+            expected, value = [LATEST, START, LATEST], {"v": str(self.version)}
+        else:
+            expected, value = [LATEST], {"v": str(self.version)}
+        if value is None:
+            with pytest.raises(SourceError):
+                self.source.fetch("PRD", ())
+            self.faults -= 1
+        else:
+            assert dict(self.source.fetch("PRD", ())) == value
+            if expected:
+                self.held, self.poll_at, self.token_at = value, now + 60, now
+        assert self.server.requests[before:] == expected
+
+
+TestSessionMachine = SessionMachine.TestCase
+TestSessionMachine.settings = settings(max_examples=30, stateful_step_count=20, deadline=None)
