@@ -111,3 +111,12 @@ def test_the_demo_deploys_and_reads_an_appconfig_profile(monkeypatch: pytest.Mon
         assert got == {
             k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in document.items()
         }
+
+
+def test_history_names_the_deployed_version_label(server: AppConfigServer) -> None:
+    """``history KEY``: the version label of the document that holds KEY now (AppConfig versions documents)."""
+    server.deploy("app", "prd", "main", {"db_url": "postgres://prd2"})
+    result = invoke("--source", URL, "--stage", "PRD", "--output", "json", "history", "db_url")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"version": "2", "modified": None, "latest": True, "secure": False}]
+    assert invoke("--source", URL, "--stage", "PRD", "history", "port").exit_code == 1  # gone in version 2
