@@ -176,6 +176,7 @@ class AppConfigServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (for ``AWS_APPCONFIG_EXTENSION_HTTP_PORT``)."""
         if self._httpd is None:
             raise RuntimeError("the AppConfigServer is not started (use it as a context manager)")
         return int(self._httpd.server_address[1])

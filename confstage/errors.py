@@ -14,11 +14,18 @@
     └── SettingsError                 (also a ValueError: every missing or invalid field of a settings class)
 
 No message, log line or ``repr`` built here ever contains a configuration value.
+
+Every error pickles and copies with its message and attributes (``ConfstageError.__reduce__``), so it crosses
+a process pool: an error built from keyword attributes cannot be remade by calling its class with its message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the annotations below are strings, typing is not needed
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +42,17 @@ __all__ = [
 
 class ConfstageError(Exception):
     """Base class of every error confstage raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce remakes the error as ``cls(*args)``, which calls ``__init__`` with the message
+        # where it expects keyword attributes (``KeyNotFoundError(key, stage, sources)``). Remade without
+        # ``__init__`` instead: the same args (so the same message), then the attributes from ``__dict__``.
+        return _remake, (type(self), self.args), self.__dict__
+
+
+def _remake(cls: type[ConfstageError], args: tuple[Any, ...]) -> ConfstageError:
+    """An instance of ``cls`` with ``args`` and no ``__init__`` run (pickle then restores its ``__dict__``)."""
+    return cls.__new__(cls, *args)
 
 
 class KeyNotFoundError(ConfstageError, KeyError):

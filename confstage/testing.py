@@ -74,6 +74,7 @@ class MemorySource:
         return cls(url=url.url)
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        """Every value of ``stage`` (``keys`` are not looked at: a whole stage per fetch); counted in ``fetches``."""
         self.fetches += 1
         values = self.values.get(stage, {})
         return Fetched(values, secret=self.secret & values.keys())
@@ -99,6 +100,7 @@ class MockTransport:
         return f"MockTransport({len(self.requests)} requests)"
 
     def call(self, request: AwsRequest) -> dict[str, Any]:
+        """Note ``request`` in ``requests``, then return what ``handler(request)`` returns (or raise what it raises)."""
         self.requests.append(request)
         return self.handler(request)
 
@@ -218,12 +220,22 @@ class ConfstageValues:
 
 @contextmanager
 def override(
-    values: Mapping[str, str] | None = None, /, *, stage: str = "PRD", **options: Any
+    values: Mapping[str, str] | None = None,
+    /,
+    *,
+    stage: str = "PRD",
+    secret: Collection[str] = (),
+    aliases: str | Mapping[str, str] | None = None,
+    **more: str,
 ) -> Iterator[ConfstageValues]:
-    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts."""
+    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts.
+
+    The arguments as ``ConfstageValues``: ``secret`` names the secret keys, ``aliases`` maps aliases to stages,
+    and keyword ``more`` are values too.
+    """
     kit = ConfstageValues()
     try:
-        kit(values, stage=stage, **options)
+        kit(values, stage=stage, secret=secret, aliases=aliases, **more)
         yield kit
     finally:
         kit.close()

@@ -27,7 +27,7 @@ import click
 
 from confstage.cli.errors import Failed
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import Settings
+from confstage.cli.options import ConfstageCommand, Settings
 from confstage.cli.output import MASK, emit_json, message, table
 
 __all__ = ["demo", "find_handler"]
@@ -108,7 +108,9 @@ def _local_aws() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise Failed("confstage demo needs moto: pip install 'confstage[demo]'") from None
+        raise Failed(
+            "confstage demo needs moto: run make demo, or pip install -e '.[demo]' from a checkout of confstage"
+        ) from None
     from confstage import aws
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
@@ -235,7 +237,7 @@ def _shown(value: Any, secret: bool) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.pass_obj
 def demo(options: Settings) -> None:
     """Seed every source on an embedded local AWS endpoint and run the example handler under DEV and PRD."""

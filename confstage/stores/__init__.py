@@ -31,6 +31,7 @@ __all__ = ["STORES", "PartialWriteError", "Store", "StoredValue", "Version", "bu
 # scheme -> "module:name"; the class (or factory) takes the scheme's source (and a transport).
 STORES: dict[str, str] = {
     "dynamodb": "confstage.stores.dynamodb:DynamoDBStore",
+    "file": "confstage.stores.file:FileStore",
     "s3": "confstage.stores.s3:S3Store",
     "ssm": "confstage.stores.ssm:SSMStore",
     "secretsmanager": "confstage.stores.secretsmanager:open_store",
