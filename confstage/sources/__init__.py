@@ -28,6 +28,7 @@ SCHEMES: dict[str, str] = {
     "dynamodb": "confstage.sources.dynamodb:DynamoDBSource",
     "ssm": "confstage.sources.ssm:SSMSource",
     "secretsmanager": "confstage.sources.secretsmanager:SecretsManagerSource",
+    "appconfig": "confstage.sources.appconfig:AppConfigSource",
     "memory": "confstage.testing:MemorySource",
 }
 
