@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from confstage import Config, _state, aws
 from confstage.aws import digest
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest, NetworkError
@@ -33,7 +34,7 @@ from confstage.transport.container import (
 from confstage.transport.lite import LiteTransport
 from confstage.transport.selection import choose
 
-from .conftest import FakeClock
+from .conftest import FakeClock, create_stage_key_table
 
 TOKEN = "token-from-lambda"  # a made-up token the endpoint checks
 HOUR = 3600.0
@@ -475,3 +476,39 @@ def test_repr_and_errors_hold_no_secret(endpoint: Endpoint) -> None:
     assert "secret-1" not in repr(credentials)
     assert "session-1" not in repr(credentials)
     assert provider.peek() is credentials
+
+
+# -- the /tmp cache under container credentials ----------------------------------------------------------------
+
+
+def test_tmp_snapshots_follow_the_fetched_principal(
+    aws_endpoint: str, boto: Any, endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A SnapStart-like process reads through auto's lite and writes its /tmp snapshot; the next process with the
+    same credentials is served by it, one whose endpoint serves another principal's is not (same URI)."""
+    create_stage_key_table(boto("dynamodb"), "cfg")
+    boto("dynamodb").put_item(
+        TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "db_url"}, "value": {"S": "postgres://one"}}
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    for name, value in endpoint.environ(AWS_LAMBDA_FUNCTION_NAME="orders", HOME=str(tmp_path)).items():
+        monkeypatch.setenv(name, value)
+    served = endpoint.credentials()[1]
+    endpoint.answer = lambda: (200, served)
+
+    def read() -> str:
+        aws.reset()  # a new process: a new transport, credentials fetched again
+        return Config("dynamodb://cfg", stage="DEV", cache_dir=str(tmp_path / "cache")).get("db_url")
+
+    assert read() == "postgres://one"
+    assert _state.transport().name == "lite"
+    boto("dynamodb").put_item(
+        TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "db_url"}, "value": {"S": "postgres://two"}}
+    )
+    assert read() == "postgres://one"  # the same principal: its snapshot
+    endpoint.answer = endpoint.credentials  # another role behind the same URI
+    assert read() == "postgres://two"
+    assert len(endpoint.tokens) == 3
