@@ -27,7 +27,9 @@ from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest, NetworkError
 from confstage.transport.container import (
     ContainerCredentials,
+    _expiry,
     _parse,
+    _split,
     container_uri,
     uri_problem,
 )
@@ -334,6 +336,49 @@ def test_relative_uri_is_the_ecs_host_and_wins() -> None:
     assert container_uri({"AWS_CONTAINER_CREDENTIALS_FULL_URI": ""}) is None
     assert uri_problem("ftp://127.0.0.1/") is not None
     assert uri_problem("http://127.0.0.1:notaport/") is not None
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    st.sampled_from(["http", "https", "HTTP"]),
+    st.one_of(
+        st.ip_addresses().map(lambda ip: f"[{ip}]" if ip.version == 6 else str(ip)),
+        st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9.-]{0,20}", fullmatch=True),
+    ),
+    st.one_of(st.none(), st.integers(0, 65535)),
+    st.from_regex(r"(/[a-zA-Z0-9._~%-]*){0,3}(\?[a-z=&0-9]*)?", fullmatch=True),
+    st.sampled_from(["", "user@", "u:p@"]),
+)
+def test_host_and_port_are_urlsplits(scheme: str, host: str, port: int | None, path: str, userinfo: str) -> None:
+    """The endpoint URI splits as urllib.parse.urlsplit splits it (the parser avoids its import)."""
+    from urllib.parse import urlsplit
+
+    uri = f"{scheme}://{userinfo}{host}{'' if port is None else f':{port}'}{path}"
+    expected = urlsplit(uri)
+    address = _split(uri)
+    assert (address.scheme, address.hostname, address.port) == (expected.scheme, expected.hostname, expected.port)
+    assert address.target == (expected.path or "/") + (f"?{expected.query}" if expected.query else "")
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 30)),
+    st.sampled_from(["Z", "+00:00", "-07:00", "+05:30", ""]),
+    st.booleans(),
+)
+def test_expiration_is_read_as_datetime_reads_it(when: datetime, zone: str, fraction: bool) -> None:
+    """``Expiration`` is computed without datetime; the same instant as datetime makes of the same text."""
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}" if fraction else "") + zone
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    assert _expiry(text) == pytest.approx(parsed.timestamp(), abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["soon", "2026-02-30T00:00:00Z", "2026-12-07T24:00:00Z", "2026-12-07", 17])
+def test_expiration_that_is_not_a_date_is_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="not"):
+        _expiry(text)
 
 
 # -- a dead or garbled endpoint ---------------------------------------------------------------------------------
