@@ -192,14 +192,12 @@ class LiteTransport:
         need be), not the endpoint's URI: one URI can serve different roles (every SnapStart function's is
         alike), and a snapshot must never be shared across principals. New credentials name a new principal,
         which costs a /tmp cache miss, never a wrong share."""
-        from collections import ChainMap
-
         from confstage.aws import environment_identity
 
         env: Mapping[str, str] = self._environ
         if environment_credentials(env) is None and environment_region(env) is not None:
             signing = self._credentials(None, f"{service}: naming the store")
-            env = ChainMap({"AWS_ACCESS_KEY_ID": signing.access_key, "AWS_SECRET_ACCESS_KEY": "-"}, dict(env))
+            env = {**env, "AWS_ACCESS_KEY_ID": signing.access_key, "AWS_SECRET_ACCESS_KEY": "-"}  # names, not signs
         found = environment_identity(service, env)
         if found is None:
             raise ConfigurationError(f"{service}: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the region is unset")
@@ -226,9 +224,9 @@ class LiteTransport:
         try:
             return container.get(deadline)
         except NetworkError as exc:
-            raise NetworkError(f"{what}: {exc}", operation=what) from None
+            raise NetworkError(f"{what}: {exc}", operation=what) from exc
         except ConfigurationError as exc:
-            raise ConfigurationError(f"{what}: {exc}") from None
+            raise ConfigurationError(f"{what}: {exc}") from exc
 
     # -- one call ----------------------------------------------------------------------------
 
