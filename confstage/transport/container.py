@@ -328,7 +328,7 @@ class ContainerCredentials:
             context = ssl.create_default_context()
         conn = _http.Connection(address.scheme, address.hostname, address.port, limits, context)
         self.fetch_count += 1
-        where = f"{address.scheme}://{address.host}"
+        where = f"{address.scheme}://{address.host}" + (f":{address.port}" if address.port else "")
         try:
             response = conn.request("GET", address.target, {**headers, "Connection": "close"}, b"", self._timeout)
             body = b""
