@@ -296,6 +296,8 @@ class CachedSource:
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
+            if getattr(fetched, "region", None) is not None:  # served by a fallback region (confstage.failover)
+                self.stats.count("fallback")
             record(state, flight, fetched, whole=self._whole)
             snapshot = snapshot_of(state) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)

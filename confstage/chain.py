@@ -248,7 +248,7 @@ class Chain:
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
         totals = {
             name: sum(s[name] for s in per_source.values())
-            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
+            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits", "fallback")
         }
         cached = sum(1 for view in list(self.views.values()) for key in list(view.values) if isinstance(key, str))
         return {"sources": per_source, "total": totals, "cached_keys": cached}

@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["COUNTERS", "SourceStats"]
 
-COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
+COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits", "fallback")
 
 
 class SourceStats:
@@ -17,6 +17,7 @@ class SourceStats:
 
     def __init__(self) -> None:
         self.hits = self.misses = self.fetches = self.errors = self.throttled = self.stale = self.disk_hits = 0
+        self.fallback = 0  # fetches a fallback region served (confstage.failover)
         self.fetch_seconds_total = self.fetch_seconds_max = self.fetch_seconds_last = 0.0
         self._lock = threading.Lock()
 
@@ -47,6 +48,7 @@ class SourceStats:
                 "throttled": self.throttled,
                 "stale": self.stale,
                 "disk_hits": self.disk_hits,
+                "fallback": self.fallback,
                 "fetch_ms_total": round(self.fetch_seconds_total * 1000, 3),
                 "fetch_ms_avg": round(self.fetch_seconds_total * 1000 / fetches, 3) if fetches else 0.0,
                 "fetch_ms_max": round(self.fetch_seconds_max * 1000, 3),

@@ -20,6 +20,7 @@ __all__ = [
     "Settings",
     "env_float",
     "env_str",
+    "fallback_regions",
     "resolve",
 ]
 
@@ -52,6 +53,13 @@ def env_float(
     if value < 0 or value != value:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def fallback_regions(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``CONFSTAGE_FALLBACK_REGIONS``: the regions an AWS source reads from, in order, when its home region fails
+    (comma-separated; empty: none). Each name is checked where it is used (``confstage.failover``)."""
+    raw = env_str("CONFSTAGE_FALLBACK_REGIONS", environ) or ""
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
 class Settings(NamedTuple):
