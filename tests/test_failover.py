@@ -341,3 +341,44 @@ def test_regional_fetched_names_its_region() -> None:
     )
     assert "region='us-west-2'" in repr(served)
     assert "'1'" not in repr(served)
+
+
+# -- iam-policy ------------------------------------------------------------------------------------------------
+
+
+def test_iam_policy_grants_each_fallback_region() -> None:
+    """Regional ARNs, a ``{region}`` bucket, KMS keys and ViaService endpoints are granted in the fallbacks too."""
+    from confstage.cli.iam import Account, build_policy
+
+    account = Account("aws", HOME, "123456789012")
+    policy = build_policy(
+        [f"dynamodb://cfg?fallback_regions={WEST}", "s3://cfg-{region}/app", "ssm:///app"],
+        account=account,
+        fallback_regions=["eu-west-1"],
+        secure=True,
+    )
+    resources = {s["Sid"].rstrip("0123456789"): s["Resource"] for s in policy["Statement"]}
+    assert resources["ReadDynamoDBStage"] == [
+        f"arn:aws:dynamodb:{HOME}:123456789012:table/cfg",
+        f"arn:aws:dynamodb:{WEST}:123456789012:table/cfg",  # the URL's own fallbacks win over the variable's
+    ]
+    assert resources["ListS3BucketForNotFound"] == ["arn:aws:s3:::cfg-us-east-1", "arn:aws:s3:::cfg-eu-west-1"]
+    objects = [arn for s in policy["Statement"] if s["Sid"].startswith("ReadS3Objects") for arn in s["Resource"]]
+    assert objects == ["arn:aws:s3:::cfg-us-east-1/app/*", "arn:aws:s3:::cfg-eu-west-1/app/*"]
+    assert resources["ReadSSMParameters"] == [
+        f"arn:aws:ssm:{HOME}:123456789012:parameter/app/*",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/app/*",
+    ]
+    via = next(s for s in policy["Statement"] if s["Sid"].startswith("DecryptViaService"))
+    assert via["Condition"]["StringEquals"]["kms:ViaService"] == [
+        f"ssm.{HOME}.amazonaws.com",
+        f"ssm.{WEST}.amazonaws.com",
+        "ssm.eu-west-1.amazonaws.com",
+    ]
+    assert via["Resource"] == [
+        f"arn:aws:kms:{HOME}:123456789012:key/*",
+        f"arn:aws:kms:{WEST}:123456789012:key/*",
+        "arn:aws:kms:eu-west-1:123456789012:key/*",
+    ]
+    with pytest.raises(ConfigurationError, match="'nowhere' is not an AWS region"):
+        build_policy(["ssm:///app"], fallback_regions=["nowhere"])
