@@ -26,7 +26,8 @@ Per service: a Secrets Manager replica secret and a DynamoDB global table have t
 an S3 bucket is per region, so its name carries ``{region}`` (``s3://config-{region}/app``); SSM parameters are
 whatever the user keeps in both. An envelope (``cs1:``) opens in a fallback region when its KMS key is a
 multi-Region key (``mrk-…``) replicated there, or when the home region opened it before (data keys stay cached
-in memory); a single-Region key's envelopes cannot be opened while its region is down.
+in memory); a single-Region key's envelopes cannot be opened while its region is down (KMS refuses the key
+there: the fetch fails with an error naming the fallback region and what home did).
 """
 
 from __future__ import annotations
@@ -217,7 +218,15 @@ class FailoverSource:
                 fetched = self._fetch(source, stage, keys, share=index < len(order) - 1)
             except SourceError as exc:
                 if not worth_failing_over(exc):
-                    raise
+                    if not failed:
+                        raise
+                    # An answer from a fallback (AccessDenied, a key KMS cannot use there): say where, and why there.
+                    raise SourceError(
+                        f"in fallback region {region or self.home_region or 'home'}: {_what(exc)} "
+                        f"(after {', '.join(f'{name}: {_what(error)}' for name, error in failed)})",
+                        source=self.url,
+                        operation=getattr(exc, "operation", "fetch"),
+                    ) from exc
                 failed.append((region or self.home_region or "the home region", exc))
                 if region is None:
                     self._home_failed(exc)

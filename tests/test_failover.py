@@ -382,3 +382,121 @@ def test_iam_policy_grants_each_fallback_region() -> None:
     ]
     with pytest.raises(ConfigurationError, match="'nowhere' is not an AWS region"):
         build_policy(["ssm:///app"], fallback_regions=["nowhere"])
+
+
+# -- secure values ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(name="secure_item")
+def fixture_secure_item(regions: tuple[FaultProxy, FaultProxy], boto: Callable[..., Any]) -> None:
+    """The item ``s`` of stage PRD, an envelope under a single-Region key of us-east-1, in both regions' tables
+    (what a global table replicates)."""
+    import boto3
+
+    from confstage.sources.dynamodb import DynamoDBSource
+    from confstage.stores.dynamodb import DynamoDBStore
+
+    key = boto("kms").create_key()["KeyMetadata"]["KeyId"]
+    admin = BotocoreTransport()
+    DynamoDBStore(DynamoDBSource("cfg", transport=admin), admin).put("PRD", "s", "sealed", kms_key=key)
+    item = boto("dynamodb").get_item(TableName="cfg", Key={"stage": {"S": "PRD"}, "key": {"S": "s"}})["Item"]
+    west = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=WEST)
+    west.put_item(TableName="cfg", Item=item)
+
+
+@pytest.mark.usefixtures("secure_item")
+def test_an_envelope_opened_at_home_still_opens_after_a_failover(
+    regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport]
+) -> None:
+    """Data keys stay in memory: a value the home region opened is served by the fallback, KMS not asked there."""
+    from confstage import crypto
+
+    home, west = regions
+    crypto.clear_data_keys()
+    transport = routed(lite_transport(), home, west)
+    config = Config(sources=[SOURCES["dynamodb"]], stage="PRD", cache_dir="", transport=transport)
+    assert config.get("s") == "sealed"
+    home.fault = "500"
+    assert config.get("s", force=True) == "sealed"
+    assert config.stats()["total"]["fallback"] == 1
+
+
+@pytest.mark.usefixtures("secure_item")
+def test_a_single_region_key_cannot_open_in_the_fallback_and_the_error_says_where(
+    regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport]
+) -> None:
+    """With the home region down and no data key in memory, KMS in the fallback refuses the key: the error names
+    the fallback region and what home did, never the value."""
+    from confstage import crypto
+
+    home, west = regions
+    crypto.clear_data_keys()
+    home.fault = "500"
+    source = build_source(SOURCES["dynamodb"], transport=routed(lite_transport(), home, west))
+    with pytest.raises(
+        SourceError,
+        match=rf"in fallback region {WEST}: kms:Decrypt .*AccessDenied.*\(after {HOME}: .*InternalServerError",
+    ) as caught:
+        source.fetch("PRD", ["s"])
+    assert "sealed" not in str(caught.value)
+
+
+# -- the rest, on a fake clock ----------------------------------------------------------------------------------
+
+
+def test_the_rest_doubles_with_each_failover_in_a_row_and_ends_on_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home rests 30 s, then 60 s after it fails again, capped at 300 s; one answer from home ends the rest."""
+    from confstage._backoff import Backoff
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", HOME)
+    down = [True]
+
+    def aws(request: AwsRequest) -> dict[str, Any]:
+        if request.region is None and down[0]:
+            raise NetworkError("connection refused")
+        return {"Parameters": [{"Name": "/app/PRD/k", "Value": request.region or HOME, "Type": "String"}]}
+
+    transport = MockTransport(aws)
+    built = build_source(f"ssm:///app?fallback_regions={WEST}", transport=transport)
+    assert isinstance(built, FailoverSource)
+    now = [0.0]
+    source = FailoverSource(
+        built.home, built.fallbacks, built.regional, clock=lambda: now[0], rest=Backoff(30, 300, random=lambda: 1.0)
+    )
+
+    def fetch() -> tuple[str, list[str | None]]:
+        transport.requests.clear()
+        value = source.fetch("PRD", ["k"])["k"]
+        return value, [r.region for r in transport.requests]
+
+    assert fetch() == (WEST, [None, WEST])
+    now[0] = 29.0
+    assert fetch() == (WEST, [WEST])  # resting: home not asked
+    now[0] = 30.0
+    assert fetch() == (WEST, [None, WEST])  # asked again, failed again: 60 s now
+    now[0] = 89.0
+    assert fetch() == (WEST, [WEST])
+    now[0] = 90.0
+    down[0] = False
+    assert fetch() == (HOME, [None])
+    assert not source.resting
+    down[0] = True
+    assert fetch() == (WEST, [None, WEST])  # a new outage starts again at 30 s
+    now[0] = 119.0
+    assert source.resting
+    now[0] = 120.0
+    assert not source.resting
+
+
+def test_a_region_placeholder_without_fallbacks_names_the_home_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``s3://cfg-{region}/app`` reads the home region's bucket, failover or not; without a region it is refused."""
+    from confstage.sources.s3 import S3Source
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    source = build_source("s3://cfg-{region}/app?layout=document")
+    assert isinstance(source, S3Source)
+    assert (source.bucket, source.prefix, source.layout) == ("cfg-eu-central-1", "app", "document")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with pytest.raises(ConfigurationError, match=r"\{region\} in the bucket needs the home region"):
+        build_source("s3://cfg-{region}/app")
