@@ -500,3 +500,14 @@ def test_a_region_placeholder_without_fallbacks_names_the_home_bucket(monkeypatc
     monkeypatch.delenv("AWS_REGION", raising=False)
     with pytest.raises(ConfigurationError, match=r"\{region\} in the bucket needs the home region"):
         build_source("s3://cfg-{region}/app")
+
+
+def test_stores_write_to_the_home_region_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's store of a URL with fallbacks wraps the home source itself: writes never fail over."""
+    from confstage.sources.dynamodb import DynamoDBSource
+    from confstage.stores import build_store
+
+    monkeypatch.setenv("CONFSTAGE_FALLBACK_REGIONS", "eu-west-1")
+    store = build_store(f"dynamodb://cfg?fallback_regions={WEST}", transport=MockTransport(lambda r: {}))
+    assert store is not None
+    assert type(store.reader) is DynamoDBSource
