@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from confstage.sources.dynamodb import DynamoDBSource
 from confstage.sources.ssm import SSMSource
 from confstage.stores.base import NOT_RECORDED
 from confstage.stores.dynamodb import DynamoDBStore
@@ -29,8 +30,10 @@ pytestmark = pytest.mark.integration
 MOTO_ARN = "arn:aws:sts::123456789012:user/moto"
 
 
-def test_dynamodb_records_the_writer_once_per_store(table: DynamoDBStore, requests_made: Counter[str]) -> None:
+def test_dynamodb_records_the_writer_once_per_store(aws_endpoint: str, requests_made: Counter[str]) -> None:
     """put and put_many store the caller's ARN in ``by``; STS is asked once for the store's life."""
+    table = DynamoDBStore(DynamoDBSource("cfg"))
+    table.init()
     table.put("PRD", "a", "1")
     table.put("PRD", "a", "2")
     table.put_many("PRD", {"b": "1", "c": "2"})
