@@ -33,7 +33,9 @@ _BATCH_WRITE = 25  # BatchWriteItem limit
 _MAX_SORT_KEY = 1024  # bytes of a sort key (the stage-key layout's key)
 _MAX_HASH_KEY = 2048  # bytes of a partition key (the flat layout's {key}_{STAGE})
 _MAX_ITEM = 400 * 1024  # bytes of an item, attribute names included
-_ITEM_OVERHEAD = 64  # attribute names and the secure/modified/version attributes of a written item
+# Attribute names and the secure/modified/version attributes of a written item, and its ``by``: an ARN of at most
+# 640 bytes (a user's: a 512-character path and a 64-character name; a role session's: 64 and 64).
+_ITEM_OVERHEAD = 64 + 640
 _ACTIVE_WAIT = 60  # seconds init waits for a new table to become ACTIVE
 
 
