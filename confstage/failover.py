@@ -16,8 +16,9 @@ the region that issued them.
 After a failover the home region rests (``Backoff``: 30 s, doubling to 5 min, jittered) and fetches go to the
 fallbacks first; the first fetch after the rest tries home again, and a success there ends the rest. While a
 fallback region is still to be tried, the home region gets half the time left of the fetch's deadline
-(``_state.DEADLINE``), so a hanging home leaves the fallback time to answer; the lite transport keeps every
-request within it, botocore's clients within their own timeouts (``CONFSTAGE_READ_TIMEOUT`` times the attempts).
+(``_state.DEADLINE``), so a hanging home leaves the fallback time to answer: the lite transport keeps every
+request within it, and a fetch still running past it (botocore's clients end a hanging call only after their
+read timeout on every attempt) is left to finish in its thread while the next region is asked.
 
 What a fallback served is counted (``stats()``'s ``fallback``, EMF's ``FallbackReads``: the cache layer counts a
 ``RegionalFetched``), and its /tmp snapshot is named by the region it came from (``store_id``).
@@ -32,6 +33,7 @@ there: the fetch fails with an error naming the fallback region and what home di
 
 from __future__ import annotations
 
+import contextvars
 import re
 import threading
 import time
@@ -63,6 +65,7 @@ __all__ = [
 PLACEHOLDER = "{region}"  # in an S3 bucket name: the region the bucket serves
 REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env"})
 REST = Backoff(base=30.0, cap=300.0)  # how long the home region rests after the n-th failover in a row
+_GRACE = 0.2  # seconds past its share a region's fetch is waited for (the lite transport's own error comes first)
 _SERVER_CODES = frozenset(
     {"InternalServerError", "InternalFailure", "InternalServiceError", "ServiceUnavailable", "InternalError"}
 )
@@ -246,16 +249,45 @@ class FailoverSource:
         ) from last
 
     def _fetch(self, source: Source, stage: str, keys: Collection[str], *, share: bool) -> Fetched:
-        """One region's fetch; with another region still to try, within half the time left of the deadline."""
+        """One region's fetch; with another region still to try, within half the time left of the deadline.
+
+        The share is the fetch's deadline for its calls (the lite transport ends every request by it), and the
+        fetch runs in a thread of its own that is given up on a moment after it: a transport that does not
+        enforce deadlines (botocore, bounded only by its read timeout on every attempt) finishes in the
+        background, its answer dropped, while the next region answers.
+        """
         deadline = _state.DEADLINE.get()
         if not share or deadline is None:
             return source.fetch(stage, keys)
         now = time.monotonic()
-        token = _state.DEADLINE.set(now + max(0.0, deadline - now) / 2)
+        share_ends = now + max(0.0, deadline - now) / 2
+        token = _state.DEADLINE.set(share_ends)
         try:
-            return source.fetch(stage, keys)
+            context = contextvars.copy_context()
         finally:
             _state.DEADLINE.reset(token)
+        outcome: list[Fetched | BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(context.run(source.fetch, stage, keys))
+            except BaseException as exc:  # handed to the caller below, whatever it is
+                outcome.append(exc)
+            done.set()
+
+        threading.Thread(target=run, name="confstage-failover", daemon=True).start()
+        if not done.wait(max(0.0, share_ends - time.monotonic()) + _GRACE):
+            seconds = share_ends - now
+            raise SourceError(
+                f"no answer within {seconds:.1f} s, half the time left to the fetch",
+                source=source.url,
+                operation="fetch",
+            ) from NetworkError(f"no answer within {seconds:.1f} s")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _home_failed(self, error: SourceError) -> None:
         with self._lock:

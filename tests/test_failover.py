@@ -329,6 +329,27 @@ def test_a_hanging_home_leaves_the_fallback_half_the_deadline(
     assert 0.9 < time.perf_counter() - started < 1.9
 
 
+def test_a_hanging_home_on_botocore_is_given_up_after_its_share(
+    regions: tuple[FaultProxy, FaultProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore ignores deadlines: its hanging call is left in its thread after home's share, the fallback answers."""
+    import threading
+
+    home, west = regions
+    home.fault = "hang"
+    transport = botocore_transport(monkeypatch)
+    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "1.5")  # past the fetch's whole deadline
+    config = Config(
+        sources=[SOURCES["ssm"]], stage="PRD", cache_dir="", fetch_timeout=1.0, transport=routed(transport, home, west)
+    )
+    started = time.perf_counter()
+    assert config.get("k") == "west"
+    assert 0.5 < time.perf_counter() - started < 1.0
+    for thread in threading.enumerate():  # the abandoned call ends at its read timeout
+        if thread.name == "confstage-failover":
+            thread.join(timeout=5)
+
+
 def test_regional_fetched_names_its_region() -> None:
     """What a fallback served keeps its values, secrets and errors, and says where it came from."""
     from confstage.sources.base import Fetched
