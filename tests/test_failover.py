@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from confstage import Config, ConfigurationError, KeyNotFoundError, SourceError
+from confstage.emf import Emitter
 from confstage.errors import ConfstageError
 from confstage.failover import FailoverSource, RegionalFetched, check_regions, worth_failing_over
 from confstage.sources import build_source
@@ -261,6 +262,9 @@ def test_botocore_fails_over_too(regions: tuple[FaultProxy, FaultProxy], monkeyp
     config = Config(sources=[SOURCES["ssm"]], stage="PRD", cache_dir="", transport=routed(transport, home, west))
     assert config.get("k") == "west"
     assert config.stats()["total"]["fallback"] == 1
+    line = json.loads(Emitter(config.stats, environ={}).line("PRD"))
+    assert line["FallbackReads"] == 1  # EMF counts them too
+    assert {"Name": "FallbackReads", "Unit": "Count"} in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
 
 
 def test_not_found_at_home_never_fails_over(
