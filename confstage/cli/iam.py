@@ -19,6 +19,9 @@ source                      actions                                             
                             ``layout=secrets`` adds a statement of                  ``P/STAGE/*`` in the secrets
                             ``secretsmanager:BatchGetSecretValue`` and              layout); its second statement
                             ``secretsmanager:ListSecrets``                          ``*`` (no resource type)
+``appconfig://A/P``          ``appconfig:StartConfigurationSession``,                ``application/A/environment/E/
+                            ``appconfig:GetLatestConfiguration`` (the extension     configuration/P``, E from the
+                            calls them with the function's role too)                template per ``--stage``
 secure values (``--secure`` ``kms:Decrypt`` bound by encryption context            the ``--kms-key`` keys, else
 or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the    ``key/*`` of the account
                             envelope stores, by ``kms:ViaService`` for SSM and
@@ -35,6 +38,8 @@ every regional ARN of the source's statements is granted in each fallback region
 ARNs use CloudFormation pseudo parameters (``${AWS::Partition}``, ``${AWS::Region}``,
 ``${AWS::AccountId}``) unless ``partition``/``region``/``account`` are given, so the output can
 be pasted into a template's ``Fn::Sub`` as it is, or made literal for ``aws iam create-policy``.
+AppConfig authorises against IDs (``abc1234``), not names: an identifier of the URL (or an environment the template
+makes of a stage) that is not an ID is ``*`` in its ARN, so the policy works, and is as tight as the IDs it names.
 No DynamoDB or S3 statement ever has ``"Resource": "*"``. The secrets layout's one does, as AWS requires: it
 grants listing secrets' names and metadata; every value still needs GetSecretValue on its own ARN.
 """
@@ -51,6 +56,7 @@ from confstage.sources import SourceURL
 
 __all__ = ["Account", "build_policy"]
 
+_APPCONFIG_ID = re.compile(r"[a-z0-9]{7}")  # what AppConfig's application, environment and profile ids look like
 _KEY_ID = re.compile(r"(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
@@ -196,6 +202,30 @@ class _Builder:
             names = [f"{prefix}/*"]
         self.add("ReadSecret", ["secretsmanager:GetSecretValue"], [self._secret(name) for name in names])
 
+    def appconfig(self, url: SourceURL) -> None:
+        application, profile = url.netloc, url.path.strip("/")
+        if not application or not profile or "/" in profile:
+            raise url.error("expected appconfig://APPLICATION/PROFILE")
+        template = url.take("environment", "{stage}") or "{stage}"
+        for name in ("via", "poll_interval"):
+            url.take(name)
+        environments = sorted(
+            {template.replace("{STAGE}", stage).replace("{stage}", stage.lower()) for stage in self.stages}
+        ) or ["*"]
+        resources = [
+            self.account.arn(
+                "appconfig",
+                f"application/{_appconfig_id(application)}/environment/{_appconfig_id(environment)}"
+                f"/configuration/{_appconfig_id(profile)}",
+            )
+            for environment in environments
+        ]
+        self.add(
+            "ReadAppConfig",
+            ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+            sorted(set(resources)),
+        )
+
     def _secret(self, pattern: str) -> str:
         return self.account.arn("secretsmanager", f"secret:{pattern}")
 
@@ -270,6 +300,11 @@ class _Builder:
         )
 
 
+def _appconfig_id(identifier: str) -> str:
+    """An AppConfig identifier as an ARN names it: an id as it is, a name (IAM matches ids only) as ``*``."""
+    return identifier if identifier == "*" or _APPCONFIG_ID.fullmatch(identifier) else "*"
+
+
 def build_policy(
     urls: Sequence[str],
     *,
@@ -299,11 +334,12 @@ def build_policy(
         "ssm": builder.ssm,
         "secretsmanager": builder.secretsmanager,
         "kms-env": builder.kms_env,
+        "appconfig": builder.appconfig,
     }
     for raw in urls:
         url = SourceURL(raw)
         url.take("ttl")
-        if url.scheme == "env":
+        if url.scheme in ("env", "file"):  # no AWS call: nothing to allow
             continue
         handler = handlers.get(url.scheme)
         if handler is None:

@@ -23,11 +23,13 @@ __all__ = ["SCHEMES", "Fetched", "Source", "SourceURL", "build_source", "build_s
 # scheme -> "module:Class"; the class has ``from_url(SourceURL, transport=None) -> Source``.
 SCHEMES: dict[str, str] = {
     "env": "confstage.sources.env:EnvSource",
+    "file": "confstage.sources.file:FileSource",
     "kms-env": "confstage.sources.kms_env:KmsEnvSource",
     "s3": "confstage.sources.s3:S3Source",
     "dynamodb": "confstage.sources.dynamodb:DynamoDBSource",
     "ssm": "confstage.sources.ssm:SSMSource",
     "secretsmanager": "confstage.sources.secretsmanager:SecretsManagerSource",
+    "appconfig": "confstage.sources.appconfig:AppConfigSource",
     "memory": "confstage.testing:MemorySource",
 }
 

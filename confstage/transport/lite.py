@@ -56,11 +56,11 @@ class Settings:
         """``CONFSTAGE_CONNECT_TIMEOUT``, ``_READ_TIMEOUT``, ``_MAX_ATTEMPTS``, read as ``confstage.aws`` reads them."""
         from confstage.variables import env_float
 
-        attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, environ, what="a number of attempts")
+        attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, environ)
         return cls(
             env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0, environ),
             env_float("CONFSTAGE_READ_TIMEOUT", 3.0, environ),
-            max(1, int(attempts)),
+            int(attempts),
         )
 
     def __repr__(self) -> str:
