@@ -23,12 +23,14 @@ read timeout on every attempt) is left to finish in its thread while the next re
 What a fallback served is counted (``stats()``'s ``fallback``, EMF's ``FallbackReads``: the cache layer counts a
 ``RegionalFetched``), and its /tmp snapshot is named by the region it came from (``store_id``).
 
-Per service: a Secrets Manager replica secret and a DynamoDB global table have the same name in every region;
-an S3 bucket is per region, so its name carries ``{region}`` (``s3://config-{region}/app``); SSM parameters are
-whatever the user keeps in both. An envelope (``cs1:``) opens in a fallback region when its KMS key is a
-multi-Region key (``mrk-…``) replicated there, or when the home region opened it before (data keys stay cached
-in memory); a single-Region key's envelopes cannot be opened while its region is down (KMS refuses the key
-there: the fetch fails with an error naming the fallback region and what home did).
+Per service: a Secrets Manager replica secret, a DynamoDB global table and an AppConfig application deployed in each
+region have the same name in every region (AppConfig through the Lambda extension, ``via=agent``, has nothing to
+fail over: the extension reads its own region); an S3 bucket is per region, so its name carries ``{region}``
+(``s3://config-{region}/app``); SSM parameters are whatever the user keeps in both. An envelope (``cs1:``) opens in
+a fallback region when its KMS key is a multi-Region key (``mrk-…``) replicated there, or when the home region
+opened it before (data keys stay cached in memory); a single-Region key's envelopes cannot be opened while its
+region is down (KMS refuses the key there: the fetch fails with an error naming the fallback region and what home
+did).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ __all__ = [
 ]
 
 PLACEHOLDER = "{region}"  # in an S3 bucket name: the region the bucket serves
-REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env"})
+REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 REST = Backoff(base=30.0, cap=300.0)  # how long the home region rests after the n-th failover in a row
 _GRACE = 0.2  # seconds past its share a region's fetch is waited for (the lite transport's own error comes first)
 _SERVER_CODES = frozenset(
@@ -328,6 +330,8 @@ def failover(
     from .variables import fallback_regions
 
     parsed = SourceURL(url)
+    if getattr(source, "via", None) == "agent":
+        return source  # appconfig:// through the Lambda extension: the extension reads its own region
     given = regions is not None
     names = check_regions(
         regions if regions is not None else fallback_regions(environ),

@@ -407,6 +407,8 @@ def test_iam_policy_grants_each_fallback_region() -> None:
         f"arn:aws:kms:{WEST}:123456789012:key/*",
         "arn:aws:kms:eu-west-1:123456789012:key/*",
     ]
+    appconfig = build_policy(["appconfig://app/main"], account=account, fallback_regions=[WEST])["Statement"]
+    assert [arn.split(":")[3] for arn in appconfig[0]["Resource"]] == [HOME, WEST]
     with pytest.raises(ConfigurationError, match="'nowhere' is not an AWS region"):
         build_policy(["ssm:///app"], fallback_regions=["nowhere"])
 
@@ -538,3 +540,30 @@ def test_stores_write_to_the_home_region_only(monkeypatch: pytest.MonkeyPatch) -
     store = build_store(f"dynamodb://cfg?fallback_regions={WEST}", transport=MockTransport(lambda r: {}))
     assert store is not None
     assert type(store.reader) is DynamoDBSource
+
+
+def test_appconfig_fails_over_through_the_api_not_the_extension(
+    monkeypatch: pytest.MonkeyPatch, lite_transport: Callable[..., LiteTransport]
+) -> None:
+    """appconfig:// over AppConfigData fails over like any AWS source; through the extension it is left as it is."""
+    from confstage.testing import AppConfigServer
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", HOME)
+    with AppConfigServer() as server:
+        server.deploy("app", "prd", "main", {"k": "deployed"})
+        home = FaultProxy(server.endpoint).start()
+        try:
+            home.fault = "500"
+            transport = ByRegion(lite_transport(), {HOME: home.url, WEST: server.endpoint})
+            config = Config(
+                sources=[f"appconfig://app/main?via=api&fallback_regions={WEST}"],
+                stage="PRD",
+                cache_dir="",
+                transport=transport,
+            )
+            assert config.get("k") == "deployed"
+            assert config.stats()["total"]["fallback"] == 1
+        finally:
+            home.stop()
+    agent = build_source(f"appconfig://app/main?via=agent&fallback_regions={WEST}")
+    assert not isinstance(agent, FailoverSource)

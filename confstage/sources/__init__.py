@@ -35,7 +35,7 @@ SCHEMES: dict[str, str] = {
 
 
 # Schemes whose sources read AWS in a region, and so can fail over (``confstage.failover.REGIONAL_SCHEMES``).
-_REGIONAL = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env"})
+_REGIONAL = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 
 
 def split_urls(spec: str) -> list[str]:
