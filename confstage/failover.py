@@ -46,6 +46,7 @@ from . import _log as log
 from . import _state
 from ._backoff import Backoff
 from .errors import ConfigurationError, ConfstageError, SourceError
+from .sources import REGIONAL_SCHEMES
 from .sources.base import Fetched
 from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
 
@@ -65,7 +66,6 @@ __all__ = [
 ]
 
 PLACEHOLDER = "{region}"  # in an S3 bucket name: the region the bucket serves
-REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 REST = Backoff(base=30.0, cap=300.0)  # how long the home region rests after the n-th failover in a row
 _GRACE = 0.2  # seconds past its share a region's fetch is waited for (the lite transport's own error comes first)
 _SERVER_CODES = frozenset(

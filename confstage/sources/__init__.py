@@ -18,7 +18,16 @@ from .base import Fetched, Source, SourceURL
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["SCHEMES", "Fetched", "Source", "SourceURL", "build_source", "build_sources", "split_urls"]
+__all__ = [
+    "REGIONAL_SCHEMES",
+    "SCHEMES",
+    "Fetched",
+    "Source",
+    "SourceURL",
+    "build_source",
+    "build_sources",
+    "split_urls",
+]
 
 # scheme -> "module:Class"; the class has ``from_url(SourceURL, transport=None) -> Source``.
 SCHEMES: dict[str, str] = {
@@ -34,8 +43,8 @@ SCHEMES: dict[str, str] = {
 }
 
 
-# Schemes whose sources read AWS in a region, and so can fail over (``confstage.failover.REGIONAL_SCHEMES``).
-_REGIONAL = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
+# Schemes whose sources read AWS in a region, and so accept ``?fallback_regions=`` (``confstage.failover``).
+REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 
 
 def split_urls(spec: str) -> list[str]:
@@ -75,7 +84,7 @@ def build_source(
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     ttl = parsed.take_float("ttl")  # every source accepts ?ttl=SECONDS
-    regional = parsed.scheme in _REGIONAL
+    regional = parsed.scheme in REGIONAL_SCHEMES
     in_url = parsed.take_list("fallback_regions") if regional else None  # every AWS source accepts it
     regions = fallback_regions if fallback_regions is not None else in_url
     source: Source = cls.from_url(parsed, transport)
