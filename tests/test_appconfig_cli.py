@@ -118,5 +118,14 @@ def test_history_names_the_deployed_version_label(server: AppConfigServer) -> No
     server.deploy("app", "prd", "main", {"db_url": "postgres://prd2"})
     result = invoke("--source", URL, "--stage", "PRD", "--output", "json", "history", "db_url")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [{"version": "2", "modified": None, "latest": True, "secure": False}]
+    assert json.loads(result.stdout) == [
+        {
+            "version": "2",
+            "modified": None,
+            "latest": True,
+            "secure": False,
+            "by": None,
+            "by_unknown": "AppConfigData does not say who deployed a version",
+        }
+    ]
     assert invoke("--source", URL, "--stage", "PRD", "history", "port").exit_code == 1  # gone in version 2

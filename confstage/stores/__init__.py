@@ -49,5 +49,6 @@ def build_store(url: str, *, transport: Transport | None = None) -> Store | None
     transport = admin_transport(transport)
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    store: Store = cls(build_source(url, transport=transport), transport)
+    # The home region's source: writes never fail over (``?fallback_regions=`` is for the runtime's reads).
+    store: Store = cls(build_source(url, transport=transport, fallback_regions=()), transport)
     return store

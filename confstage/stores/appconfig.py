@@ -67,7 +67,10 @@ class AppConfigStore(Store):
         """The version label of what a stage serves now (AppConfig keeps versions per document, not per key)."""
         found = self.reader.fetch(stage, ())
         version = self.reader.version(stage)
-        return [Version(version, None, True)] if key in found and version else []
+        if key not in found or not version:
+            return []
+        # AppConfigData names the version label only; who deployed it is in AppConfig's deployments, not asked here.
+        return [Version(version, None, True, by_unknown="AppConfigData does not say who deployed a version")]
 
     def items(self, stage: str, *, decrypt: bool = False) -> dict[str, StoredValue]:
         """Every key of a stage as deployed, with the deployment's version label."""
