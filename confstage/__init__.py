@@ -9,7 +9,7 @@ imported on first use (cold start is the product), so the names below are resolv
 
 from __future__ import annotations
 
-from time import time as _time  # a built-in module, loaded by the interpreter before us: free
+from time import monotonic as _monotonic  # a built-in module, loaded by the interpreter before us: free
 
 from . import _state
 from ._state import MISSING
@@ -161,7 +161,7 @@ def configure(
     refresh_timeout: float | None = None,
     ttl_jitter: float | None = None,
     secret_max_stale: float | None = None,
-    clock: Callable[[], float] = _time,
+    clock: Callable[[], float] = _monotonic,
     environ: Mapping[str, str] | None = None,
     backoff: Backoff | None = None,
     run: Callable[[Callable[[], None]], None] | None = None,
