@@ -19,10 +19,9 @@ import click
 
 from confstage.cli.checks import valid_stage
 from confstage.cli.errors import UsageFailed
-from confstage.cli.options import GLOBAL_OPTIONS, Settings
+from confstage.cli.options import GLOBAL_OPTIONS, ConfstageCommand, Settings
 from confstage.cli.output import emit_json, message, table
 from confstage.client import Config
-from confstage.cli.options import ConfstageCommand
 from confstage.manifest import Manifest, ManifestError, check, from_file, from_settings, import_class
 
 __all__ = ["ARGS", "COMMANDS", "command_line_stages"]
