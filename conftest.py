@@ -213,6 +213,33 @@ def fixture_app_kms_key(docs_env: str, _pages: _Pages) -> str:
     return key
 
 
+@pytest.fixture(scope="session", name="_appconfig_servers")
+def fixture_appconfig_servers() -> Iterator[list[Any]]:
+    """The AppConfig emulators the pages started, stopped at the end of the session."""
+    servers: list[Any] = []
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(name="appconfig")
+def fixture_appconfig(
+    terminal: Shell, _pages: _Pages, _appconfig_servers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """``confstage.testing.AppConfigServer`` for the page (its deployments kept from block to block), with
+    ``AWS_ENDPOINT_URL_APPCONFIGDATA`` at it in the process and in the page's terminal, as AWS would be."""
+    from confstage.testing import AppConfigServer
+
+    server = _pages.state.get("appconfig")
+    if server is None:
+        server = _pages.state["appconfig"] = AppConfigServer()
+        server.start()
+        _appconfig_servers.append(server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPCONFIGDATA", server.endpoint)
+    terminal.env["AWS_ENDPOINT_URL_APPCONFIGDATA"] = server.endpoint
+    return server
+
+
 @pytest.fixture(name="app_config_table")
 def fixture_app_config_table(docs_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """``CONFSTAGE_SOURCES=dynamodb://app-config``: a stage-key table holding DEV's db_url, db_user and limits."""

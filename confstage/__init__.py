@@ -9,7 +9,7 @@ imported on first use (cold start is the product), so the names below are resolv
 
 from __future__ import annotations
 
-from time import time as _time  # a built-in module, loaded by the interpreter before us: free
+from time import monotonic as _monotonic  # a built-in module, loaded by the interpreter before us: free
 
 from . import _state
 from ._state import MISSING
@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from .errors import ConfstageError as ConfstageError
     from .errors import ConversionError as ConversionError
     from .errors import DecryptError as DecryptError
+    from .errors import FlagSchemaError as FlagSchemaError
     from .errors import KeyNameError as KeyNameError
     from .errors import KeyNotFoundError as KeyNotFoundError
     from .errors import SettingsError as SettingsError
     from .errors import SourceError as SourceError
     from .errors import StageError as StageError
+    from .feature_flags import Flags as Flags
     from .rotation import refresh_on as refresh_on
     from .sources import Source
     from .stage import FunctionArn as FunctionArn
@@ -60,6 +62,8 @@ __all__ = [
     "ConfstageError",
     "ConversionError",
     "DecryptError",
+    "FlagSchemaError",
+    "Flags",
     "FunctionArn",
     "KeyNameError",
     "KeyNotFoundError",
@@ -70,6 +74,7 @@ __all__ = [
     "bind",
     "configure",
     "current_stage",
+    "flags",
     "get",
     "get_bool",
     "get_float",
@@ -94,6 +99,8 @@ _LAZY = {
     "ConfstageError": "errors",
     "ConversionError": "errors",
     "DecryptError": "errors",
+    "FlagSchemaError": "errors",
+    "Flags": "feature_flags",
     "KeyNameError": "errors",
     "KeyNotFoundError": "errors",
     "SettingsError": "errors",
@@ -110,6 +117,7 @@ _LAZY = {
 _SUBMODULES = frozenset({"testing", "errors", "stage", "names"})
 
 _current = _state.CURRENT.get
+_FLAGS_SLOT = "confstage.flags"  # getters._FLAGS: flags() keeps an invocation's Flags under (_FLAGS_SLOT, key)
 _running = _state.RUNNING
 
 
@@ -153,7 +161,7 @@ def configure(
     refresh_timeout: float | None = None,
     ttl_jitter: float | None = None,
     secret_max_stale: float | None = None,
-    clock: Callable[[], float] = _time,
+    clock: Callable[[], float] = _monotonic,
     environ: Mapping[str, str] | None = None,
     backoff: Backoff | None = None,
     run: Callable[[Callable[[], None]], None] | None = None,
@@ -385,6 +393,23 @@ def settings(cls: type[T], *, stage: str | None = None, config: Config | None = 
     """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources; the same object
     for the whole invocation. Every missing or invalid field is named in one ``SettingsError``."""
     return (config or _client()).settings(cls, stage=stage)
+
+
+def flags(key: str | Iterable[str] = "features", *, stage: str | None = None, config: Config | None = None) -> Flags:
+    """The feature flags of the JSON document at ``key`` (Powertools' schema or AppConfig's format), checked
+    once; the same object for the whole invocation. A broken document raises one ``FlagSchemaError``.
+
+    ``key`` may also be several keys, each holding one flag named by its key (an AppConfig flag profile read
+    through ``appconfig://``, whose top-level keys are its flags)."""
+    if stage is None and config is None and type(key) is str:
+        invocation = _current()
+        if invocation is not None:
+            values: dict[Any, Any] = invocation.values
+            if type(values) is dict:  # refresh_on's recording dict notes reads: it takes the full path
+                built = values.get((_FLAGS_SLOT, key))
+                if built is not None:  # the warm path: the object this invocation already has
+                    return built  # type: ignore[no-any-return]
+    return (config or _client()).flags(key, stage=stage)
 
 
 def get_path(key: str, *, stage: str | None = None) -> Path:

@@ -31,6 +31,7 @@ from .errors import SourceError
 from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError, Transport
 
 __all__ = [
+    "IAM_PREFIXES",
     "MAX_PAGES",
     "PAGES",
     "PROMISES",
@@ -71,7 +72,13 @@ PROMISES: dict[str, Promise] = {
     "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes))),
     "s3:GetObject": Promise((("ETag", str),)),
     "s3:ListObjectsV2": Promise((("IsTruncated", bool),)),
+    "appconfigdata:StartConfigurationSession": Promise((("InitialConfigurationToken", str),)),
+    # An unchanged configuration is an empty Configuration, never an absent token.
+    "appconfigdata:GetLatestConfiguration": Promise((("NextPollConfigurationToken", str),)),
 }
+
+# Services whose IAM prefix is not botocore's service name: errors name an operation as IAM spells it.
+IAM_PREFIXES = {"appconfigdata": "appconfig"}
 
 # Paginated operations: (request field, response field) of each token that asks for the next page.
 PAGES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -161,6 +168,8 @@ def call(
     ``ErrorAnswer`` instead. ``deadline`` (``time.monotonic``) defaults to the fetch's, when one is running.
     """
     service, _, name = operation.partition(":")
+    if service in IAM_PREFIXES:  # botocore's service name in the request, IAM's in what errors say
+        operation = f"{IAM_PREFIXES[service]}:{name}"
     if deadline is None:
         deadline = _state.DEADLINE.get()
     request = AwsRequest(service, name, params, region, endpoint_url, deadline)
@@ -176,7 +185,7 @@ def call(
         ) from exc
     except NetworkError as exc:
         raise SourceError(f"{operation}{where} failed with {exc}", source=source, operation=operation) from exc
-    promise = PROMISES.get(operation)
+    promise = PROMISES.get(f"{service}:{name}")
     if promise is not None:
         lacking = [field for field, kind in promise.fields if not isinstance(_get(response, field), kind)]
         if lacking or not isinstance(response, Mapping):

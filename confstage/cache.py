@@ -369,6 +369,8 @@ class CachedSource:
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
+            if getattr(fetched, "region", None) is not None:  # served by a fallback region (confstage.failover)
+                self.stats.count("fallback")
             record(state, flight, fetched, whole=self._whole)
             # A whole stage is written whole; a per-key fetch appends just its keys (linear in what it learnt).
             snapshot = snapshot_of(state, flight.keys) if self._disk is not None else None

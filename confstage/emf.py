@@ -28,6 +28,7 @@ _COUNTERS = {
     "stale": "StaleServed",
     "disk_hits": "TmpCacheHits",
     "shared": "SharedFetches",
+    "fallback": "FallbackReads",
 }
 
 

@@ -1,4 +1,5 @@
-"""The reading half of ``Config``: ``get`` and its typed siblings, ``get_many``, ``settings``, ``get_path``.
+"""The reading half of ``Config``: ``get`` and its typed siblings, ``get_many``, ``settings``, ``flags``,
+``get_path``.
 
 Each call works out which invocation and which stage it reads (``stage.stage_in_force``), then asks the
 invocation's snapshot or the client's view (``chain.Chain``), and shapes the answer: a default, a
@@ -24,13 +25,16 @@ if TYPE_CHECKING:
 
     from .cache import CachedSource
     from .chain import Chain, Found, View
+    from .feature_flags import Flags
 
 __all__ = ["Getters"]
 
 T = TypeVar("T")
 _NONE: Any = object()  # "not found" from get() inside the typed getters
 _PATH = "confstage.path"  # the first element of the snapshot key under which get_path keeps a key's path
+_FLAGS = "confstage.flags"  # the first element of the snapshot key under which flags() keeps a key's Flags
 _typed: Any = None  # confstage.typed, imported on the first settings() call
+_flags: Any = None  # confstage.feature_flags, imported on the first flags() call
 _PLAIN: dict[str, Any] = {}  # a typed getter's options when none is given (never changed: only ever unpacked)
 
 
@@ -288,6 +292,37 @@ class Getters:
         how = _typed.plan(cls)
         _, answers = self._read(how.keys, stage, None, None)
         built = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
+        values = self._snapshot(stage)
+        if values is not None and values is not EMPTY:
+            built = values.setdefault(slot, built)
+        return built  # type: ignore[no-any-return]
+
+    def flags(self, key: str | Iterable[str] = "features", *, stage: str | None = None) -> Flags:
+        """The feature flags of the JSON document at ``key``, or of one flag per key (see ``confstage.flags``).
+
+        Within an invocation (or while the client's view is fresh) it is the same object each time; a
+        document whose text has not changed is not parsed or checked again (``feature_flags.from_text``).
+        """
+        global _flags
+        if _flags is None:
+            from . import feature_flags as _flags
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        slot = (_FLAGS, key if isinstance(key, str) else keys)
+        values = self._snapshot(stage)
+        if values is not None:
+            built = values.get(slot)
+            if built is not None:  # the warm path: the object this invocation (or view) already built
+                note = getattr(values, "note", None) if type(values) is not dict else None
+                if note is not None:
+                    note(keys)  # a refresh_on call that reads the flags has read their keys
+                return built  # type: ignore[no-any-return]
+        # The client's clock is the schedules' clock too: a test's fake clock moves the windows.
+        if isinstance(key, str):
+            built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
+        else:
+            if not keys:
+                raise TypeError("flags() takes a key or a non-empty iterable of keys (one flag each)")
+            built = _flags.from_texts(self.get_many(keys, stage=stage), clock=self._clock)
         values = self._snapshot(stage)
         if values is not None and values is not EMPTY:
             built = values.setdefault(slot, built)

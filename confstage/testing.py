@@ -5,6 +5,7 @@
 * ``lambda_context(alias="PRD", ...)``: a fake Lambda context with a realistic invoked ARN;
 * ``override(values, stage=...)``: a context manager that makes ``confstage.get`` return those values;
 * ``override_settings(instance, ...)``: makes ``confstage.settings(type(instance))`` return ``instance``;
+* ``AppConfigServer``: an AppConfigData emulator on 127.0.0.1 (``confstage._appconfig_server``, loaded on use);
 * pytest fixtures (this module is registered under the ``pytest11`` entry point, so they are
   available in every test of a project that installs confstage): ``confstage_values``,
   ``confstage_settings`` and ``lambda_context``.
@@ -31,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 from .sources.base import Fetched, SourceURL
 
 if TYPE_CHECKING:
+    from ._appconfig_server import AppConfigServer
     from .client import Config
     from .transport import AwsRequest
 
 __all__ = [
+    "AppConfigServer",
     "ConfstageValues",
     "LambdaContext",
     "MemorySource",
@@ -291,3 +294,12 @@ else:
     def fixture_lambda_context() -> Callable[..., LambdaContext]:
         """``lambda_context(alias="PRD", function="fn", ...)``: a fake Lambda context."""
         return lambda_context
+
+
+def __getattr__(name: str) -> Any:
+    """``AppConfigServer``, imported on first use (pytest loads this module in every run)."""
+    if name == "AppConfigServer":
+        from ._appconfig_server import AppConfigServer
+
+        return AppConfigServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

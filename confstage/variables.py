@@ -24,6 +24,7 @@ __all__ = [
     "check_number",
     "env_float",
     "env_str",
+    "fallback_regions",
     "resolve",
 ]
 
@@ -101,6 +102,13 @@ def env_float(name: str, default: float, environ: Mapping[str, str] | None = Non
     if raw is None or not raw.strip():
         return default
     return check_number(name, raw.strip())
+
+
+def fallback_regions(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``CONFSTAGE_FALLBACK_REGIONS``: the regions an AWS source reads from, in order, when its home region fails
+    (comma-separated; empty: none). Each name is checked where it is used (``confstage.failover``)."""
+    raw = env_str("CONFSTAGE_FALLBACK_REGIONS", environ) or ""
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
 class Settings(NamedTuple):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import confstage
 from confstage.errors import ConfstageError, KeyNotFoundError
+from confstage.manifest import Problem
 
 
 def _public_errors() -> list[type[BaseException]]:
@@ -57,6 +58,7 @@ BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
     "int | None": st.none() | st.integers(),
     "float": st.floats(allow_nan=False),
     "BaseException": st.sampled_from([ValueError("boom"), KeyNotFoundError("k", "PRD", ["env://"])]),
+    "Sequence[Problem]": st.lists(st.builds(Problem, text, text, text, text), max_size=3),
 }
 
 

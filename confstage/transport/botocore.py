@@ -151,6 +151,9 @@ class BotocoreTransport:
         body = response.get("Body")
         if body is not None:
             response["Body"] = _Body(body, what)
+        payload = response.get(_BLOB_PAYLOADS.get(what, ""))
+        if payload is not None and hasattr(payload, "read"):
+            response[_BLOB_PAYLOADS[what]] = _Body(payload, what).read()  # a blob, as the lite transport gives it
         return response
 
     def client(self, service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
@@ -251,6 +254,10 @@ def _network_error(exc: BaseException, operation: str) -> NetworkError:
     shown = f"{name}: {exc}" if name in _SAFE_MESSAGES else name
     return NetworkError(shown, operation=operation)
 
+
+# Blob payloads botocore hands over as a stream although they are small and read whole (rest-json): read
+# here, so every transport answers ``bytes``.
+_BLOB_PAYLOADS = {"appconfigdata:GetLatestConfiguration": "Configuration"}
 
 _guarded: Any = None  # weakref.WeakSet of the clients the body check is registered on
 

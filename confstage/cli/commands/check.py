@@ -19,7 +19,7 @@ import click
 
 from confstage.cli.checks import valid_stage
 from confstage.cli.errors import UsageFailed
-from confstage.cli.options import GLOBAL_OPTIONS, Settings
+from confstage.cli.options import GLOBAL_OPTIONS, ConfstageCommand, Settings
 from confstage.cli.output import emit_json, message, table
 from confstage.client import Config
 from confstage.manifest import Manifest, ManifestError, check, from_file, from_settings, import_class
@@ -30,7 +30,7 @@ ARGS = "confstage.args"  # ctx.meta key: the command line as the group received 
 _OWN_VALUED = frozenset({"--manifest", "--settings"})
 
 
-@click.command(name="check")
+@click.command(cls=ConfstageCommand, name="check")
 @click.option("--manifest", "manifest_file", metavar="FILE", help="Manifest file (TOML or JSON) of required keys.")
 @click.option("--settings", "settings_class", metavar="MODULE:CLASS", help="A settings class: its fields are the keys.")
 @click.pass_context

@@ -124,7 +124,7 @@ def delete(options: Settings, key: str) -> None:
 @click.argument("key")
 @click.pass_obj
 def history(options: Settings, key: str) -> None:
-    """List the stored versions of KEY, newest first."""
+    """List the stored versions of KEY, newest first, with when and by whom each was written (where known)."""
     stage, target = keyed(options, key)
     versions = target.history(stage, key)
     if not versions:
@@ -133,10 +133,18 @@ def history(options: Settings, key: str) -> None:
         emit_json([{**v._asdict(), "modified": v.modified.isoformat() if v.modified else None} for v in versions])
         return
     rows = [
-        (v.version, v.modified.isoformat(timespec="seconds") if v.modified else "", "yes" if v.latest else "")
+        (
+            v.version,
+            v.modified.isoformat(timespec="seconds") if v.modified else "",
+            "yes" if v.latest else "",
+            v.by or "unknown",
+        )
         for v in versions
     ]
-    table(("version", "modified", "latest"), rows, title=f"{key} — stage {stage} in {target.url}")
+    table(("version", "modified", "latest", "by"), rows, title=f"{key} — stage {stage} in {target.url}")
+    unknown = sorted({v.by_unknown for v in versions if v.by is None and v.by_unknown})
+    for why in unknown:
+        message(f"by unknown: {why}")
 
 
 @click.command(cls=ConfstageCommand)
