@@ -73,6 +73,7 @@ SLOW_MODULES = frozenset(
         "test_layer.py",
         "test_lite_faults.py",
         "test_lite_iam.py",
+        "test_managed_instances.py",
         "test_partial_writes.py",
         "test_iam_enforced.py",
         "test_s3.py",
