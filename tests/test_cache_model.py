@@ -23,7 +23,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from confstage import Config, KeyNotFoundError, SourceError, _state
+from confstage import Config, KeyNotFoundError, SourceError, _context
 from confstage.cache import Backoff
 from confstage.sources import Fetched
 
@@ -170,13 +170,13 @@ class CacheMachine(RuleBasedStateMachine):
     def begin_invocation(self) -> None:
         assert self.config is not None
         self.invocation = self.config.begin("arn:aws:lambda:us-east-1:123456789012:function:fn:DEV")
-        self.token = _state.enter(self.invocation)
+        self.token = _context.enter(self.invocation)
         self.seen_in_invocation = {}
 
     @precondition(lambda self: self.invocation is not None)
     @rule()
     def end_invocation(self) -> None:
-        _state.leave(self.invocation, self.token)
+        _context.leave(self.invocation, self.token)
         self.invocation = None
 
     @rule(key=st.sampled_from(KEYS))
@@ -215,7 +215,7 @@ class CacheMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.invocation is not None:
-            _state.leave(self.invocation, self.token)
+            _context.leave(self.invocation, self.token)
         if self.cache_dir is not None:
             import shutil
 

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from confstage.aws import Caller
     from confstage.errors import ConfstageError
 
-__all__ = ["Fetched", "Source", "SourceURL", "open_envelopes", "parse_json_object"]
+__all__ = ["REGIONAL_SCHEMES", "Fetched", "Source", "SourceURL", "open_envelopes", "parse_json_object"]
+
+# Schemes whose sources read AWS in a region, and so accept ``?fallback_regions=`` (``sources.failover``).
+REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 
 
 class Fetched(Mapping[str, str]):
@@ -62,8 +65,8 @@ class Source(Protocol):
     stage, so a key it leaves out is known to be absent. ``ttl`` overrides the client's TTL
     (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
     may go to the /tmp cache (secrets among them never do in plaintext). A source may also define
-    ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
-    region, endpoint and principal: ``aws.store_identity``); without it the URL does. Sources are built from
+    ``identity() -> str``, what names its store there when the URL alone does not (an AWS source adds
+    region, endpoint and principal: ``aws.endpoint_identity``); without it the URL does. Sources are built from
     their URL by ``from_url(url, transport=None)``: the transport their AWS calls go through (None: the runtime's).
     A source that does no I/O sets ``inline = True``: the cache layer then fetches in the caller's thread.
     """

@@ -34,7 +34,7 @@ from confstage.transport import NetworkError
 from .base import Fetched, SourceURL, open_envelopes, parse_json_object
 
 if TYPE_CHECKING:
-    from confstage.files import ObjectBody
+    from confstage.objects import ObjectBody
     from confstage.transport import Transport
 
 __all__ = ["DOCUMENT", "LAYOUTS", "NOT_FOUND", "S3Source"]
@@ -93,7 +93,7 @@ class S3Source:
         """An object as errors name it."""
         return f"s3://{self.bucket}/{object_key}" if object_key else f"bucket {self.bucket}"
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """What names this store in the /tmp cache: the bucket and prefix, and where the transport reaches them."""
         return f"{self.url} {self.aws.identity('s3')}"
 
@@ -137,7 +137,7 @@ class S3Source:
     def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
         """The object of ``key`` as a stream, for ``get_path`` (objects layout): ``files.NOT_MODIFIED`` when its
         ETag is still ``etag`` (a 304, no body), None when there is no such object. Never read whole here."""
-        from confstage.files import NOT_MODIFIED
+        from confstage.objects import NOT_MODIFIED
 
         if self.layout != "objects":
             raise ConfigurationError(f"get_path reads objects one per key: {self.url} is in the {self.layout} layout")

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _log as log
-from ._files import prepare_directory
+from .cache._private import prepare_directory
 from .errors import ConfigurationError, SourceError
 from .sources.base import Fetched
 
@@ -129,10 +129,10 @@ class ObjectFiles:
     def __repr__(self) -> str:
         return f"ObjectFiles({self.source.url!r})"
 
-    def store_id(self) -> str | None:
+    def identity(self) -> str | None:
         """The wrapped source's store, so that two stores' files never meet."""
-        store_id = getattr(self.source, "store_id", None)
-        inner = store_id() if callable(store_id) else self.source.url
+        identity = getattr(self.source, "identity", None)
+        inner = identity() if callable(identity) else self.source.url
         return None if inner is None else f"{inner}#files"
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
@@ -148,7 +148,7 @@ class ObjectFiles:
     def _ensure(self, stage: str, key: str) -> str | None:
         """The path of the current version of ``key``: revalidated, downloaded, or None when absent."""
         self._prepare()
-        base = os.path.join(self.directory, _name(self.store_id() or self.source.url, stage, key))
+        base = os.path.join(self.directory, _name(self.identity() or self.source.url, stage, key))
         known = _read_meta(base)
         etag = known["etag"] if known is not None and os.path.isfile(known["path"]) else None
         body = self.source.open_object(stage, key, etag=etag)
