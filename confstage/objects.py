@@ -26,12 +26,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from . import _log as log
 from .cache._private import prepare_directory
 from .errors import ConfigurationError, SourceError
-from .sources.base import Fetched
+from .sources.base import NOT_MODIFIED, Fetched, ObjectBody, ObjectSource
 
 if TYPE_CHECKING:
     from .cache import CachedSource
@@ -50,39 +50,6 @@ __all__ = [
 CHUNK = 1 << 20  # bytes read and written at a time: the memory a download holds
 DOWNLOAD_TIMEOUT = 300.0  # seconds a caller waits for an object's download (values: CONFSTAGE_FETCH_TIMEOUT)
 _SECURE_PREFIX = b"cs1:"  # crypto.PREFIX: an envelope-encrypted value
-
-
-class _NotModified:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_MODIFIED"
-
-
-NOT_MODIFIED = _NotModified()
-
-
-@runtime_checkable
-class ObjectBody(Protocol):
-    """An object's body as a stream, with what identifies its version."""
-
-    etag: str
-    size: int | None  # bytes, when the store says so before the body is read
-
-    def read(self, size: int) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class ObjectSource(Protocol):
-    """A source whose keys are objects that can be streamed (the S3 objects layout)."""
-
-    url: str
-
-    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | _NotModified | None:
-        """The object's body; ``NOT_MODIFIED`` when its ETag is still ``etag``; None when there is no such object."""
-        ...
 
 
 def files_directory(cache_dir: str) -> str:

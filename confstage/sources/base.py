@@ -235,3 +235,39 @@ def _unquote(text: str) -> str:
 
 def _is_hex(pair: str) -> bool:
     return len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair)
+
+
+# -- objects streamed to files (get_path; ``confstage.objects``) ------------------------------------
+
+
+class _NotModified:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_MODIFIED"
+
+
+NOT_MODIFIED = _NotModified()
+
+
+@runtime_checkable
+class ObjectBody(Protocol):
+    """An object's body as a stream, with what identifies its version."""
+
+    etag: str
+    size: int | None  # bytes, when the store says so before the body is read
+
+    def read(self, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ObjectSource(Protocol):
+    """A source whose keys are objects that can be streamed (the S3 objects layout)."""
+
+    url: str
+
+    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | _NotModified | None:
+        """The object's body; ``NOT_MODIFIED`` when its ETag is still ``etag``; None when there is no such object."""
+        ...
