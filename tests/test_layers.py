@@ -88,9 +88,9 @@ def layer_of(name: str, layers: Sequence[Iterable[str]]) -> int | None:
     best: tuple[int, int] | None = None
     for index, names in enumerate(layers):
         for prefix in names:
-            if name == prefix or ("." in prefix and name.startswith(prefix + ".")):
-                if best is None or len(prefix) > best[1]:
-                    best = (index, len(prefix))
+            matches = name == prefix or ("." in prefix and name.startswith(prefix + "."))
+            if matches and (best is None or len(prefix) > best[1]):
+                best = (index, len(prefix))
     return None if best is None else best[0]
 
 
