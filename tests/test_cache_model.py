@@ -9,7 +9,8 @@ The model does not re-implement the cache; it states what must be true of any an
    answer comes from a fetch within the TTL.
 3. ``SourceError`` only when no fetch within ``max_stale`` is in this process's memory or in /tmp.
 4. Inside one invocation every key keeps its first answer, and all answers come from one fetch.
-5. No get blocks: fetches run on a scheduler the test controls, and nobody waits for them.
+5. No get blocks: fetches run on a scheduler the test controls, and nobody waits for them (a get that did
+   would hang the run, which pytest-timeout ends as a failure).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from confstage import Config, KeyNotFoundError, SourceError, _context
 from confstage.cache import Backoff
@@ -207,11 +208,6 @@ class CacheMachine(RuleBasedStateMachine):
             assert any(all(r.values.get(k) == v for k, v in self.seen_in_invocation.items()) for r in self.records), (
                 "an invocation mixed values of two fetches"
             )
-
-    @invariant()
-    def nothing_blocks(self) -> None:
-        # 5. by construction: refresh_timeout=0 and a scheduler that never blocks; a hung get would hang here
-        assert self.config is not None or self.cache_dir is None
 
     def teardown(self) -> None:
         if self.invocation is not None:
