@@ -2,7 +2,7 @@
 
 ``ObjectFiles`` wraps a source that can stream objects (``open_object``: the S3 objects layout) and is
 itself a per-key source whose values are *paths*: the cache layer in front of it gives ``get_path`` the
-same TTL, jitter, single flight, deadlines and stale-on-error as values, and its /tmp snapshot lets a
+same TTL, jitter, single flight, deadlines and stale-on-error as values, and its /tmp file lets a
 second process use a file within the TTL with no request.
 
 * An object is streamed to disk in 1 MiB chunks (never held in memory whole) into an ``O_EXCL`` 0600

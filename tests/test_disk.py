@@ -2,7 +2,7 @@
 
 A FIFO at a snapshot's path, a file nested past the parser's limit, a file of 200 MB, and times in the
 future (or not numbers at all) are what a crash, a bug or another tool can leave in the cache
-directory. Every ``load`` must come back quickly with a valid ``Snapshot`` or None, never raise, and
+directory. Every ``load`` must come back quickly with a valid ``StageFile`` or None, never raise, and
 the next ``save`` must replace the file. Every call is timed.
 """
 
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confstage import Config
-from confstage.cache.disk import CLOCK_SKEW, MAX_BYTES, DiskCache, Snapshot, source_identity
+from confstage.cache.disk import CLOCK_SKEW, MAX_BYTES, DiskCache, StageFile, source_identity
 
 from .conftest import FakeClock
 from .fakes import DictSource
@@ -35,8 +35,8 @@ LOAD_SECONDS = 2.0  # and its wall time (no blocking open or read); room for a l
 NOW = 1_700_000_000.0
 
 
-def snapshot_at(at: float) -> Snapshot:
-    return Snapshot({"k": ("v", at), "gone": (None, at)}, {}, at)
+def snapshot_at(at: float) -> StageFile:
+    return StageFile({"k": ("v", at), "gone": (None, at)}, {}, at)
 
 
 def path_of(cache: DiskCache, source: DictSource, stage: str = "DEV") -> Path:
@@ -54,7 +54,7 @@ def plant(path: Path, content: bytes) -> None:
         f.write(content)
 
 
-def timed_load(cache: DiskCache, source: DictSource) -> Snapshot | None:
+def timed_load(cache: DiskCache, source: DictSource) -> StageFile | None:
     """``cache.load`` of stage DEV, asserting it took less than LOAD_CPU_SECONDS of CPU and LOAD_SECONDS of wall
     time (CPU time for the work, as a scheduler's pause on a loaded machine is no work of the load's)."""
     started, cpu = time.perf_counter(), time.thread_time()
@@ -133,7 +133,7 @@ def test_a_huge_file_is_not_read(cache: DiskCache, source: DictSource) -> None:
 def test_a_stage_too_big_for_the_cap_stays_in_memory(cache: DiskCache, source: DictSource) -> None:
     """A snapshot over MAX_BYTES is not written, and an older one of that stage is removed."""
     cache.save(source, "DEV", snapshot_at(NOW - 10))
-    huge = Snapshot({f"k{i}": ("x" * 1024, NOW) for i in range(MAX_BYTES // 1024 + 1)}, {}, NOW)
+    huge = StageFile({f"k{i}": ("x" * 1024, NOW) for i in range(MAX_BYTES // 1024 + 1)}, {}, NOW)
     cache.save(source, "DEV", huge)
     assert not path_of(cache, source).exists()
     assert cache.enabled
@@ -235,11 +235,11 @@ NESTED = st.integers(min_value=1, max_value=5000).map(lambda depth: b"[" * depth
 FILES = st.binary(max_size=256) | NESTED | (JSON | SHAPED).map(lambda data: json.dumps(data).encode())
 
 
-def assert_valid(loaded: Snapshot | None) -> None:
+def assert_valid(loaded: StageFile | None) -> None:
     """A loaded snapshot holds only what the memory layer can use: strings, finite past times."""
     if loaded is None:
         return
-    assert isinstance(loaded, Snapshot)
+    assert isinstance(loaded, StageFile)
     for key, (value, at) in loaded.values.items():
         assert isinstance(key, str)
         assert value is None or isinstance(value, str)
@@ -255,7 +255,7 @@ def assert_valid(loaded: Snapshot | None) -> None:
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=FILES)
 def test_any_file_loads_as_a_valid_snapshot_or_none(content: bytes) -> None:
-    """Whatever bytes sit at the snapshot path, load returns a valid Snapshot or None and never raises."""
+    """Whatever bytes sit at the snapshot path, load returns a valid StageFile or None and never raises."""
     source = DictSource({"DEV": {}})
     with tempfile.TemporaryDirectory() as directory:
         cache = DiskCache(os.path.join(directory, "cache"), clock=lambda: NOW)

@@ -1,4 +1,4 @@
-"""The caching layer in front of one source: memory (TTL), then the /tmp snapshot, then the source.
+"""The caching layer in front of one source: memory (TTL), then the /tmp file, then the source.
 
 Everything about staleness and availability lives here once, for every source:
 
@@ -34,9 +34,9 @@ from confstage.metrics import SourceStats
 from confstage.sources.base import Source
 from confstage.variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 
-from .disk import DiskCache, Snapshot
+from .disk import DiskCache, StageFile
 from .flight import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
-from .state import Answer, Stage, StageData, answer, merge_snapshot, record, snapshot_of
+from .state import Answer, Stage, StageData, answer, file_of, merge_file, record
 
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
@@ -168,7 +168,7 @@ class CachedSource:
                         self.stats.count("disk_hits")
                         log.debug("read from /tmp cache: source=%s stage=%s", self.source.url, stage)
                         return answer
-                    if stale is None:  # a restarted process: the snapshot may still be good for stale-on-error
+                    if stale is None:  # a restarted process: the file may still be good for stale-on-error
                         stale = self._fresh(state, keys, now, self.max_stale, None, stale=True)
                 # A forced refresh of some keys of a source that can fetch them alone (``refreshes_keys``: the
                 # per-key secrets layout) fetches just those, into the load in hand.
@@ -284,8 +284,8 @@ class CachedSource:
 
         With a /tmp cache, the fetch holds the stage's lock among this machine's processes (``disk.exclusive``:
         Lambda Managed Instances run many processes on one /tmp). A process that finds another fetching waits for
-        it, then answers from the snapshot it wrote instead of asking AWS; it fetches itself if the lock is still
-        held when only half its fetch deadline (at most 5 s of it) is left, or if the snapshot cannot answer.
+        it, then answers from the file it wrote instead of asking AWS; it fetches itself if the lock is still
+        held when only half its fetch deadline (at most 5 s of it) is left, or if the file cannot answer.
         """
         if self._disk is None:
             self._fetch(state, stage, flight)
@@ -299,7 +299,7 @@ class CachedSource:
             self._fetch(state, stage, flight)  # saves to /tmp before the lock is released
 
     def _shared(self, state: Stage, stage: str, flight: Flight) -> bool:
-        """Answer ``flight`` from a snapshot another process wrote while this one waited for the lock (fetched
+        """Answer ``flight`` from a file another process wrote while this one waited for the lock (fetched
         after the flight's ``after``, or within the TTL); False when there is none that answers it whole."""
         with state.lock:
             if not self._read_disk(state, stage):
@@ -374,18 +374,18 @@ class CachedSource:
                 self.stats.count("fallback")
             record(state, flight, fetched, whole=self._whole)
             # A whole stage is written whole; a per-key fetch appends just its keys (linear in what it learnt).
-            snapshot = snapshot_of(state, flight.keys) if self._disk is not None else None
+            stored = file_of(state, flight.keys) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
-        if snapshot is not None and self._disk is not None:  # before waking anyone: a get that returned has saved
+        if stored is not None and self._disk is not None:  # before waking anyone: a get that returned has saved
             if self._whole:
-                self._disk.save(self.source, stage, snapshot)
+                self._disk.save(self.source, stage, stored)
             else:
-                self._disk.append(self.source, stage, snapshot, functools.partial(self._whole_snapshot, state))
+                self._disk.append(self.source, stage, stored, functools.partial(self._whole_file, state))
         flight.done.set()
 
-    def _whole_snapshot(self, state: Stage) -> Snapshot:
+    def _whole_file(self, state: Stage) -> StageFile:
         with state.lock:
-            return snapshot_of(state)
+            return file_of(state)
 
     def _failed(self, state: Stage, now: float, error: BaseException | None) -> None:
         """Count a failure and back off; with a value in hand, for up to the stage's TTL (the fleet's quota)."""
@@ -415,12 +415,12 @@ class CachedSource:
     # -- /tmp --------------------------------------------------------------------------------
 
     def _read_disk(self, state: Stage, stage: str) -> bool:
-        """Merge the /tmp snapshot of the stage into memory (newer data wins); False when there is none."""
+        """Merge the /tmp file of the stage into memory (newer data wins); False when there is none."""
         assert self._disk is not None
-        snapshot, state.disk_mark = self._disk.load_new(self.source, stage, state.disk_mark)
-        if snapshot is None:
+        stored, state.disk_mark = self._disk.load_new(self.source, stage, state.disk_mark)
+        if stored is None:
             return False
-        merge_snapshot(state, snapshot, whole=self._whole)
+        merge_file(state, stored, whole=self._whole)
         return True
 
     def _state(self, stage: str) -> Stage:

@@ -1,6 +1,6 @@
-"""The /tmp layer: one JSON snapshot per (source, stage), shared by every process on the machine.
+"""The /tmp layer: one JSON file per (source, stage), shared by every process on the machine.
 
-A restarted runtime, a second worker or the CLI reads a fresh snapshot instead of the network.
+A restarted runtime, a second worker or the CLI reads a fresh file instead of the network.
 Files are written atomically (an ``O_EXCL`` temporary file + ``os.replace``) with mode 0600 in a 0700 directory
 owned by this user and not itself a symlink, under ancestors that only root or this user can change
 (ssh's StrictModes rule, ``_files.unsafe_ancestor``). Anything unreadable is ignored (and overwritten by the
@@ -10,12 +10,12 @@ A file is read only if it is a regular file private to this user (checked with `
 descriptor opened ``O_NONBLOCK|O_NOFOLLOW``, so a FIFO or a symlink planted at its path cannot
 block or redirect the read) and at most ``MAX_BYTES`` long; a file nested too deep to parse, or
 whose times are not finite or lie in the future (beyond ``CLOCK_SKEW``: a planted time would keep
-its values fresh forever), is ignored as well. A stage whose snapshot would exceed ``MAX_BYTES``
+its values fresh forever), is ignored as well. A stage whose file would exceed ``MAX_BYTES``
 stays in memory only.
 
 A per-key source (DynamoDB's flat layout, S3's objects) learns a stage key by key: each fetch *appends* its
-entries, as one line, to the stage's journal (``….journal``) instead of rewriting the whole snapshot, so reading
-n keys one by one writes O(n) bytes, not O(n²). When the journal outgrows the snapshot (and 64 KiB), the whole
+entries, as one line, to the stage's journal (``….journal``) instead of rewriting the whole file, so reading
+n keys one by one writes O(n) bytes, not O(n²). When the journal outgrows the file (and 64 KiB), the whole
 stage is written once and the journal removed: bounded, and linear overall. A torn or foreign line is skipped.
 
 No secret reaches these files in plaintext. Without a sealer, secrets are left out and their names
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from confstage.sources.base import Source
     from confstage.transport import Transport
 
-__all__ = ["DiskCache", "Mark", "Snapshot", "source_identity"]
+__all__ = ["DiskCache", "Mark", "StageFile", "source_identity"]
 
 FORMAT = 1
 # 2 MiB holds a big stage (2,000 values of 1 KB, or 500 SSM parameters at their 4 KB maximum, with the
@@ -57,7 +57,7 @@ MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
 LOCK_STRIPES = 256  # lock files per cache directory: fetches of unrelated stages rarely share one
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-JOURNAL_MIN = 64 * 1024  # a journal is folded into its snapshot once larger than this and than the snapshot
+JOURNAL_MIN = 64 * 1024  # a journal is folded into its file once larger than this and than the file
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -69,14 +69,14 @@ class _SealedEntries(NamedTuple):
 
 
 class Mark(NamedTuple):
-    """How far a process has read the files of one stage: the snapshot file's (inode, mtime, size) when read,
+    """How far a process has read the files of one stage: the stage file's (inode, mtime, size) when read,
     and the journal's (inode, bytes read)."""
 
-    snapshot: tuple[int, int, int] | None
+    stored: tuple[int, int, int] | None
     journal: tuple[int, int] | None
 
 
-class Snapshot(NamedTuple):
+class StageFile(NamedTuple):
     """What is known of one stage of one source, as it travels between the memory layer and /tmp."""
 
     values: dict[str, tuple[str | None, float]]  # key -> (plain value, None when known absent; fetched at)
@@ -101,7 +101,7 @@ def source_identity(source: Source) -> str | None:
 
 
 class DiskCache:
-    """Snapshots in ``directory``; ``load`` and ``save`` never raise."""
+    """Files in ``directory``; ``load`` and ``save`` never raise."""
 
     def __init__(
         self,
@@ -133,19 +133,19 @@ class DiskCache:
         return f"DiskCache({self.directory!r}, enabled={self.enabled})"
 
     def path(self, source: str, stage: str) -> str:
-        """The snapshot file of (source, stage): a readable, injective escape of both, hashed only when long."""
+        """The stage file of (source, stage): a readable, injective escape of both, hashed only when long."""
         name = _escape(f"{source}\0{stage}")
         if len(name) > 180:  # file names stop at 255 bytes; the file records source and stage anyway
             name = f"{name[:140]}-{zlib.crc32(name.encode()):08x}-{len(name)}"
         return os.path.join(self.directory, f"{name}.json")
 
-    def load(self, source: Source, stage: str) -> Snapshot | None:
-        """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
+    def load(self, source: Source, stage: str) -> StageFile | None:
+        """The file saved for (source, stage), or None when absent, foreign or damaged."""
         return self.load_new(source, stage, None)[0]
 
-    def load_new(self, source: Source, stage: str, mark: Mark | None) -> tuple[Snapshot | None, Mark | None]:
+    def load_new(self, source: Source, stage: str, mark: Mark | None) -> tuple[StageFile | None, Mark | None]:
         """What the files of (source, stage) hold that was not there at ``mark`` (None: everything), and the mark
-        to pass next time. An unchanged snapshot file is not read again, and of its journal only the lines
+        to pass next time. An unchanged stage file is not read again, and of its journal only the lines
         appended since: a process reading a stage key by key reads each line once, not the stage per miss."""
         if not self._usable():
             return None, mark
@@ -154,16 +154,16 @@ class DiskCache:
             return None, mark
         path = self.path(store, stage)
         wall = self._wall()
-        snapshot: Snapshot | None = None
+        stored: StageFile | None = None
         seen_file = None
         try:
             info = os.lstat(path)
             seen_file = (info.st_ino, info.st_mtime_ns, info.st_size)
         except OSError:
             pass
-        again = mark is None or mark.snapshot != seen_file
+        again = mark is None or mark.stored != seen_file
         if again and seen_file is not None:
-            snapshot = self._read(path, store, stage, wall)
+            stored = self._read(path, store, stage, wall)
         offset = 0 if again or mark is None or mark.journal is None else mark.journal[1]
         journal = read_private_from(_journal(path), MAX_BYTES, offset)
         known = mark.journal if mark is not None else None
@@ -177,17 +177,17 @@ class DiskCache:
             for line in data[:complete].splitlines():
                 entries = self._parse(line, path, store, stage, wall)
                 if entries is not None and entries.complete_at is None:
-                    snapshot = entries if snapshot is None else _merged(snapshot, entries)
+                    stored = entries if stored is None else _merged(stored, entries)
             seen_journal = (info.st_ino, offset + complete)
-        found = None if snapshot is None else _shifted(snapshot, self._clock() - wall)
+        found = None if stored is None else _shifted(stored, self._clock() - wall)
         return found, Mark(seen_file, seen_journal)
 
-    def _read(self, path: str, store: str, stage: str, wall: float) -> Snapshot | None:
+    def _read(self, path: str, store: str, stage: str, wall: float) -> StageFile | None:
         raw = read_private(path, MAX_BYTES)
         return None if raw is None else self._parse(raw, path, store, stage, wall)
 
-    def _parse(self, raw: bytes, path: str, store: str, stage: str, wall: float) -> Snapshot | None:
-        """One snapshot document (a file, or a line of its journal), unsealed; None when unusable."""
+    def _parse(self, raw: bytes, path: str, store: str, stage: str, wall: float) -> StageFile | None:
+        """One file document (a file, or a line of its journal), unsealed; None when unusable."""
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past the parser's limit, or torn
@@ -197,13 +197,13 @@ class DiskCache:
         if loaded is None:
             log.debug("ignoring cache file of another shape, store or stage, or with times ahead: %s", path)
             return None
-        snapshot, sealed = loaded
-        return self._unseal(snapshot, sealed, store, stage)
+        stored, sealed = loaded
+        return self._unseal(stored, sealed, store, stage)
 
-    def _unseal(self, snapshot: Snapshot, sealed: _SealedEntries | None, store: str, stage: str) -> Snapshot:
+    def _unseal(self, stored: StageFile, sealed: _SealedEntries | None, store: str, stage: str) -> StageFile:
         """Open the sealed secrets into ``secrets``; any that cannot be opened become withheld."""
         if sealed is None:
-            return snapshot
+            return stored
         opened: dict[str, str] = {}
         if self.sealer is not None:
             from confstage.crypto import Sealed
@@ -213,13 +213,13 @@ class DiskCache:
                 opened = self.sealer.open(Sealed(sealed.key, blobs), aad=f"{store}\0{stage}")
             except ConfstageError as exc:
                 log.debug("sealed cache entries not opened (refetching them): %s", type(exc).__name__)
-        withheld = set(snapshot.withheld)
+        withheld = set(stored.withheld)
         for key, (_, at) in sealed.values.items():
             if key in opened:
-                snapshot.secrets[key] = (opened[key], at)
-            elif snapshot.complete_at is not None:
+                stored.secrets[key] = (opened[key], at)
+            elif stored.complete_at is not None:
                 withheld.add(key)
-        return snapshot._replace(withheld=frozenset(withheld))
+        return stored._replace(withheld=frozenset(withheld))
 
     @contextlib.contextmanager
     def exclusive(self, source: Source, stage: str, keys: Collection[str] | None, wait: float) -> Iterator[bool]:
@@ -254,7 +254,7 @@ class DiskCache:
         if store is None:
             return None
         if self._locks is None:
-            # Beside the cache directory, not in it: what the directory holds stays the snapshots alone.
+            # Beside the cache directory, not in it: what the directory holds stays the files alone.
             where = os.path.join(os.path.dirname(self.directory), f".{os.path.basename(self.directory)}.locks")
             self._locks = "" if prepare_directory(where) else where
         if not self._locks:
@@ -276,9 +276,9 @@ class DiskCache:
             return None
         return fd
 
-    def append(self, source: Source, stage: str, entries: Snapshot, whole: Callable[[], Snapshot]) -> None:
+    def append(self, source: Source, stage: str, entries: StageFile, whole: Callable[[], StageFile]) -> None:
         """Record what one per-key fetch learnt (``entries``) as a line of the stage's journal; when the journal has
-        outgrown the snapshot file, write ``whole()`` (the stage as memory knows it) and remove the journal."""
+        outgrown the stage file, write ``whole()`` (the stage as memory knows it) and remove the journal."""
         if not self._usable():
             return
         store = self._store(source)
@@ -315,14 +315,14 @@ class DiskCache:
             with contextlib.suppress(OSError):
                 os.unlink(journal)
 
-    def save(self, source: Source, stage: str, snapshot: Snapshot) -> None:
-        """Write a snapshot atomically; on failure turn the layer off with one warning."""
+    def save(self, source: Source, stage: str, stored: StageFile) -> None:
+        """Write a file atomically; on failure turn the layer off with one warning."""
         if not self._usable():
             return
         store = self._store(source)
         if store is None:
             return
-        text = self._text(store, stage, snapshot)
+        text = self._text(store, stage, stored)
         if text is None:
             return
         path = self.path(store, stage)
@@ -332,7 +332,7 @@ class DiskCache:
             )
             for stale in (path, _journal(path)):
                 with contextlib.suppress(OSError):
-                    os.unlink(stale)  # an older, smaller snapshot would no longer be the newest
+                    os.unlink(stale)  # an older, smaller file would no longer be the newest
             return
         tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:
@@ -353,22 +353,22 @@ class DiskCache:
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
 
-    def _text(self, store: str, stage: str, snapshot: Snapshot) -> str | None:
-        """The JSON document of a snapshot (times on the wall clock, secrets sealed or withheld); None when it
+    def _text(self, store: str, stage: str, stored: StageFile) -> str | None:
+        """The JSON document of a file (times on the wall clock, secrets sealed or withheld); None when it
         cannot be written (the layer is then off)."""
-        snapshot = _shifted(snapshot, self._wall() - self._clock())
-        secrets = snapshot.secrets
+        stored = _shifted(stored, self._wall() - self._clock())
+        secrets = stored.secrets
         sealed = self._seal(secrets, store, stage)
-        complete = snapshot.complete_at is not None
+        complete = stored.complete_at is not None
         payload = {
             "format": FORMAT,
             "source": store,
             "stage": stage,
-            "values": snapshot.values,
-            "complete_at": snapshot.complete_at,
+            "values": stored.values,
+            "complete_at": stored.complete_at,
             "sealed": None if sealed is None else {"key": sealed.key, "values": sealed.values},
             # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
-            "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
+            "withheld": sorted((set(secrets) if complete and sealed is None else set()) | stored.withheld),
         }
         try:
             return json.dumps(payload, separators=(",", ":"))  # ASCII: as many bytes as characters
@@ -433,11 +433,11 @@ def _flock(fd: int, wait: float, fcntl: Any) -> bool:
 
 
 def _journal(path: str) -> str:
-    """The journal beside a snapshot file (per-key sources append their fetches there)."""
+    """The journal beside a stage file (per-key sources append their fetches there)."""
     return f"{path[: -len('.json')]}.journal"
 
 
-def _merged(older: Snapshot, newer: Snapshot) -> Snapshot:
+def _merged(older: StageFile, newer: StageFile) -> StageFile:
     """Per-key entries of two documents of one stage: for each key, the one fetched last."""
     values = dict(older.values)
     secrets = dict(older.secrets)
@@ -452,19 +452,19 @@ def _merged(older: Snapshot, newer: Snapshot) -> Snapshot:
     return older._replace(values=values, secrets=secrets, withheld=older.withheld | newer.withheld)
 
 
-def _shifted(snapshot: Snapshot, by: float) -> Snapshot:
-    """``snapshot`` with every time moved by ``by`` seconds (between the memory clock and the wall clock)."""
+def _shifted(stored: StageFile, by: float) -> StageFile:
+    """``stored`` with every time moved by ``by`` seconds (between the memory clock and the wall clock)."""
     if not by:
-        return snapshot
-    return snapshot._replace(
-        values={k: (v, at + by) for k, (v, at) in snapshot.values.items()},
-        secrets={k: (v, at + by) for k, (v, at) in snapshot.secrets.items()},
-        complete_at=None if snapshot.complete_at is None else snapshot.complete_at + by,
+        return stored
+    return stored._replace(
+        values={k: (v, at + by) for k, (v, at) in stored.values.items()},
+        secrets={k: (v, at + by) for k, (v, at) in stored.secrets.items()},
+        complete_at=None if stored.complete_at is None else stored.complete_at + by,
     )
 
 
-def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, _SealedEntries | None] | None:
-    """A loaded file's snapshot and sealed entries, or None when it is not ours, not whole, or has a bad time.
+def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[StageFile, _SealedEntries | None] | None:
+    """A loaded file's contents and sealed entries, or None when it is not ours, not whole, or has a bad time.
 
     No time may be later than ``latest`` or be anything but a finite number.
     """
@@ -492,7 +492,7 @@ def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snap
         if entries is None:
             return None
         sealed = _SealedEntries(raw["key"], entries)
-    return Snapshot(values, {}, complete_at, frozenset(withheld)), sealed
+    return StageFile(values, {}, complete_at, frozenset(withheld)), sealed
 
 
 def _entries(raw: Any, latest: float, *, absent: bool) -> dict[str, tuple[Any, float]] | None:

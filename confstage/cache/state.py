@@ -1,4 +1,4 @@
-"""What a cache layer knows of one stage of one source, and how that goes to and from the /tmp snapshot.
+"""What a cache layer knows of one stage of one source, and how that goes to and from the /tmp file.
 
 A whole-stage source's knowledge is one ``StageData`` per load, never changed once made (an invocation
 can pin it); a per-key source's is an entry per key with its own time. ``Stage`` holds either, plus what
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 from confstage.errors import ConfstageError
 
-from .disk import Mark, Snapshot
+from .disk import Mark, StageFile
 
 if TYPE_CHECKING:
     from confstage.sources.base import Fetched
 
     from .flight import Flight
 
-__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "refreshed", "snapshot_of"]
+__all__ = ["Answer", "Stage", "StageData", "answer", "file_of", "merge_file", "record", "refreshed"]
 
 
 class StageData:
@@ -43,7 +43,7 @@ class StageData:
         self.at = at
         self.secret = frozenset(secret)
         self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
-        self.withheld = frozenset(withheld)  # secrets a /tmp snapshot could not give back: fetch to know them
+        self.withheld = frozenset(withheld)  # secrets a /tmp file could not give back: fetch to know them
         # Keys fetched again on their own since the load (a forced refresh of a source that ``refreshes_keys``),
         # and when; they still age with the load (``at``), the conservative reading.
         self.refreshed: Mapping[str, float] = refreshed or {}
@@ -128,7 +128,7 @@ def answer(
             elif key in data.errors:
                 raise data.errors[key].with_traceback(None)
             elif key in data.withheld:
-                return None  # a secret the /tmp snapshot left out: only a fetch knows it
+                return None  # a secret the /tmp file left out: only a fetch knows it
         return found, data.at + ttl, data
     found = {}
     expires = math.inf
@@ -195,17 +195,17 @@ def refreshed(base: StageData, keys: Collection[str], fetched: Fetched, at: floa
     return StageData(values, base.at, secret=secret, errors=errors, withheld=base.withheld - set(keys), refreshed=times)
 
 
-def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
-    """Take what a /tmp snapshot knows into memory: a whole stage if newer than the one held, else newer entries."""
+def merge_file(state: Stage, stored: StageFile, *, whole: bool) -> None:
+    """Take what a /tmp file knows into memory: a whole stage if newer than the one held, else newer entries."""
     if whole:
-        at = snapshot.complete_at
+        at = stored.complete_at
         if at is None or (state.data is not None and state.data.at >= at):
             return
-        values = {k: v for k, (v, _) in snapshot.values.items() if v is not None}
-        values.update((k, v) for k, (v, _) in snapshot.secrets.items())
-        state.data = StageData(values, at, secret=snapshot.secrets, withheld=snapshot.withheld)
+        values = {k: v for k, (v, _) in stored.values.items() if v is not None}
+        values.update((k, v) for k, (v, _) in stored.secrets.items())
+        state.data = StageData(values, at, secret=stored.secrets, withheld=stored.withheld)
         return
-    for entries, secret in ((snapshot.values, False), (snapshot.secrets, True)):
+    for entries, secret in ((stored.values, False), (stored.secrets, True)):
         for key, (value, at) in entries.items():
             known = state.entries.get(key)
             if known is None or known[1] < at:
@@ -215,7 +215,7 @@ def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
                     state.secret.add(key)
 
 
-def snapshot_of(state: Stage, keys: Collection[str] | None = None) -> Snapshot:
+def file_of(state: Stage, keys: Collection[str] | None = None) -> StageFile:
     """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them).
 
     Keys whose value did not open are listed as withheld, so that a new process fetches them again
@@ -230,7 +230,7 @@ def snapshot_of(state: Stage, keys: Collection[str] | None = None) -> Snapshot:
                 secrets[key] = (value, data.at)
             else:
                 values[key] = (value, data.at)
-        return Snapshot(values, secrets, data.at, frozenset(data.errors) | data.withheld)
+        return StageFile(values, secrets, data.at, frozenset(data.errors) | data.withheld)
     entries = state.entries
     chosen = entries.items() if keys is None else ((k, entries[k]) for k in keys if k in entries)
     for key, (maybe, at) in chosen:
@@ -238,4 +238,4 @@ def snapshot_of(state: Stage, keys: Collection[str] | None = None) -> Snapshot:
             secrets[key] = (maybe, at)
         else:
             values[key] = (maybe, at)
-    return Snapshot(values, secrets, None)
+    return StageFile(values, secrets, None)

@@ -32,7 +32,7 @@ Two ways in (``?via=``):
 
 Unknown application, environment or profile: a ``SourceError`` naming the three (a stage with no
 AppConfig environment is a mistake of the deployment, not an absent key). Caching, single flight,
-stale-on-error, jitter, /tmp snapshots and EMF are the cache layer's, as for every whole-stage source;
+stale-on-error, jitter, /tmp files and EMF are the cache layer's, as for every whole-stage source;
 the snapshot holds the values (never a token). Values are not secrets: keep secrets in Secrets Manager.
 Nothing writes here: AppConfig deployments belong to the deployment pipeline (``stores.appconfig``
 refuses writes).
@@ -124,7 +124,7 @@ class AppConfigSource:
     """A configuration profile of an AppConfig application; the stage names the environment."""
 
     whole_stage = True
-    persist = True  # values are configuration, not secrets: a /tmp snapshot may hold them
+    persist = True  # values are configuration, not secrets: a /tmp file may hold them
 
     def __init__(
         self,

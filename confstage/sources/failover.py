@@ -21,7 +21,7 @@ request within it, and a fetch still running past it (botocore's clients end a h
 read timeout on every attempt) is left to finish in its thread while the next region is asked.
 
 What a fallback served is counted (``stats()``'s ``fallback``, EMF's ``FallbackReads``: the cache layer counts a
-``RegionalFetched``), and its /tmp snapshot is named by the region it came from (``identity``).
+``RegionalFetched``), and its /tmp file is named by the region it came from (``identity``).
 
 Per service: a Secrets Manager replica secret, a DynamoDB global table and an AppConfig application deployed in each
 region have the same name in every region (AppConfig through the Lambda extension, ``via=agent``, has nothing to
@@ -196,7 +196,7 @@ class FailoverSource:
             source.ttl = value
 
     def identity(self) -> str:
-        """The store of the region that served last: a fallback's /tmp snapshot is named by its region."""
+        """The store of the region that served last: a fallback's /tmp file is named by its region."""
         serving = self._serving
         identity = getattr(serving, "identity", None)
         return str(identity()) if callable(identity) else serving.url
