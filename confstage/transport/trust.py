@@ -112,6 +112,8 @@ def locations(environ: Mapping[str, str], defaults: ssl.DefaultVerifyPaths | Non
     if bundle != os.path.realpath(defaults.openssl_cafile):  # a bundle of one's own
         return Locations(cafile, capath, defaults.openssl_cafile_env)
     held = certificates(pem)
+    if held == []:  # an empty bundle adds nothing to the directory (and OpenSSL refuses to load one by name)
+        return Locations(None, capath, "the system CA directory")
     # Only a directory the system's own tool writes from the bundle may stand for it: OpenSSL's built-in one
     # (Debian's update-ca-certificates), or update-ca-trust's extraction beside its bundle; and only if it does.
     twins = [defaults.openssl_capath]
