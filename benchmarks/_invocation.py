@@ -48,7 +48,7 @@ def measure(
 ) -> dict[str, Any]:
     """Time the candidates interleaved; returns {name: summary in ns} plus the labels."""
     import confstage
-    from confstage import _state
+    from confstage import _context as state
     from confstage.testing import lambda_context
 
     three = list(keys[:3])
@@ -74,7 +74,7 @@ def measure(
     outside = confstage.Config(sources=[url], stage=stage, cache_dir=cache_dir)
     outside.get_many(three)
     # An invocation entered for the whole timing of "get_inside" (what the handler body does between reads).
-    client = _state.get_client()
+    client = state.get_client()
     assert client is not None
     invocation = client.begin(context.invoked_function_arn)
     candidates: dict[str, tuple[str, dict[str, Any]]] = {
@@ -96,13 +96,13 @@ def measure(
         )
         candidates["powertools_get"] = ("g(n, max_age=300)", {"g": powertools_get, "n": names[0]})
         apart["powertools_get_outside"] = candidates["powertools_get"]
-    token = _state.enter(invocation)
+    token = state.enter(invocation)
     try:
         # ns_interleaved runs every candidate in this thread, so "get_inside" reads the entered invocation;
         # the handler enters its own on each call and leaves this one in force afterwards.
         timed = ns_interleaved(candidates, repeats=repeats, target_s=target_s)
     finally:
-        _state.leave(invocation, token)
+        state.leave(invocation, token)
     try:
         timed.update(ns_interleaved(apart, repeats=repeats, target_s=target_s))
     finally:

@@ -67,7 +67,7 @@ LABELS = {
 def measure(*, repeats: int, target_s: float) -> dict[str, Any]:
     """Time the candidates interleaved; {name: summary in ns}, the labels and the ratios."""
     import confstage
-    from confstage import _state
+    from confstage import _context as state
     from confstage.testing import MemorySource, lambda_context
 
     text = json.dumps(DOCUMENT)
@@ -113,15 +113,15 @@ def measure(*, repeats: int, target_s: float) -> dict[str, Any]:
             'e(name="checkout", context=c, default=False)',
             {"e": powertools.evaluate, "c": CONTEXT},
         )
-    client = _state.get_client()
+    client = state.get_client()
     assert client is not None
     invocation = client.begin(context.invoked_function_arn)
-    token = _state.enter(invocation)
+    token = state.enter(invocation)
     try:
         confstage.flags()  # built for the entered invocation: "inside" then times the warm lookup
         timed = ns_interleaved(candidates, repeats=repeats, target_s=target_s)
     finally:
-        _state.leave(invocation, token)
+        state.leave(invocation, token)
         confstage.reset()
     results: dict[str, Any] = {name: summarize(samples, "ns") for name, (samples, _) in timed.items()}
     results["labels"] = {name: LABELS[name] for name in timed}

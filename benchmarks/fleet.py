@@ -8,7 +8,7 @@
 A discrete-event simulation on a virtual clock (``_sim.EventLoop``). Each execution environment runs the
 **real** confstage code: its own ``Config`` (``run=run_inline``, the simulation's clock, its own seeded
 random for TTL jitter and backoff, no /tmp cache), and every invocation is what ``@confstage.handler``
-does (``Config.begin`` + ``_state.enter``/``leave``) around reading every key of the stage. Its one source
+does (``Config.begin`` + ``_context.enter``/``leave``) around reading every key of the stage. Its one source
 is a stand-in for ``ssm://``: a whole-stage load is a paginated ``GetParametersByPath`` call against a
 simulated SSM. Beside it, the same workload runs against a model of Powertools for AWS Lambda's parameters
 cache, ``get_parameters(path)``: the path's values are cached until ``max_age`` (5 s by default) after
@@ -78,7 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sim import Call, EventLoop, Retries, Service, TokenBucket
 
 import confstage
-from confstage import Config, ConfstageError, SourceError, _state
+from confstage import Config, ConfstageError, SourceError, _context
 from confstage.cache import Backoff, run_inline
 from confstage.sources import Fetched
 
@@ -233,7 +233,7 @@ class ConfstageEnvironment(Environment):
         self.busy = True
         config, keys = self.config, self.fleet.keys
         invocation = config.begin(ARN)
-        token = _state.enter(invocation)
+        token = _context.enter(invocation)
         try:
             values = config.get_many(keys)
         except ConfstageError as exc:
@@ -244,7 +244,7 @@ class ConfstageEnvironment(Environment):
         else:
             ok, age = True, self.fleet.loop.now - float(values[keys[0]])
         finally:
-            _state.leave(invocation, token)
+            _context.leave(invocation, token)
         self.finished(ok, age)
 
 

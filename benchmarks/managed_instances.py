@@ -76,7 +76,7 @@ class CountingProxy:
                 self.wfile.write(data)
                 upstream_conn.close()
 
-            do_GET = do_POST = do_PUT = do_HEAD = _forward  # noqa: N815
+            do_GET = do_POST = do_PUT = do_HEAD = _forward
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -93,7 +93,10 @@ def seed(endpoint: str) -> None:
     import boto3
 
     dynamodb = boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - the local endpoint's
     )
     dynamodb.create_table(
@@ -119,7 +122,7 @@ def run(contender: str, n: int, proxy: CountingProxy) -> dict[str, Any]:
         env.update(
             AWS_ENDPOINT_URL=proxy.url,
             AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - the local endpoint's
+            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - the local endpoint's
             AWS_DEFAULT_REGION="us-east-1",
             CONFSTAGE_TRANSPORT="botocore" if "botocore" in contender else "lite",
             CONFSTAGE_TTL=str(TTL),

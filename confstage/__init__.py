@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from time import monotonic as _monotonic  # a built-in module, loaded by the interpreter before us: free
 
-from . import _state
-from ._state import MISSING
+from . import _context
+from ._context import MISSING
 
 TYPE_CHECKING = False
 if not TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TypeVar, overload
 
-    from ._state import Missing
+    from ._context import Missing
     from .cache import Backoff
     from .client import Config as Config
     from .errors import ConfigurationError as ConfigurationError
@@ -116,9 +116,9 @@ _LAZY = {
 # Submodules reachable as attributes without importing them first (imported on first access).
 _SUBMODULES = frozenset({"testing", "errors", "stage", "names"})
 
-_current = _state.CURRENT.get
+_current = _context.CURRENT.get
 _FLAGS_SLOT = "confstage.flags"  # getters._FLAGS: flags() keeps an invocation's Flags under (_FLAGS_SLOT, key)
-_running = _state.RUNNING
+_running = _context.RUNNING
 
 
 def __getattr__(name: str) -> Any:
@@ -142,10 +142,15 @@ def _client() -> Config:
     """The client in force: this invocation's, the one running invocation's (a worker thread), else the default."""
     invocation = _current()
     if invocation is None and _running:
-        invocation = _state.sole_invocation()
+        invocation = _context.sole_invocation()
     if invocation is not None:
         return invocation.client
-    return _state.client or _state.default()
+    found = _context.client
+    if found is None:
+        from .client import default
+
+        found = default()
+    return found
 
 
 def configure(
@@ -190,13 +195,13 @@ def configure(
         random=random,
         transport=transport,
     )
-    _state.use(made)
+    _context.use(made)
     return made
 
 
 def reset() -> None:
     """Drop the default client; the next call builds a new one from the environment."""
-    _state.reset()
+    _context.use(None)
 
 
 # The getters' overloads are Config's (``getters.Getters``): without a default, or with one of the getter's own
@@ -249,7 +254,7 @@ def get(
                 return default  # type: ignore[return-value]
         return invocation.client.get(key, default, stage=stage, max_age=max_age, force=force)
     if invocation is None and not _running and stage is None and max_age is None and not force:
-        client = _state.client  # outside any invocation: the default client's own fast path, called plainly
+        client = _context.client  # outside any invocation: the default client's own fast path, called plainly
         if client is not None:
             return client.get(key, default)
     return _client().get(key, default, stage=stage, max_age=max_age, force=force)

@@ -6,8 +6,8 @@
     └── call(operation, params, ...)      the request (AwsRequest), its deadline, the answer checked
         └── Transport.call(request)       botocore (transport/botocore.py) or, later, lite
 
-``call`` builds the ``AwsRequest``, applies the deadline (given, or the fetch's in ``_state.DEADLINE``), sends it
-over the transport (given, or ``_state.transport()``, chosen once by ``choose_transport``), and turns every failure
+``call`` builds the ``AwsRequest``, applies the deadline (given, or the fetch's in ``_context.DEADLINE``), sends it
+over the transport (given, or ``runtime_transport()``, chosen once by ``choose_transport``), and turns every failure
 into a ``SourceError`` naming the source, the operation (as IAM spells it, ``dynamodb:Query``) and what it read,
 chained to the transport's error, with ``throttled`` set when AWS refused for rate. An error code the caller
 expects (``answers``: no such object, a refused ciphertext) is returned as an ``ErrorAnswer`` instead. A 2xx
@@ -15,7 +15,7 @@ that lacks what the operation always sends (``PROMISES``: an empty or truncated 
 ``SourceError`` too, never "not found". ``pages`` follows an operation's page tokens (``PAGES``) and asks again,
 with jittered backoff, for what a batch left unprocessed (``UNPROCESSED``).
 
-``store_identity`` names the store a source reaches (region, endpoint, principal) for the /tmp cache.
+``endpoint_identity`` names where a source reaches AWS (region, endpoint, principal) for the /tmp cache.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from . import _state
+from . import _context
 from ._backoff import Backoff
 from .errors import SourceError
 from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError, Transport
+from .transport.identity import identity_from_environment
 
 __all__ = [
     "IAM_PREFIXES",
@@ -43,11 +44,11 @@ __all__ = [
     "Retry",
     "call",
     "choose_transport",
-    "digest",
-    "environment_identity",
+    "endpoint_identity",
     "read_body",
     "reset",
-    "store_identity",
+    "runtime_transport",
+    "use_runtime_transport",
 ]
 
 
@@ -121,8 +122,36 @@ class Retry(NamedTuple):
     sleep: Callable[[float], None] = time.sleep
 
 
+_runtime: Transport | None = None  # the runtime's transport, once chosen (runtime_transport)
+_lock: Any = None  # guards choosing it (a threading.Lock, made on first use: threading costs at import)
+
+
+def runtime_transport() -> Transport:
+    """The transport the runtime's AWS calls go through, chosen on first use (``choose_transport``)."""
+    global _lock, _runtime
+    found = _runtime
+    if found is None:
+        if _lock is None:
+            import threading
+
+            _lock = threading.Lock()
+        with _lock:
+            found = _runtime
+            if found is None:
+                found = _runtime = choose_transport()
+    return found
+
+
+def use_runtime_transport(transport: Transport | None) -> Transport | None:
+    """Make ``transport`` the runtime's (None: choose one again on next use); tests swap in their own. Returns the
+    one it replaces."""
+    global _runtime
+    previous, _runtime = _runtime, transport
+    return previous
+
+
 def choose_transport() -> Transport:
-    """The transport the runtime's reads go through, made once per process (``_state.transport``).
+    """The transport the runtime's reads go through, made once per process (``runtime_transport``).
 
     ``CONFSTAGE_TRANSPORT`` (``transport.selection.choose``): ``lite`` inside Lambda when nothing needs
     botocore, else botocore; neither is imported until chosen.
@@ -133,7 +162,7 @@ def choose_transport() -> Transport:
     choice = choose()
     log.debug("transport: %s (%s)", choice.name, choice.reason)
     if choice.name == "lite":
-        from .transport.lite import LiteTransport
+        from .transport.lite.transport import LiteTransport
 
         return LiteTransport()
     from .transport.botocore import BotocoreTransport
@@ -144,7 +173,7 @@ def choose_transport() -> Transport:
 def reset() -> None:
     """Forget the default transport and its clients, closing its idle connections (tests; a new endpoint or
     credentials)."""
-    close = getattr(_state.use_transport(None), "close", None)
+    close = getattr(use_runtime_transport(None), "close", None)
     if callable(close):
         close()
 
@@ -171,11 +200,11 @@ def call(
     if service in IAM_PREFIXES:  # botocore's service name in the request, IAM's in what errors say
         operation = f"{IAM_PREFIXES[service]}:{name}"
     if deadline is None:
-        deadline = _state.DEADLINE.get()
+        deadline = _context.DEADLINE.get()
     request = AwsRequest(service, name, params, region, endpoint_url, deadline)
     where = f" on {target}" if target else ""
     try:
-        response = (transport or _state.transport()).call(request)
+        response = (transport or runtime_transport()).call(request)
     except AwsError as exc:
         if exc.code in answers:
             return ErrorAnswer(exc.code, exc)
@@ -244,7 +273,7 @@ class Caller:
         unprocessed entries are sent again after ``retry``'s backoff; still left after its attempts, they are a
         ``SourceError`` (throttled). The walk ends with a ``SourceError``, too, on a page token the store already
         gave (a loop), past ``MAX_PAGES`` pages, and before asking for another page once the fetch's deadline
-        (``_state.DEADLINE``) has passed: no fetch thread pages on after ``get`` has stopped waiting for it.
+        (``_context.DEADLINE``) has passed: no fetch thread pages on after ``get`` has stopped waiting for it.
         """
         request = dict(params)
         tokens = PAGES.get(operation, ())
@@ -301,7 +330,7 @@ class Caller:
 
     def _before_next_page(self, operation: str, where: str, page: int) -> None:
         """Refuse to ask for another page once the fetch's deadline has passed (``get`` has stopped waiting)."""
-        deadline = _state.DEADLINE.get()
+        deadline = _context.DEADLINE.get()
         if deadline is not None and time.monotonic() >= deadline:
             raise SourceError(
                 f"{operation}{where}: the fetch deadline passed before page {page}",
@@ -314,8 +343,8 @@ class Caller:
         return read_body(response, source=self.source, operation=operation, target=target)
 
     def identity(self, service: str) -> str:
-        """``store_identity`` of this caller's transport."""
-        return store_identity(service, transport=self.transport)
+        """``endpoint_identity`` of this caller's transport."""
+        return endpoint_identity(service, transport=self.transport)
 
 
 def _get(response: Any, name: str) -> Any:
@@ -324,10 +353,8 @@ def _get(response: Any, name: str) -> Any:
 
 # -- which store a source reaches (the /tmp cache's key) ------------------------------------------
 
-_ENDPOINT_NAMES = {"dynamodb": "DYNAMODB", "s3": "S3", "ssm": "SSM", "secretsmanager": "SECRETS_MANAGER", "kms": "KMS"}
 
-
-def store_identity(
+def endpoint_identity(
     service: str, *, transport: Transport | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
     """Where ``service`` is reached: ``region=… endpoint=… principal=…``, never a credential.
@@ -341,41 +368,11 @@ def store_identity(
     """
     env = os.environ if environ is None else environ
     if transport is None:
-        found = _identity_from_environment(service, env)
+        found = identity_from_environment(service, env)
         if found is not None:
             return found
-        transport = _state.transport()
+        transport = runtime_transport()
     identify = getattr(transport, "identity", None)
     if callable(identify):
         return str(identify(service))
     return f"transport={transport.name}-{id(transport):x}"  # known to this process only
-
-
-def _identity_from_environment(service: str, env: Mapping[str, str]) -> str | None:
-    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env.get("HOME") or "~", ".aws", "config")
-    if os.path.exists(os.path.expanduser(config_file)):
-        return None  # a profile could set the region or this service's endpoint: ask botocore
-    return environment_identity(service, env)
-
-
-def environment_identity(service: str, env: Mapping[str, str]) -> str | None:
-    """``store_identity`` from the environment variables alone, which is all the lite transport reads (botocore
-    reads shared config files too); None without credentials or a region."""
-    key_id = env.get("AWS_ACCESS_KEY_ID")
-    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
-    if not key_id or not env.get("AWS_SECRET_ACCESS_KEY") or not region:
-        return None
-    endpoint = "default"
-    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
-        specific = f"AWS_ENDPOINT_URL_{_ENDPOINT_NAMES.get(service, service.upper())}"
-        endpoint = env.get(specific) or env.get("AWS_ENDPOINT_URL") or endpoint
-    return f"region={region} endpoint={endpoint} principal={digest(key_id)}"
-
-
-def digest(key_id: str) -> str:
-    """A short digest of an access key id: tells principals apart and never shows the id."""
-    try:
-        from _blake2 import blake2b  # what hashlib re-exports, without hashlib's 5 ms of OpenSSL import
-    except ImportError:  # pragma: no cover - every CPython build has _blake2
-        from hashlib import blake2b
-    return blake2b(key_id.encode("utf-8"), digest_size=8, person=b"confstage-akid").hexdigest()

@@ -3,7 +3,7 @@
 Reads come in two kinds:
 
 * **Inside an invocation** (``@handler``, ``bind()``): freshness is decided when the invocation
-  starts. The invocation holds a dict of what it has read (its snapshot, ``_state.Invocation``); a
+  starts. The invocation holds a dict of what it has read (its snapshot, ``_context.Invocation``); a
   read is a lookup in it, and a key not yet in it is resolved once, as of the invocation's start, and
   added. A value refreshed meanwhile is seen by the next invocation.
 * **Outside invocations**: the TTL is checked on every call, against the client's view of the stage
@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._state import EMPTY, FOREVER, MISSING, Invocation, own
+from ._context import EMPTY, FOREVER, MISSING, Invocation, own
 from .cache import CachedSource, StageData
 from .errors import KeyNotFoundError
 from .metrics import COUNTERS

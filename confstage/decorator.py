@@ -13,8 +13,9 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from . import _state
-from ._state import CURRENT, RUNNING
+from . import _context
+from ._context import CURRENT, RUNNING
+from .client import default as _default_client
 
 if TYPE_CHECKING:
     from .client import Config
@@ -79,22 +80,22 @@ def handler(
     keys = tuple(warmup_keys) if warmup_keys is not None else None
 
     def warm(context: Any) -> dict[str, Any]:
-        client = config if config is not None else _state.default()
+        client = config if config is not None else _default_client()
         invocation = client.begin(getattr(context, "invoked_function_arn", None))
-        token = _state.enter(invocation)
+        token = _context.enter(invocation)
         try:
             stage = client.current_stage()
             client.prefetch(keys, stage=stage)
         finally:
-            _state.leave(invocation, token)
+            _context.leave(invocation, token)
         return {"confstage": "warm", "stage": stage}
 
-    def nested(fn: F, event: Any, context: Any, client: Config, invocation: _state.Invocation) -> Any:
-        token = _state.enter(invocation)
+    def nested(fn: F, event: Any, context: Any, client: Config, invocation: _context.Invocation) -> Any:
+        token = _context.enter(invocation)
         try:
             return fn(event, context)
         finally:
-            _state.leave(invocation, token)
+            _context.leave(invocation, token)
             if client.emitter is not None:
                 client.emitter.emit(invocation.stage)
 
@@ -112,13 +113,13 @@ def handler(
             async def async_wrapper(event: Any, context: Any) -> Any:
                 if is_ping is not None and is_ping(event):
                     return warm(context)
-                client = config or _state.client or _state.default()
+                client = config or _context.client or _default_client()
                 invocation = client.begin(getattr(context, "invoked_function_arn", None))
-                token = _state.enter(invocation)
+                token = _context.enter(invocation)
                 try:
                     return await fn(event, context)
                 finally:
-                    _state.leave(invocation, token)
+                    _context.leave(invocation, token)
                     if client.emitter is not None:
                         client.emitter.emit(invocation.stage)
 
@@ -134,8 +135,8 @@ def handler(
 
         @functools.wraps(fn)
         def wrapper(event: Any, context: Any) -> Any:
-            # _state.enter/leave, inlined: this runs on every invocation (Lambda passes exactly these two).
-            client = config or _state.client or _state.default()
+            # _context.enter/leave, inlined: this runs on every invocation (Lambda passes exactly these two).
+            client = config or _context.client or _default_client()
             try:
                 arn = context.invoked_function_arn
             except AttributeError:

@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["COUNTERS", "SourceStats"]
 
 # shared: fetches another process of this machine made while this one waited for it (Managed Instances);
-# fallback: fetches a fallback region served (confstage.failover)
+# fallback: fetches a fallback region served (confstage.sources.failover)
 COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits", "shared", "fallback")
 
 

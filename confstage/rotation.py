@@ -19,8 +19,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _state
-from ._state import CURRENT
+from . import _context
+from ._context import CURRENT
+from .client import default as _default_client
 
 if TYPE_CHECKING:
     from .client import Config
@@ -97,8 +98,8 @@ class _Call:
     def __init__(self, config: Config | None, keys: tuple[str, ...] | None) -> None:
         invocation = CURRENT.get()
         if invocation is None:
-            invocation = _state.sole_invocation()
-        client = config or (invocation.client if invocation is not None else None) or _state.default()
+            invocation = _context.sole_invocation()
+        client = config or (invocation.client if invocation is not None else None) or _default_client()
         self.client = client
         self.keys = keys
         self.started = client.clock()  # the client's clock, so that a test's fake clock applies
@@ -108,8 +109,10 @@ class _Call:
         stage: str = invocation.stage or client.current_stage()
         if invocation.shared or invocation is not CURRENT.get() or invocation.stage is None:
             # The recording swaps the snapshot: on an invocation of this call's own, never a shared one.
-            invocation = _state.Invocation(client, stage, invocation.started, invocation.values, dict(invocation.pins))
-            self.token = _state.enter(invocation)
+            invocation = _context.Invocation(
+                client, stage, invocation.started, invocation.values, dict(invocation.pins)
+            )
+            self.token = _context.enter(invocation)
         self.invocation = invocation
         self.saved = invocation.values
         self.recording = _Recording(invocation.values)
@@ -121,14 +124,14 @@ class _Call:
     def __exit__(self, *exc_info: object) -> None:
         self._restore()
         if self.token is not None:
-            _state.leave(self.invocation, self.token)
+            _context.leave(self.invocation, self.token)
             self.token = None
 
     def _restore(self) -> None:
         """Put the snapshot back, with what the call added (unless a refresh replaced it meanwhile)."""
         invocation = self.invocation
         if invocation.values is self.recording:
-            if self.saved is _state.EMPTY:
+            if self.saved is _context.EMPTY:
                 self.saved = dict(self.recording)  # nothing was shared: the call's reads become the snapshot
             else:
                 for key, value in self.recording.items():

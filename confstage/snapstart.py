@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _state
+from . import _context
 
 if TYPE_CHECKING:
     from .client import Config
@@ -60,14 +60,14 @@ def install(
 
 def watch(config: Config) -> None:
     """Expire ``config`` too on restore (the default client always is)."""
-    live = [ref for ref in _state.WATCHED if ref() is not None]
-    _state.WATCHED[:] = [*live, weakref.ref(config)]
+    live = [ref for ref in _context.WATCHED if ref() is not None]
+    _context.WATCHED[:] = [*live, weakref.ref(config)]
 
 
 def after_restore() -> None:
     """The hook: every cached value of the default client and of watched clients becomes stale."""
-    clients = {client for ref in _state.WATCHED if (client := ref()) is not None}
-    default = _state.get_client()
+    clients = {client for ref in _context.WATCHED if (client := ref()) is not None}
+    default = _context.get_client()
     if default is not None:
         clients.add(default)
     for client in clients:
@@ -79,4 +79,4 @@ def reset() -> None:
     global _installed
     with _lock:
         _installed = False
-        _state.WATCHED.clear()
+        _context.WATCHED.clear()

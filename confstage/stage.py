@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._state import Invocation, running
+from ._context import Invocation, running
 from .errors import ConfigurationError, StageError
 from .names import validate_stage
 

@@ -188,9 +188,9 @@ class ConfstageValues:
     """
 
     def __init__(self) -> None:
-        from . import _state
+        from . import _context
 
-        self._saved = _state.get_client()
+        self._saved = _context.get_client()
         self.source = MemorySource(url="memory://confstage-values")
 
     def __call__(
@@ -213,9 +213,9 @@ class ConfstageValues:
 
     def close(self) -> None:
         """Put back the default client that was in place before."""
-        from . import _state
+        from . import _context
 
-        _state.use(self._saved)
+        _context.use(self._saved)
 
 
 @contextmanager
@@ -244,16 +244,16 @@ def override(
 @contextmanager
 def override_settings(*instances: Any) -> Iterator[None]:
     """``with override_settings(AppSettings(port=1)):`` — ``confstage.settings(AppSettings)`` returns that object."""
-    from . import _state
+    from . import _context
 
-    saved = dict(_state.SETTINGS_OVERRIDES)
+    saved = dict(_context.SETTINGS_OVERRIDES)
     try:
         for instance in instances:
-            _state.SETTINGS_OVERRIDES[type(instance)] = instance
+            _context.SETTINGS_OVERRIDES[type(instance)] = instance
         yield
     finally:
-        _state.SETTINGS_OVERRIDES.clear()
-        _state.SETTINGS_OVERRIDES.update(saved)
+        _context.SETTINGS_OVERRIDES.clear()
+        _context.SETTINGS_OVERRIDES.update(saved)
 
 
 # -- the pytest plugin ------------------------------------------------------------------------
@@ -276,19 +276,19 @@ else:
     @pytest.fixture(name="confstage_settings")
     def fixture_confstage_settings() -> Iterator[Callable[..., None]]:
         """``confstage_settings(AppSettings(port=1))``: what ``confstage.settings(AppSettings)`` returns here."""
-        from . import _state
+        from . import _context
 
-        saved = dict(_state.SETTINGS_OVERRIDES)
+        saved = dict(_context.SETTINGS_OVERRIDES)
 
         def put(*instances: Any) -> None:
             for instance in instances:
-                _state.SETTINGS_OVERRIDES[type(instance)] = instance
+                _context.SETTINGS_OVERRIDES[type(instance)] = instance
 
         try:
             yield put
         finally:
-            _state.SETTINGS_OVERRIDES.clear()
-            _state.SETTINGS_OVERRIDES.update(saved)
+            _context.SETTINGS_OVERRIDES.clear()
+            _context.SETTINGS_OVERRIDES.update(saved)
 
     @pytest.fixture(name="lambda_context")
     def fixture_lambda_context() -> Callable[..., LambdaContext]:

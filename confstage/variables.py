@@ -106,7 +106,7 @@ def env_float(name: str, default: float, environ: Mapping[str, str] | None = Non
 
 def fallback_regions(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """``CONFSTAGE_FALLBACK_REGIONS``: the regions an AWS source reads from, in order, when its home region fails
-    (comma-separated; empty: none). Each name is checked where it is used (``confstage.failover``)."""
+    (comma-separated; empty: none). Each name is checked where it is used (``confstage.sources.failover``)."""
     raw = env_str("CONFSTAGE_FALLBACK_REGIONS", environ) or ""
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 

@@ -31,11 +31,13 @@ class DictSource:
         self.fetches = 0
         self.failing: str | None = None  # an error code to raise instead of answering
         self.gate: threading.Event | None = None  # when set, fetch waits for it
+        self.entered = threading.Event()  # set when a fetch begins (a test waits for one to be in flight)
         self._lock = threading.Lock()
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
         with self._lock:
             self.fetches += 1
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(timeout=10)
         if self.failing:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from confstage import SourceError, _state, aws
+from confstage import SourceError, _context, aws
 from confstage._backoff import Backoff
 from confstage.testing import MockTransport
 from confstage.transport import AwsError, AwsRequest, NetworkError
@@ -21,11 +21,11 @@ def fixture_answer() -> Iterator[Callable[[Callable[[AwsRequest], dict[str, Any]
 
     def install(handler: Callable[[AwsRequest], dict[str, Any]]) -> MockTransport:
         transport = MockTransport(handler)
-        _state.use_transport(transport)
+        aws.use_runtime_transport(transport)
         return transport
 
     yield install
-    _state.use_transport(None)
+    aws.use_runtime_transport(None)
 
 
 def failing(error: Exception) -> Callable[[AwsRequest], dict[str, Any]]:
@@ -37,12 +37,12 @@ def failing(error: Exception) -> Callable[[AwsRequest], dict[str, Any]]:
 
 def test_the_default_transport_is_botocore_and_swappable() -> None:
     """choose_transport picks botocore today; use_transport puts another in its place until reset."""
-    assert isinstance(_state.transport(), BotocoreTransport)
+    assert isinstance(aws.runtime_transport(), BotocoreTransport)
     mock = MockTransport(lambda request: {})
-    _state.use_transport(mock)
-    assert _state.transport() is mock
+    aws.use_runtime_transport(mock)
+    assert aws.runtime_transport() is mock
     aws.reset()
-    assert isinstance(_state.transport(), BotocoreTransport)
+    assert isinstance(aws.runtime_transport(), BotocoreTransport)
 
 
 def test_a_request_names_service_operation_and_params(answer: Any) -> None:
@@ -57,12 +57,12 @@ def test_a_request_names_service_operation_and_params(answer: Any) -> None:
 def test_the_fetch_deadline_reaches_the_request(answer: Any) -> None:
     """Inside a fetch the cache layer sets a deadline: every request of that fetch carries it."""
     transport = answer(lambda request: {"Items": []})
-    token = _state.DEADLINE.set(1234.5)
+    token = _context.DEADLINE.set(1234.5)
     try:
         aws.call("dynamodb:Query", {}, source="s")
         aws.call("dynamodb:Query", {}, source="s", deadline=99.0)
     finally:
-        _state.DEADLINE.reset(token)
+        _context.DEADLINE.reset(token)
     assert [request.deadline for request in transport.requests] == [1234.5, 99.0]
 
 
@@ -190,7 +190,7 @@ def test_a_store_is_named_by_the_environment_without_a_client(monkeypatch: pytes
     """With credentials and region in the environment and no config file, no transport is asked."""
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://ddb.local")
-    found = aws.store_identity("dynamodb")
+    found = aws.endpoint_identity("dynamodb")
     assert found.startswith("region=us-east-1 endpoint=http://ddb.local principal=")
     assert "testing" not in found
 
@@ -198,4 +198,4 @@ def test_a_store_is_named_by_the_environment_without_a_client(monkeypatch: pytes
 def test_a_transport_without_identity_names_itself() -> None:
     """A transport that cannot say where it reaches is known to this process only."""
     mock = MockTransport(lambda request: {})
-    assert aws.store_identity("s3", transport=mock) == f"transport=mock-{id(mock):x}"
+    assert aws.endpoint_identity("s3", transport=mock) == f"transport=mock-{id(mock):x}"

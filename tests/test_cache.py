@@ -38,8 +38,7 @@ def test_sixteen_threads_on_a_cold_key_cost_one_fetch(clock: FakeClock) -> None:
     threads = [threading.Thread(target=work) for _ in range(16)]
     for t in threads:
         t.start()
-    while source.fetches == 0:  # the first thread is inside fetch; the others queue on the lock
-        threading.Event().wait(0.001)
+    assert source.entered.wait(10), "no fetch began"  # the first thread is inside fetch; the others wait on it
     source.gate.set()
     for t in threads:
         t.join(timeout=10)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, ConversionError, KeyNotFoundError, SourceError, StageError, _state
+from confstage import Config, ConversionError, KeyNotFoundError, SourceError, StageError, _context
 from confstage.sources import Fetched
 from confstage.testing import MemorySource
 
@@ -187,12 +187,12 @@ def test_env_source_reads_stage_prefixed_then_plain(monkeypatch: pytest.MonkeyPa
 
 def test_default_client_is_built_lazily_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The module functions build their client from CONFSTAGE_* on first use, not at import."""
-    assert _state.get_client() is None
+    assert _context.get_client() is None
     monkeypatch.setenv("CONFSTAGE_STAGE", "TST")
     monkeypatch.setenv("CONFSTAGE_SOURCES", "env://")
     monkeypatch.setenv("TST_answer", "42")
     assert confstage.get_int("answer") == 42
-    assert _state.get_client() is not None
+    assert _context.get_client() is not None
     assert confstage.current_stage() == "TST"
 
 

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from confstage import Config
-from confstage.disk import CLOCK_SKEW
+from confstage.cache.disk import CLOCK_SKEW
 
 from .conftest import FakeClock
 from .fakes import DictSource

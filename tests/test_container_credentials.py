@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confstage import Config, _state, aws
-from confstage.aws import digest
+from confstage import Config, aws
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest, NetworkError
-from confstage.transport.container import (
+from confstage.transport.identity import digest
+from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.container import (
     ContainerCredentials,
     _expiry,
     _parse,
@@ -33,7 +34,6 @@ from confstage.transport.container import (
     container_uri,
     uri_problem,
 )
-from confstage.transport.lite import LiteTransport
 from confstage.transport.selection import choose
 
 from .conftest import FakeClock, create_stage_key_table
@@ -549,7 +549,7 @@ def test_tmp_snapshots_follow_the_fetched_principal(
         return Config("dynamodb://cfg", stage="DEV", cache_dir=str(tmp_path / "cache")).get("db_url")
 
     assert read() == "postgres://one"
-    assert _state.transport().name == "lite"
+    assert aws.runtime_transport().name == "lite"
     boto("dynamodb").put_item(
         TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "db_url"}, "value": {"S": "postgres://two"}}
     )

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confstage import Config
-from confstage.disk import CLOCK_SKEW, MAX_BYTES, DiskCache, Snapshot, store_identity
+from confstage.cache.disk import CLOCK_SKEW, MAX_BYTES, DiskCache, Snapshot, source_identity
 
 from .conftest import FakeClock
 from .fakes import DictSource
@@ -40,7 +40,7 @@ def snapshot_at(at: float) -> Snapshot:
 
 
 def path_of(cache: DiskCache, source: DictSource, stage: str = "DEV") -> Path:
-    identity = store_identity(source)
+    identity = source_identity(source)
     assert identity is not None
     return Path(cache.path(identity, stage))
 

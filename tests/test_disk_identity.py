@@ -25,7 +25,7 @@ import pytest
 
 import confstage
 from confstage import Config, SourceError, aws
-from confstage.disk import store_identity
+from confstage.cache.disk import source_identity
 from confstage.sources import build_source
 from confstage.sources.dynamodb import DynamoDBSource
 from confstage.transport.botocore import BotocoreTransport
@@ -198,7 +198,7 @@ def test_two_principals_never_share_a_snapshot(
 
 
 def test_the_store_is_named_by_region_endpoint_and_principal_never_the_key_id() -> None:
-    """store_identity changes with each of them, a service's own endpoint wins, and the key id never shows."""
+    """source_identity changes with each of them, a service's own endpoint wins, and the key id never shows."""
     base = {
         "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID0001",
         "AWS_SECRET_ACCESS_KEY": "x",
@@ -206,7 +206,7 @@ def test_the_store_is_named_by_region_endpoint_and_principal_never_the_key_id() 
         "AWS_ENDPOINT_URL": "http://one:4566",
         "AWS_CONFIG_FILE": "/nonexistent/aws-config",
     }
-    named = aws.store_identity("dynamodb", environ=base)
+    named = aws.endpoint_identity("dynamodb", environ=base)
     assert "AKIAEXAMPLEKEYID0001" not in named
     assert named.startswith("region=us-east-1 endpoint=http://one:4566 principal=")
     variants = [
@@ -215,11 +215,11 @@ def test_the_store_is_named_by_region_endpoint_and_principal_never_the_key_id() 
         {"AWS_ENDPOINT_URL": "http://two:4566"},
         {"AWS_ENDPOINT_URL_DYNAMODB": "http://dynamo:8000"},
     ]
-    assert len({named, *(aws.store_identity("dynamodb", environ={**base, **v}) for v in variants)}) == 5
-    assert "endpoint=http://dynamo:8000" in aws.store_identity(
+    assert len({named, *(aws.endpoint_identity("dynamodb", environ={**base, **v}) for v in variants)}) == 5
+    assert "endpoint=http://dynamo:8000" in aws.endpoint_identity(
         "dynamodb", environ={**base, "AWS_ENDPOINT_URL_DYNAMODB": "http://dynamo:8000"}
     )
-    assert "endpoint=default" in aws.store_identity(
+    assert "endpoint=default" in aws.endpoint_identity(
         "dynamodb", environ={**base, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
     )
 
@@ -227,10 +227,10 @@ def test_the_store_is_named_by_region_endpoint_and_principal_never_the_key_id() 
 def test_a_given_transport_names_its_own_store(aws_endpoint: str) -> None:
     """A source built on a caller's transport is named by its region and endpoint, not the environment's."""
     transport = BotocoreTransport(endpoint_url="http://elsewhere:8000", region="ap-south-1")
-    named = store_identity(DynamoDBSource("cfg", transport=transport))
+    named = source_identity(DynamoDBSource("cfg", transport=transport))
     assert named is not None
     assert "region=ap-south-1 endpoint=http://elsewhere:8000" in named
-    assert named != store_identity(DynamoDBSource("cfg"))
+    assert named != source_identity(DynamoDBSource("cfg"))
 
 
 def test_a_forced_lite_transport_names_its_store_the_same_in_every_process(
@@ -260,7 +260,7 @@ def test_a_forced_lite_transport_names_its_store_the_same_in_every_process(
 def test_sources_that_never_persist_have_no_store_name() -> None:
     """env://, kms-env:// and Secrets Manager snapshots never go to /tmp: they have no name there."""
     for url in ("env://", "kms-env://", "secretsmanager://app"):
-        assert store_identity(build_source(url)) is None
+        assert source_identity(build_source(url)) is None
 
 
 def test_a_warm_tmp_hit_in_a_new_process_imports_no_aws_library(aws_endpoint: str, tmp_path: Path) -> None:

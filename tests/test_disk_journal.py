@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confstage import Config, disk
-from confstage.disk import JOURNAL_MIN
+from confstage import Config
+from confstage.cache import disk
+from confstage.cache.disk import JOURNAL_MIN
 
 from .conftest import FakeClock
 from .fakes import DictSource

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from confstage import Config, ConfigurationError, KeyNotFoundError, SourceError
 from confstage.emf import Emitter
 from confstage.errors import ConfstageError
-from confstage.failover import FailoverSource, RegionalFetched, check_regions, worth_failing_over
 from confstage.sources import build_source
+from confstage.sources.failover import FailoverSource, RegionalFetched, check_regions, worth_failing_over
 from confstage.testing import MockTransport
 from confstage.transport import AwsError, AwsRequest, NetworkError, Transport
 from confstage.transport.botocore import BotocoreTransport

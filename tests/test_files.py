@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, ConfigurationError, KeyNotFoundError, SourceError, files
-from confstage.files import NOT_MODIFIED, ObjectFiles
+from confstage import Config, ConfigurationError, KeyNotFoundError, SourceError
+from confstage import objects as files
+from confstage.objects import NOT_MODIFIED, ObjectFiles
 from confstage.sources import Fetched
 from confstage.testing import lambda_context
 
@@ -275,7 +276,7 @@ def test_object_files_never_persist_a_value(store: ObjectStore, tmp_path: Path, 
     config(store, tmp_path, clock).get_path("secretish")
     snapshots = b"".join(p.read_bytes() for p in (tmp_path / "cache").iterdir() if p.is_file())
     assert b"TOP-SECRET-BYTES" not in snapshots
-    assert isinstance(ObjectFiles(store, str(tmp_path)).store_id(), str)
+    assert isinstance(ObjectFiles(store, str(tmp_path)).identity(), str)
     assert os.path.isdir(tmp_path / "cache" / "objects")
 
 

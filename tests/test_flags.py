@@ -494,6 +494,7 @@ def test_a_broken_document_is_one_error_naming_every_problem_never_a_value(broke
 
 def test_the_warm_path_reads_the_slot_getters_fills() -> None:
     """``confstage.flags``' inlined warm path and ``Config.flags`` name the same snapshot slot."""
-    from confstage import getters
 
-    assert confstage._FLAGS_SLOT == getters._FLAGS
+    from confstage import client
+
+    assert confstage._FLAGS_SLOT == client._FLAGS

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import confstage
 from confstage import Config, refresh_on
-from confstage._state import NESTED, RUNNING
+from confstage._context import NESTED, RUNNING
 from confstage.testing import MemorySource, lambda_context
 
 VALUES = {

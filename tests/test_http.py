@@ -1,4 +1,4 @@
-"""confstage.transport._http reads HTTP/1.1 answers byte-exactly: lengths, chunks, closes, informational answers,
+"""confstage.transport.lite.http reads HTTP/1.1 answers byte-exactly: lengths, chunks, closes, informational answers,
 and refuses what is not HTTP; every answer here is written byte for byte by a loopback socket server. HTTP dates
 (protocols.http_date/parse_http_date) agree with the email package.
 """
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confstage.transport import _http, protocols
+from confstage.transport import protocols
+from confstage.transport.lite import http as _http
 
 
 class Canned:

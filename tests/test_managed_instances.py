@@ -120,4 +120,3 @@ def test_processes_killed_mid_fetch_hold_nobody_up(proxy: FaultProxy, tmp_path: 
     for path in cache.iterdir():
         if path.suffix == ".json":
             json.loads(path.read_text())  # never torn: written to a temporary file, then renamed
-

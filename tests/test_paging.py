@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confstage import Config, SourceError, _state, aws
+from confstage import Config, SourceError, _context, aws
 from confstage.testing import MockTransport
 from confstage.transport import AwsRequest, Transport
 from confstage.transport.botocore import BotocoreTransport
@@ -43,7 +43,7 @@ def walk(operation: str, script: list[str | None], late_after: int | None) -> tu
     def handler(request: AwsRequest) -> dict[str, Any]:
         n = len(transport.requests) - 1
         if late_after is not None and n + 1 >= late_after:
-            _state.DEADLINE.set(time.monotonic() - 1.0)  # this thread's fetch deadline has now passed
+            _context.DEADLINE.set(time.monotonic() - 1.0)  # this thread's fetch deadline has now passed
         token = script[n] if n < len(script) else f"fresh-{n}"
         page: dict[str, Any] = {"SecretValues": [], "Parameters": [], "Items": [], "IsTruncated": token is not None}
         if token is not None:
@@ -53,14 +53,14 @@ def walk(operation: str, script: list[str | None], late_after: int | None) -> tu
     transport = MockTransport(handler)
     caller = aws.Caller("test://paging", transport)
     error: Exception | None = None
-    context = _state.DEADLINE.set(None)
+    token = _context.DEADLINE.set(None)
     try:
         for _ in caller.pages(operation, {}):
             pass
     except SourceError as exc:
         error = exc
     finally:
-        _state.DEADLINE.reset(context)
+        _context.DEADLINE.reset(token)
     return transport.requests, error
 
 

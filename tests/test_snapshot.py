@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import confstage
-from confstage import Config, _state, client
+from confstage import Config, _context, client
 from confstage.testing import MemorySource, lambda_context
 
 from .conftest import FakeClock
@@ -249,5 +249,5 @@ def test_a_worker_threads_refresh_changes_neither_the_invocation_nor_the_pool_th
             return confstage.get("a"), forced, pool.submit(confstage.current_stage).result(timeout=10)
 
         assert lambda_handler({}, lambda_context("PRD")) == ("a1", "a2", "PRD")
-        assert pool.submit(lambda: _state.CURRENT.get()).result(timeout=10) is None
+        assert pool.submit(lambda: _context.CURRENT.get()).result(timeout=10) is None
     assert confstage.get("a", stage="PRD") == "a2"  # the refresh reached the view: later reads see it

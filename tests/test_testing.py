@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import confstage
-from confstage import KeyNotFoundError, StageError, _state, parse_arn, stage_from_arn
+from confstage import KeyNotFoundError, StageError, _context, parse_arn, stage_from_arn
 from confstage.testing import ConfstageValues, LambdaContext, lambda_context, override
 
 USER_TESTS = """
@@ -78,11 +78,11 @@ def test_closing_restores_the_previous_default_client() -> None:
         assert confstage.get("k") == "v"
         kit({"k": "w"}, stage="PRD")  # a second call replaces the value, nothing stale is served
         assert confstage.get("k") == "w"
-    assert _state.get_client() is before
+    assert _context.get_client() is before
     confstage.reset()
     with override(k="v"):
         pass
-    assert _state.get_client() is None
+    assert _context.get_client() is None
 
 
 def test_lambda_context_looks_like_the_runtime_s() -> None:

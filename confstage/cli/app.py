@@ -14,7 +14,8 @@ import click
 
 from confstage.errors import ConfigurationError, ConfstageError, StageError
 
-from .commands import check, store, tools, transfer
+from .commands import check, tools, transfer
+from .commands import values as value_commands
 from .demo import demo
 from .errors import UsageFailed, failure
 from .options import ConfstageCommand, global_options, hoist, settings_from
@@ -71,7 +72,7 @@ def cli(ctx: click.Context, /, **values: Any) -> None:
     ctx.obj = settings_from(ctx, values)
 
 
-for _module in (store, tools, transfer, check):
+for _module in (value_commands, tools, transfer, check):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 cli.add_command(demo)

@@ -30,7 +30,7 @@ or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the
 (``--cache-kms-key``)       ``confstage:purpose`` = ``tmp-cache``
 ==========================  ======================================================  =============================
 
-Fallback regions (``?fallback_regions=`` on a URL, else ``CONFSTAGE_FALLBACK_REGIONS``; ``confstage.failover``):
+Fallback regions (``?fallback_regions=`` on a URL, else ``CONFSTAGE_FALLBACK_REGIONS``; ``confstage.sources.failover``):
 every regional ARN of the source's statements is granted in each fallback region too, an S3 bucket named with
 ``{region}`` is granted in its home region and each fallback's, and the KMS statements cover the keys and
 ``kms:ViaService`` endpoints of those regions.
@@ -321,7 +321,7 @@ def build_policy(
 
     ``fallback_regions``: where every AWS source fails over to (None: ``CONFSTAGE_FALLBACK_REGIONS``); a URL's
     own ``?fallback_regions=`` wins."""
-    from confstage.failover import PLACEHOLDER, REGIONAL_SCHEMES, check_regions
+    from confstage.sources.failover import PLACEHOLDER, REGIONAL_SCHEMES, check_regions
     from confstage.variables import fallback_regions as configured
 
     everywhere = check_regions(

@@ -25,7 +25,7 @@ import click
 from confstage.sources import split_urls
 from confstage.variables import DEFAULT_SOURCES
 
-from .checks import valid_stage
+from .inputs import valid_stage
 
 if TYPE_CHECKING:
     from confstage.transport import Transport

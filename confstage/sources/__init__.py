@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from confstage.errors import ConfigurationError
 from confstage.variables import fallback_regions as configured_fallbacks
 
-from .base import Fetched, Source, SourceURL
+from .base import REGIONAL_SCHEMES, Fetched, Source, SourceURL
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
@@ -43,10 +43,6 @@ SCHEMES: dict[str, str] = {
 }
 
 
-# Schemes whose sources read AWS in a region, and so accept ``?fallback_regions=`` (``confstage.failover``).
-REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
-
-
 def split_urls(spec: str) -> list[str]:
     """Split ``CONFSTAGE_SOURCES``: URLs separated by whitespace or commas (commas inside ``?…`` kept)."""
     urls: list[str] = []
@@ -69,8 +65,8 @@ def build_source(
 ) -> Source:
     """Build a source from its URL (a ready source object is returned as it is).
 
-    ``transport``: what its AWS calls go through (None: the runtime's, ``_state.transport()``).
-    ``fallback_regions``: where an AWS source reads when its home region fails (``confstage.failover``); None:
+    ``transport``: what its AWS calls go through (None: the runtime's, ``runtime_transport()``).
+    ``fallback_regions``: where an AWS source reads when its home region fails (``confstage.sources.failover``); None:
     the URL's ``?fallback_regions=``, else ``CONFSTAGE_FALLBACK_REGIONS``.
     """
     if not isinstance(url, str):
@@ -92,9 +88,9 @@ def build_source(
     if ttl is not None:
         source.ttl = ttl
     if regional and (regions or "{region}" in parsed.netloc or (regions is None and configured_fallbacks())):
-        from confstage.failover import failover
+        from .failover import failover
 
-        source = failover(source, url=parsed.url, regions=regions, transport=transport)
+        source = failover(source, url=parsed.url, regions=regions, transport=transport, build=build_source)
     return source
 
 

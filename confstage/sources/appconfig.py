@@ -48,7 +48,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from confstage import _log as log
-from confstage._state import DEADLINE
+from confstage._context import DEADLINE
 from confstage.aws import Caller, ErrorAnswer
 from confstage.errors import ConfigurationError, SourceError
 from confstage.names import key_refusal
@@ -212,7 +212,7 @@ class AppConfigSource:
         """A configuration as errors name it: ``APPLICATION/ENVIRONMENT/PROFILE``."""
         return f"{self.application}/{environment}/{self.profile}"
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """What names this store in the /tmp cache: the URL and where it is read (the extension, or AWS)."""
         if self.via == "agent":
             return f"{self.url} agent=localhost:{self.agent_port}"

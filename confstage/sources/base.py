@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from confstage.aws import Caller
     from confstage.errors import ConfstageError
 
-__all__ = ["Fetched", "Source", "SourceURL", "open_envelopes", "parse_json_object"]
+__all__ = ["REGIONAL_SCHEMES", "Fetched", "Source", "SourceURL", "open_envelopes", "parse_json_object"]
+
+# Schemes whose sources read AWS in a region, and so accept ``?fallback_regions=`` (``sources.failover``).
+REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 
 
 class Fetched(Mapping[str, str]):
@@ -62,8 +65,8 @@ class Source(Protocol):
     stage, so a key it leaves out is known to be absent. ``ttl`` overrides the client's TTL
     (``math.inf``: immutable for the life of the process). ``persist`` says whether snapshots
     may go to the /tmp cache (secrets among them never do in plaintext). A source may also define
-    ``store_id() -> str``, what names its store there when the URL alone does not (an AWS source adds
-    region, endpoint and principal: ``aws.store_identity``); without it the URL does. Sources are built from
+    ``identity() -> str``, what names its store there when the URL alone does not (an AWS source adds
+    region, endpoint and principal: ``aws.endpoint_identity``); without it the URL does. Sources are built from
     their URL by ``from_url(url, transport=None)``: the transport their AWS calls go through (None: the runtime's).
     A source that does no I/O sets ``inline = True``: the cache layer then fetches in the caller's thread.
     """
@@ -232,3 +235,39 @@ def _unquote(text: str) -> str:
 
 def _is_hex(pair: str) -> bool:
     return len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair)
+
+
+# -- objects streamed to files (get_path; ``confstage.objects``) ------------------------------------
+
+
+class _NotModified:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_MODIFIED"
+
+
+NOT_MODIFIED = _NotModified()
+
+
+@runtime_checkable
+class ObjectBody(Protocol):
+    """An object's body as a stream, with what identifies its version."""
+
+    etag: str
+    size: int | None  # bytes, when the store says so before the body is read
+
+    def read(self, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ObjectSource(Protocol):
+    """A source whose keys are objects that can be streamed (the S3 objects layout)."""
+
+    url: str
+
+    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | _NotModified | None:
+        """The object's body; ``NOT_MODIFIED`` when its ETag is still ``etag``; None when there is no such object."""
+        ...

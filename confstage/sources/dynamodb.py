@@ -84,7 +84,7 @@ class DynamoDBSource:
     def __repr__(self) -> str:
         return f"DynamoDBSource({self.url!r})"
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """What names this store in the /tmp cache: the table and where the transport reaches it."""
         return f"{self.url} {self.aws.identity('dynamodb')}"
 

@@ -31,11 +31,12 @@ from confstage.aws import Caller, ErrorAnswer
 from confstage.errors import ConfigurationError, SourceError
 from confstage.transport import NetworkError
 
-from .base import Fetched, SourceURL, open_envelopes, parse_json_object
+from .base import NOT_MODIFIED, Fetched, SourceURL, open_envelopes, parse_json_object
 
 if TYPE_CHECKING:
-    from confstage.files import ObjectBody
     from confstage.transport import Transport
+
+    from .base import ObjectBody
 
 __all__ = ["DOCUMENT", "LAYOUTS", "NOT_FOUND", "S3Source"]
 
@@ -93,7 +94,7 @@ class S3Source:
         """An object as errors name it."""
         return f"s3://{self.bucket}/{object_key}" if object_key else f"bucket {self.bucket}"
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """What names this store in the /tmp cache: the bucket and prefix, and where the transport reaches them."""
         return f"{self.url} {self.aws.identity('s3')}"
 
@@ -135,10 +136,8 @@ class S3Source:
         return body
 
     def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
-        """The object of ``key`` as a stream, for ``get_path`` (objects layout): ``files.NOT_MODIFIED`` when its
+        """The object of ``key`` as a stream, for ``get_path`` (objects layout): ``NOT_MODIFIED`` when its
         ETag is still ``etag`` (a 304, no body), None when there is no such object. Never read whole here."""
-        from confstage.files import NOT_MODIFIED
-
         if self.layout != "objects":
             raise ConfigurationError(f"get_path reads objects one per key: {self.url} is in the {self.layout} layout")
         object_key = self.object_key(stage, key)

@@ -58,7 +58,7 @@ class SSMSource:
         """The full parameter name of a key."""
         return f"{self.stage_path(stage)}/{key.strip('/')}"
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """What names this store in the /tmp cache: the path and where the transport reaches it."""
         return f"{self.url} {self.aws.identity('ssm')}"
 

@@ -197,7 +197,7 @@ class BotocoreTransport:
 
 def client_identity(made: Any) -> str:
     """What a botocore client reaches: its region, endpoint and a digest of its access key id (the principal)."""
-    from confstage.aws import digest
+    from .identity import digest
 
     meta = getattr(made, "meta", None)
     region = getattr(meta, "region_name", None) or "none"

@@ -83,7 +83,7 @@ def credentials_blocker(environ: Mapping[str, str] | None = None) -> str | None:
         return None
     if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN"):
         return "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN ask for assume-role-with-web-identity"
-    from .container import container_uri, uri_problem
+    from .lite.container import container_uri, uri_problem
 
     uri = container_uri(env)
     if uri is None:

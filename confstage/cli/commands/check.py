@@ -17,8 +17,8 @@ import time
 
 import click
 
-from confstage.cli.checks import valid_stage
 from confstage.cli.errors import UsageFailed
+from confstage.cli.inputs import valid_stage
 from confstage.cli.options import GLOBAL_OPTIONS, ConfstageCommand, Settings
 from confstage.cli.output import emit_json, message, table
 from confstage.client import Config

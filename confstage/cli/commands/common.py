@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import click
 
-from confstage.cli.checks import decode, read_input, valid_key
 from confstage.cli.errors import Failed, UsageFailed, failure
+from confstage.cli.inputs import decode, read_input, valid_key
 from confstage.cli.options import Settings
 from confstage.client import Config
 from confstage.errors import ConfstageError

@@ -6,9 +6,9 @@ import os
 
 import click
 
-from confstage.cli.checks import valid_stage
 from confstage.cli.errors import Failed
 from confstage.cli.iam import Account, build_policy
+from confstage.cli.inputs import valid_stage
 from confstage.cli.lambda_kms import encrypt_for_lambda
 from confstage.cli.options import ConfstageCommand, Settings, ValueCommand
 from confstage.cli.output import emit, emit_json

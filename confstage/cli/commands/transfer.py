@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from confstage.cli.checks import decode, read_input, valid_key, valid_stage
 from confstage.cli.dotenv import DotenvError, Entry, format_dotenv, load_entries
 from confstage.cli.errors import Failed, UsageFailed
+from confstage.cli.inputs import decode, read_input, valid_key, valid_stage
 from confstage.cli.options import ConfstageCommand, Settings
 from confstage.cli.output import MASK, emit_json, message, progress, reading, report, table
 from confstage.stores import StoredValue

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
-from ._backoff import Backoff, urandom_fraction
-from .errors import ConfstageError
+from confstage._backoff import Backoff, urandom_fraction
+from confstage.errors import ConfstageError
 
 if TYPE_CHECKING:
-    from .stages import StageData
+    from .state import StageData
 
 __all__ = ["Backoff", "Flight", "clear_frames", "run_in_thread", "run_inline", "urandom_fraction"]
 

@@ -12,12 +12,14 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from confstage.errors import ConfstageError
+
 from .disk import Mark, Snapshot
-from .errors import ConfstageError
 
 if TYPE_CHECKING:
-    from .flights import Flight
-    from .sources.base import Fetched
+    from confstage.sources.base import Fetched
+
+    from .flight import Flight
 
 __all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "refreshed", "snapshot_of"]
 

@@ -27,15 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 
-from . import _log as log
-from ._state import DEADLINE
+from confstage import _log as log
+from confstage._context import DEADLINE
+from confstage.errors import ConfstageError, SourceError
+from confstage.metrics import SourceStats
+from confstage.sources.base import Source
+from confstage.variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
+
 from .disk import DiskCache, Snapshot
-from .errors import ConfstageError, SourceError
-from .flights import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
-from .metrics import SourceStats
-from .sources.base import Source
-from .stages import Answer, Stage, StageData, answer, merge_snapshot, record, snapshot_of
-from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
+from .flight import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
+from .state import Answer, Stage, StageData, answer, merge_snapshot, record, snapshot_of
 
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
@@ -369,7 +370,7 @@ class CachedSource:
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
-            if getattr(fetched, "region", None) is not None:  # served by a fallback region (confstage.failover)
+            if getattr(fetched, "region", None) is not None:  # served by a fallback region (confstage.sources.failover)
                 self.stats.count("fallback")
             record(state, flight, fetched, whole=self._whole)
             # A whole stage is written whole; a per-key fetch appends just its keys (linear in what it learnt).

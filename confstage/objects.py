@@ -26,12 +26,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from . import _log as log
-from ._files import prepare_directory
+from .cache._private import prepare_directory
 from .errors import ConfigurationError, SourceError
-from .sources.base import Fetched
+from .sources.base import NOT_MODIFIED, Fetched, ObjectBody, ObjectSource
 
 if TYPE_CHECKING:
     from .cache import CachedSource
@@ -50,39 +50,6 @@ __all__ = [
 CHUNK = 1 << 20  # bytes read and written at a time: the memory a download holds
 DOWNLOAD_TIMEOUT = 300.0  # seconds a caller waits for an object's download (values: CONFSTAGE_FETCH_TIMEOUT)
 _SECURE_PREFIX = b"cs1:"  # crypto.PREFIX: an envelope-encrypted value
-
-
-class _NotModified:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_MODIFIED"
-
-
-NOT_MODIFIED = _NotModified()
-
-
-@runtime_checkable
-class ObjectBody(Protocol):
-    """An object's body as a stream, with what identifies its version."""
-
-    etag: str
-    size: int | None  # bytes, when the store says so before the body is read
-
-    def read(self, size: int) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class ObjectSource(Protocol):
-    """A source whose keys are objects that can be streamed (the S3 objects layout)."""
-
-    url: str
-
-    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | _NotModified | None:
-        """The object's body; ``NOT_MODIFIED`` when its ETag is still ``etag``; None when there is no such object."""
-        ...
 
 
 def files_directory(cache_dir: str) -> str:
@@ -129,10 +96,10 @@ class ObjectFiles:
     def __repr__(self) -> str:
         return f"ObjectFiles({self.source.url!r})"
 
-    def store_id(self) -> str | None:
+    def identity(self) -> str | None:
         """The wrapped source's store, so that two stores' files never meet."""
-        store_id = getattr(self.source, "store_id", None)
-        inner = store_id() if callable(store_id) else self.source.url
+        identity = getattr(self.source, "identity", None)
+        inner = identity() if callable(identity) else self.source.url
         return None if inner is None else f"{inner}#files"
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
@@ -148,7 +115,7 @@ class ObjectFiles:
     def _ensure(self, stage: str, key: str) -> str | None:
         """The path of the current version of ``key``: revalidated, downloaded, or None when absent."""
         self._prepare()
-        base = os.path.join(self.directory, _name(self.store_id() or self.source.url, stage, key))
+        base = os.path.join(self.directory, _name(self.identity() or self.source.url, stage, key))
         known = _read_meta(base)
         etag = known["etag"] if known is not None and os.path.isfile(known["path"]) else None
         body = self.source.open_object(stage, key, etag=etag)

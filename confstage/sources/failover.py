@@ -16,12 +16,12 @@ the region that issued them.
 After a failover the home region rests (``Backoff``: 30 s, doubling to 5 min, jittered) and fetches go to the
 fallbacks first; the first fetch after the rest tries home again, and a success there ends the rest. While a
 fallback region is still to be tried, the home region gets half the time left of the fetch's deadline
-(``_state.DEADLINE``), so a hanging home leaves the fallback time to answer: the lite transport keeps every
+(``_context.DEADLINE``), so a hanging home leaves the fallback time to answer: the lite transport keeps every
 request within it, and a fetch still running past it (botocore's clients end a hanging call only after their
 read timeout on every attempt) is left to finish in its thread while the next region is asked.
 
 What a fallback served is counted (``stats()``'s ``fallback``, EMF's ``FallbackReads``: the cache layer counts a
-``RegionalFetched``), and its /tmp snapshot is named by the region it came from (``store_id``).
+``RegionalFetched``), and its /tmp snapshot is named by the region it came from (``identity``).
 
 Per service: a Secrets Manager replica secret, a DynamoDB global table and an AppConfig application deployed in each
 region have the same name in every region (AppConfig through the Lambda extension, ``via=agent``, has nothing to
@@ -42,17 +42,18 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _log as log
-from . import _state
-from ._backoff import Backoff
-from .errors import ConfigurationError, ConfstageError, SourceError
-from .sources import REGIONAL_SCHEMES
-from .sources.base import Fetched
-from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
+from confstage import _context, aws
+from confstage import _log as log
+from confstage._backoff import Backoff
+from confstage.errors import ConfigurationError, ConfstageError, SourceError
+from confstage.transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
+
+from .base import REGIONAL_SCHEMES, Fetched
 
 if TYPE_CHECKING:
-    from .sources.base import Source
-    from .transport import Transport
+    from confstage.transport import Transport
+
+    from .base import Source
 
 __all__ = [
     "PLACEHOLDER",
@@ -75,7 +76,7 @@ _SERVER_CODES = frozenset(
 
 def check_regions(names: Sequence[str], *, what: str) -> tuple[str, ...]:
     """``names`` as regions, in order, duplicates dropped; ``ConfigurationError`` naming the first that is not one."""
-    from .transport.endpoints import PARTITIONS
+    from confstage.transport.endpoints import PARTITIONS
 
     seen: list[str] = []
     for name in names:
@@ -117,13 +118,13 @@ class RegionTransport:
         return f"RegionTransport({self.inner!r}, {self.region!r})"
 
     def call(self, request: AwsRequest) -> dict[str, Any]:
-        return (self.inner or _state.transport()).call(request._replace(region=self.region))
+        return (self.inner or aws.runtime_transport()).call(request._replace(region=self.region))
 
     def identity(self, service: str) -> str:
-        """The inner transport's ``store_identity`` with this region in place of its own."""
-        from .aws import store_identity
+        """The inner transport's ``endpoint_identity`` with this region in place of its own."""
+        from confstage.aws import endpoint_identity
 
-        found = store_identity(service, transport=self.inner)
+        found = endpoint_identity(service, transport=self.inner)
         words = [f"region={self.region}" if word.startswith("region=") else word for word in found.split()]
         if not any(word.startswith("region=") for word in words):
             words.insert(0, f"region={self.region}")
@@ -146,7 +147,7 @@ class RegionalFetched(Fetched):
 class FailoverSource:
     """One AWS source read in its home region, or in the next fallback region when home cannot answer.
 
-    Everything but ``fetch`` and ``store_id`` is the home source's (its store, ``get_path``'s objects, the CLI's
+    Everything but ``fetch`` and ``identity`` is the home source's (its store, ``get_path``'s objects, the CLI's
     writes): only the runtime's reads fail over.
     """
 
@@ -194,11 +195,11 @@ class FailoverSource:
         for source in self._regional.values():
             source.ttl = value
 
-    def store_id(self) -> str:
+    def identity(self) -> str:
         """The store of the region that served last: a fallback's /tmp snapshot is named by its region."""
         serving = self._serving
-        store_id = getattr(serving, "store_id", None)
-        return str(store_id()) if callable(store_id) else serving.url
+        identity = getattr(serving, "identity", None)
+        return str(identity()) if callable(identity) else serving.url
 
     @property
     def resting(self) -> bool:
@@ -258,22 +259,22 @@ class FailoverSource:
         enforce deadlines (botocore, bounded only by its read timeout on every attempt) finishes in the
         background, its answer dropped, while the next region answers.
         """
-        deadline = _state.DEADLINE.get()
+        deadline = _context.DEADLINE.get()
         if not share or deadline is None:
             return source.fetch(stage, keys)
         now = time.monotonic()
         share_ends = now + max(0.0, deadline - now) / 2
-        token = _state.DEADLINE.set(share_ends)
+        token = _context.DEADLINE.set(share_ends)
         try:
-            context = contextvars.copy_context()
+            copied = contextvars.copy_context()
         finally:
-            _state.DEADLINE.reset(token)
+            _context.DEADLINE.reset(token)
         outcome: list[Fetched | BaseException] = []
         done = threading.Event()
 
         def run() -> None:
             try:
-                outcome.append(context.run(source.fetch, stage, keys))
+                outcome.append(copied.run(source.fetch, stage, keys))
             except BaseException as exc:  # handed to the caller below, whatever it is
                 outcome.append(exc)
             done.set()
@@ -319,15 +320,19 @@ def failover(
     url: str,
     regions: Sequence[str] | None,
     transport: Transport | None,
+    build: Callable[..., Source],
     environ: Mapping[str, str] | None = None,
 ) -> Source:
     """``source`` with failover to ``regions`` (None: ``CONFSTAGE_FALLBACK_REGIONS``), or as it is without any.
 
+    ``build`` is ``sources.build_source`` (given, not imported: the registry imports this module).
+
     An S3 URL whose bucket holds ``{region}`` is rebuilt for the home region too (``AWS_REGION`` names it).
     """
-    from .sources import SourceURL, build_source
-    from .transport.selection import environment_region
-    from .variables import fallback_regions
+    from confstage.transport.selection import environment_region
+    from confstage.variables import fallback_regions
+
+    from .base import SourceURL
 
     parsed = SourceURL(url)
     if getattr(source, "via", None) == "agent":
@@ -346,7 +351,7 @@ def failover(
 
     def rebuilt(region: str, on: Transport | None) -> Source:
         text = _in_region(bare, region) if placeholder else bare
-        return build_source(text, transport=on, fallback_regions=())
+        return build(text, transport=on, fallback_regions=())
 
     if placeholder:
         if home_region is None:

@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
-from .protocols import _JSON_SERVICES, REST_JSON_SERVICES, _unsupported, parse_http_date
+from confstage.transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
+from confstage.transport.protocols import _JSON_SERVICES, REST_JSON_SERVICES, _unsupported, parse_http_date
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -1,10 +1,10 @@
-"""The package's global state, in one place: the default client, the invocation in force, the running ones,
-the transport AWS calls go through, and the deadline of the fetch in progress.
+"""Where confstage keeps its state, and nothing else: the invocation in force (a ContextVar), the invocations
+running (for worker threads), the fetch's deadline, the default client once built, and the values every layer
+shares (``MISSING``, ``FOREVER``, ``EMPTY``).
 
-``import confstage`` imports this module and nothing else, so it stays tiny (``contextvars`` only).
-No other module keeps module-level state about clients or invocations, and none reaches into
-another module's private names for it: they call ``default()``, ``configure()``, ``reset()``,
-read ``CURRENT`` and ``running()``.
+This module builds nothing and imports nothing of confstage's (structlog's ``contextvars`` module is the model):
+the default client is built by ``client.default()``, the runtime's transport by ``aws.runtime_transport()``.
+``import confstage`` imports this module and nothing else of the package, so it stays tiny (``contextvars`` only).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .client import Config
-    from .sources.base import Source
-    from .transport import Transport
 
 __all__ = [
     "CURRENT",
@@ -31,17 +29,12 @@ __all__ = [
     "WATCHED",
     "Invocation",
     "Missing",
-    "configure",
-    "default",
     "enter",
     "get_client",
     "leave",
-    "reset",
     "running",
     "sole_invocation",
-    "transport",
     "use",
-    "use_transport",
 ]
 
 
@@ -108,9 +101,7 @@ RUNNING: dict[Any, Invocation] = {}
 # around ``Source.fetch``; the call layer gives it to every request of that fetch). None: no deadline.
 DEADLINE: ContextVar[float | None] = ContextVar("confstage_deadline", default=None)
 
-client: Config | None = None  # the default client, once built (read it; change it with use())
-_transport: Transport | None = None
-_lock: Any = None
+client: Config | None = None  # the default client, once built (read it; change it with use(); client.default builds it)
 
 # Explicit clients (``@handler(config=...)``) expired after a SnapStart restore besides the default one, as
 # weak references (``snapstart.watch``).
@@ -193,71 +184,7 @@ def get_client() -> Config | None:
     return client
 
 
-def _locked() -> Any:
-    """The lock that guards making the default client and transport (made on first use: threading costs)."""
-    global _lock
-    if _lock is None:
-        import threading
-
-        _lock = threading.RLock()  # an RLock: building the default client may choose the transport
-    return _lock
-
-
-def default() -> Config:
-    """The default client, built from the ``CONFSTAGE_*`` variables on first use."""
-    global client
-    made = client
-    if made is None:
-        from .client import Config
-
-        with _locked():
-            made = client
-            if made is None:
-                made = client = Config()
-                from .snapstart import install
-
-                install()  # SnapStart: cached values go stale after a restore (a no-op outside Lambda)
-    return made
-
-
-def configure(sources: str | list[str | Source] | tuple[str | Source, ...] | None = None, **kwargs: Any) -> Config:
-    """Replace the default client with ``Config(sources, **kwargs)`` and return it."""
-    from .client import Config
-
-    made = Config(sources, **kwargs)
-    use(made)
-    return made
-
-
 def use(made: Config | None) -> None:
     """Make ``made`` the default client (None: build one from the environment on next use)."""
     global client
     client = made
-
-
-def reset() -> None:
-    """Drop the default client; the next call builds a new one from the environment."""
-    use(None)
-
-
-def transport() -> Transport:
-    """The transport the runtime's AWS calls go through, chosen on first use (``aws.choose_transport``)."""
-    global _transport
-    found = _transport
-    if found is None:
-        with _locked():
-            found = _transport
-            if found is None:
-                from .aws import choose_transport
-
-                found = _transport = choose_transport()
-    return found
-
-
-def use_transport(transport: Transport | None) -> Transport | None:
-    """Make ``transport`` the runtime's (None: choose one again on next use); tests swap in their own. Returns the
-    one it replaces."""
-    global _transport
-    with _locked():
-        previous, _transport = _transport, transport
-    return previous

@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import NetworkError, _http
-from .endpoints import split_host
+from confstage.transport import NetworkError
+from confstage.transport.endpoints import split_host
+
+from . import http as _http
 
 __all__ = ["Pool", "StreamingBody", "TransientNetworkError", "network_error"]
 

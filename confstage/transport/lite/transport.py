@@ -27,11 +27,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from confstage.errors import ConfigurationError
+from confstage.transport import AwsError, AwsRequest, NetworkError, protocols, sigv4
+from confstage.transport.selection import environment_credentials, environment_region, lite_blocker
+from confstage.transport.sigv4 import Credentials
 
-from . import AwsError, AwsRequest, NetworkError, _http, answers, protocols, sigv4
+from . import answers
+from . import http as _http
 from .connections import Pool, StreamingBody, TransientNetworkError, network_error
-from .selection import environment_credentials, environment_region, lite_blocker
-from .sigv4 import Credentials
 
 if TYPE_CHECKING:
     from .container import ContainerCredentials
@@ -187,12 +189,12 @@ class LiteTransport:
         self._pool.close()
 
     def identity(self, service: str) -> str:
-        """Where this transport reaches ``service`` (``aws.store_identity``): region, endpoint and a digest of the
+        """Where this transport reaches ``service`` (``aws.endpoint_identity``): region, endpoint and a digest of the
         access key id it signs with. With container credentials that is the fetched key id (fetching them if
         need be), not the endpoint's URI: one URI can serve different roles (every SnapStart function's is
         alike), and a snapshot must never be shared across principals. New credentials name a new principal,
         which costs a /tmp cache miss, never a wrong share."""
-        from confstage.aws import environment_identity
+        from confstage.transport.identity import environment_identity
 
         env: Mapping[str, str] = self._environ
         if environment_credentials(env) is None and environment_region(env) is not None:

@@ -28,9 +28,8 @@ from typing import Any, NamedTuple
 
 from confstage import _log
 from confstage.errors import ConfigurationError
-
-from . import NetworkError
-from .sigv4 import Credentials
+from confstage.transport import NetworkError
+from confstage.transport.sigv4 import Credentials
 
 __all__ = [
     "ADVISORY_REFRESH",
@@ -313,7 +312,7 @@ class ContainerCredentials:
         raise failure
 
     def _attempt(self, headers: dict[str, str], deadline: float | None) -> _Held:
-        from . import _http
+        from . import http as _http
 
         address = self._address
         limits = _http.Limits(self._clock)

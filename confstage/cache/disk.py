@@ -37,16 +37,17 @@ import zlib
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _log as log
-from ._files import prepare_directory, read_private, read_private_from
-from .errors import ConfstageError
+from confstage import _log as log
+from confstage.errors import ConfstageError
+
+from ._private import prepare_directory, read_private, read_private_from
 
 if TYPE_CHECKING:
-    from .crypto import Sealer
-    from .sources.base import Source
-    from .transport import Transport
+    from confstage.crypto import Sealer
+    from confstage.sources.base import Source
+    from confstage.transport import Transport
 
-__all__ = ["DiskCache", "Mark", "Snapshot", "store_identity"]
+__all__ = ["DiskCache", "Mark", "Snapshot", "source_identity"]
 
 FORMAT = 1
 # 2 MiB holds a big stage (2,000 values of 1 KB, or 500 SSM parameters at their 4 KB maximum, with the
@@ -84,19 +85,19 @@ class Snapshot(NamedTuple):
     withheld: frozenset[str] = frozenset()  # keys of a complete stage the file leaves out: only a fetch knows them
 
 
-def store_identity(source: Source) -> str | None:
+def source_identity(source: Source) -> str | None:
     """What names a source's store in the /tmp cache, or None when its values never go there.
 
     The file of one store is never read for another: a source that reaches AWS defines
-    ``store_id()``, its URL plus the region, endpoint and principal its client uses
-    (``aws.store_identity``), so the same table in another region, behind another endpoint or
-    seen by other credentials has another file. A source without ``store_id`` is named by its URL;
+    ``identity()``, its URL plus the region, endpoint and principal its client uses
+    (``aws.endpoint_identity``), so the same table in another region, behind another endpoint or
+    seen by other credentials has another file. A source without ``identity`` is named by its URL;
     one that does not ``persist`` (env://, secrets) has none.
     """
     if not source.persist:
         return None
-    store_id = getattr(source, "store_id", None)
-    return store_id() if callable(store_id) else source.url
+    identity = getattr(source, "identity", None)
+    return identity() if callable(identity) else source.url
 
 
 class DiskCache:
@@ -114,7 +115,7 @@ class DiskCache:
         self.directory = os.path.abspath(directory)
         self.sealer: Sealer | None = None  # seals secrets under kms_key (``crypto`` imported only then)
         if kms_key:
-            from .crypto import Sealer
+            from confstage.crypto import Sealer
 
             self.sealer = Sealer(kms_key, transport=transport)
         # Memory keeps times on the cache layer's ``clock`` (monotonic: a wall-clock step cannot freeze or expire
@@ -205,7 +206,7 @@ class DiskCache:
             return snapshot
         opened: dict[str, str] = {}
         if self.sealer is not None:
-            from .crypto import Sealed
+            from confstage.crypto import Sealed
 
             try:
                 blobs = {key: blob for key, (blob, _) in sealed.values.items()}
@@ -389,9 +390,9 @@ class DiskCache:
         return _SealedEntries(sealed.key, {k: (sealed.values[k], at) for k, (_, at) in secrets.items()})
 
     def _store(self, source: Source) -> str | None:
-        """``store_identity(source)``; None (no file) when the store cannot be named."""
+        """``source_identity(source)``; None (no file) when the store cannot be named."""
         try:
-            return store_identity(source)
+            return source_identity(source)
         except Exception as exc:  # whatever stops naming the store (no region, no credentials) stops using its file
             log.debug("not using the /tmp cache for %s: %s", source.url, type(exc).__name__)
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from . import _log as log
+from confstage import _log as log
 
 __all__ = ["prepare_directory", "read_private", "read_private_from", "unsafe_ancestor", "unsafe_directory"]
 

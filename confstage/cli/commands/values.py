@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
-from confstage.cli.checks import valid_key
 from confstage.cli.errors import UsageFailed
+from confstage.cli.inputs import valid_key
 from confstage.cli.options import ConfstageCommand, Settings, ValueCommand
 from confstage.cli.output import emit, emit_json, mask, message, report, table
 from confstage.errors import KeyNotFoundError
