@@ -14,7 +14,7 @@ compiled bytecode (a shared ``PYTHONPYCACHEPREFIX``, written by an uncounted fir
     baseline  ``python -c pass``
 
 The endpoint is plain HTTP on loopback, so each contender is also charged the trust its first HTTPS connection
-to AWS would load: lite its own context (``transport.trust.client_context``: where the system's hashed CA
+to AWS would load: lite its own context (``transport.lite.trust.client_context``: where the system's hashed CA
 directory covers its bundle, no CA up front, so it is also charged the one file its handshake would read, Amazon
 Root CA 1, where AWS's chains end; else the system bundle, parsed whole); botocore and boto3
 ``load_verify_locations(certifi)`` on a urllib3 context (what urllib3 does when botocore connects). The
@@ -146,7 +146,7 @@ CHILDREN = {
     "lite": _START
     + _CONFSTAGE
     + """
-from confstage.transport.trust import client_context
+from confstage.transport.lite.trust import client_context
 context = client_context(os.environ)  # lite's, as its first https connection makes it
 if os.environ["COLD_AWS_ROOT"] and not context.cert_store_stats()["x509_ca"]:
     context.load_verify_locations(cafile=os.environ["COLD_AWS_ROOT"])  # the CA a lazy context reads in the handshake
@@ -254,7 +254,7 @@ def child_env(endpoint: str, read: Read, ciphertext: str) -> dict[str, str]:
 def aws_root(env: Mapping[str, str]) -> str:
     """Amazon Root CA 1's file in the hashed directory lite's TLS context looks CAs up in ('' when there is
     none): the one CA a lazy context reads during its first handshake with AWS, whose chains end there."""
-    from confstage.transport.trust import locations
+    from confstage.transport.lite.trust import locations
 
     found = locations(env)
     lazy = found.capath.split(os.pathsep) if found.cafile is None and found.capath else []

@@ -1,4 +1,4 @@
-"""transport/trust.py: lite's TLS context trusts what ``ssl.create_default_context()`` trusts, loading the system's
+"""transport/lite/trust.py: lite's TLS context trusts what ``ssl.create_default_context()`` trusts, loading the system's
 hashed CA directory lazily where its links lead to every certificate of the bundle.
 
 Real handshakes on 127.0.0.1 against servers signed by throwaway CAs. The hashed directories are named as OpenSSL
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest
 from confstage.transport.lite import LiteTransport
-from confstage.transport.trust import Locations, certificates, client_context, covers, locations
+from confstage.transport.lite.trust import Locations, certificates, client_context, covers, locations
 
 from .scripted import Answer, Scripted
 

@@ -40,10 +40,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, NamedTuple
 
 from confstage.errors import ConfigurationError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing costs more than this module, and no NamedTuple for that
 if TYPE_CHECKING:
     import ssl
 
@@ -55,13 +55,27 @@ _END = b"-----END CERTIFICATE-----"
 _BUNDLE_ENV = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
 
 
-class Locations(NamedTuple):
+class Locations:
     """What to load: ``cafile`` parsed at once (``None``: skipped), ``capath`` read per lookup; ``source`` names
     them for errors."""
 
-    cafile: str | None
-    capath: str | None
-    source: str
+    __slots__ = ("cafile", "capath", "source")
+
+    def __init__(self, cafile: str | None, capath: str | None, source: str) -> None:
+        self.cafile = cafile
+        self.capath = capath
+        self.source = source
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Locations):
+            return NotImplemented
+        return (self.cafile, self.capath, self.source) == (other.cafile, other.capath, other.source)
+
+    def __hash__(self) -> int:
+        return hash((self.cafile, self.capath, self.source))
+
+    def __repr__(self) -> str:
+        return f"Locations(cafile={self.cafile!r}, capath={self.capath!r}, source={self.source!r})"
 
 
 def certificates(pem: bytes) -> list[bytes] | None:
