@@ -13,9 +13,12 @@ compiled bytecode (a shared ``PYTHONPYCACHEPREFIX``, written by an uncounted fir
     boto3     ``import boto3`` + a client + the same request(s) confstage makes (what a handler without it pays)
     baseline  ``python -c pass``
 
-The endpoint is plain HTTP on loopback, so each contender is also charged what its first HTTPS connection to
-AWS would cost before the handshake: lite ``ssl.create_default_context()`` (the system CA store); botocore and
-boto3 ``load_verify_locations(certifi)`` on a urllib3 context (what urllib3 does when botocore connects).
+The endpoint is plain HTTP on loopback, so each contender is also charged the trust its first HTTPS connection
+to AWS would load: lite its own context (``transport.lite.trust.client_context``: where the system's hashed CA
+directory covers its bundle, no CA up front, so it is also charged the one file its handshake would read, Amazon
+Root CA 1, where AWS's chains end; else the system bundle, parsed whole); botocore and boto3
+``load_verify_locations(certifi)`` on a urllib3 context (what urllib3 does when botocore connects). The
+handshake itself, alike for all, is not charged.
 
 The children report whether boto3 or botocore got imported. Runs are interleaved (each run rotates the order of
 the contenders) so load on a shared machine hits every contender alike. ``measure()`` returns one row per
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.25  # issue 13: DynamoDB, lite ≤ 0.25 x raw boto3 (wall)
 TARGET_SAVED_MIB = 15.0  # issue 13: DynamoDB, ≥ 15 MiB less peak memory
 FUNCTION = "cold-path-bench"
+AWS_ROOT = "ce5e74ef.0"  # Amazon Root CA 1 (C=US, O=Amazon), named by OpenSSL's subject hash
 NAME = "coldpath"  # the table, bucket, parameter path and secret seeded for the cold path
 KEYS = 20
 
@@ -142,8 +146,10 @@ CHILDREN = {
     "lite": _START
     + _CONFSTAGE
     + """
-import ssl
-ssl.create_default_context()
+from confstage.transport.lite.trust import client_context
+context = client_context(os.environ)  # lite's, as its first https connection makes it
+if os.environ["COLD_AWS_ROOT"] and not context.cert_store_stats()["x509_ca"]:
+    context.load_verify_locations(cafile=os.environ["COLD_AWS_ROOT"])  # the CA a lazy context reads in the handshake
 phases["tls context"] = time.perf_counter()
 """
     + _END,
@@ -241,7 +247,18 @@ def child_env(endpoint: str, read: Read, ciphertext: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    env["COLD_AWS_ROOT"] = aws_root(env)
     return env
+
+
+def aws_root(env: Mapping[str, str]) -> str:
+    """Amazon Root CA 1's file in the hashed directory lite's TLS context looks CAs up in ('' when there is
+    none): the one CA a lazy context reads during its first handshake with AWS, whose chains end there."""
+    from confstage.transport.lite.trust import locations
+
+    found = locations(env)
+    lazy = found.capath.split(os.pathsep) if found.cafile is None and found.capath else []
+    return next((path for path in (os.path.join(d, AWS_ROOT) for d in lazy) if os.path.exists(path)), "")
 
 
 def run_child(contender: str, env: Mapping[str, str], scratch: Path) -> dict[str, Any]:

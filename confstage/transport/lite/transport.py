@@ -364,14 +364,11 @@ class LiteTransport:
         return response.status, response.headers, body, None
 
     def _ssl_context(self) -> Any:
-        """One TLS context for every connection: the system's CAs, or ``AWS_CA_BUNDLE``/``REQUESTS_CA_BUNDLE``."""
+        """One TLS context for every connection: the system's CAs, or ``AWS_CA_BUNDLE``/``REQUESTS_CA_BUNDLE``
+        (``trust.client_context``: the system's hashed CA directory, read a CA per handshake, where it has one)."""
         with self._ssl_lock:
             if self._ssl is None:
-                import ssl
+                from .trust import client_context
 
-                name = next((n for n in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE") if self._environ.get(n)), None)
-                try:
-                    self._ssl = ssl.create_default_context(cafile=self._environ[name] if name else None)
-                except (OSError, ssl.SSLError) as exc:
-                    raise ConfigurationError(f"{name or 'the system CA store'} could not be loaded: {exc}") from exc
+                self._ssl = client_context(self._environ)
             return self._ssl
