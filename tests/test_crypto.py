@@ -160,3 +160,10 @@ def test_modules_import_nothing_heavy() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_sources_know_the_envelope_prefix_without_importing_crypto() -> None:
+    """sources.base checks for envelopes with its own copy of the prefix, so a stage without one imports no crypto."""
+    from confstage.sources.base import ENVELOPE_PREFIX
+
+    assert crypto.PREFIX == ENVELOPE_PREFIX
