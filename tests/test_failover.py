@@ -330,7 +330,7 @@ def test_a_hanging_home_leaves_the_fallback_half_the_deadline(
     )
     started = time.perf_counter()
     assert config.get("k") == "west"
-    assert 0.45 < time.perf_counter() - started < 0.95
+    assert 0.45 < time.perf_counter() - started < 1.0  # within the deadline (a loaded machine adds to the rest)
 
 
 def test_a_hanging_home_on_botocore_is_given_up_after_its_share(
@@ -342,13 +342,15 @@ def test_a_hanging_home_on_botocore_is_given_up_after_its_share(
     home, west = regions
     home.fault = "hang"
     transport = botocore_transport(monkeypatch)
-    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "0.8")  # past the fetch's whole deadline
+    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "2.5")  # past the fetch's whole deadline
     config = Config(
-        sources=[SOURCES["ssm"]], stage="PRD", cache_dir="", fetch_timeout=0.6, transport=routed(transport, home, west)
+        sources=[SOURCES["ssm"]], stage="PRD", cache_dir="", fetch_timeout=2.0, transport=routed(transport, home, west)
     )
     started = time.perf_counter()
     assert config.get("k") == "west"
-    assert 0.3 < time.perf_counter() - started < 0.75  # home's share (0.3 s) and the grace (0.2 s), then west
+    # Home's share (1 s) and the grace (0.2 s), then west, whose first botocore client may take a loaded CI
+    # machine a few hundred ms to make: within the deadline, never past it.
+    assert 1.0 < time.perf_counter() - started < 2.0
     for thread in threading.enumerate():  # the abandoned call ends at its read timeout
         if thread.name == "confstage-failover":
             thread.join(timeout=5)
