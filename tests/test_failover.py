@@ -343,6 +343,7 @@ def test_a_hanging_home_on_botocore_is_given_up_after_its_share(
     home.fault = "hang"
     transport = botocore_transport(monkeypatch)
     monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "2.5")  # past the fetch's whole deadline
+    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "1")  # the abandoned call ends at one read timeout
     config = Config(
         sources=[SOURCES["ssm"]], stage="PRD", cache_dir="", fetch_timeout=2.0, transport=routed(transport, home, west)
     )
