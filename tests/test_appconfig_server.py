@@ -42,9 +42,21 @@ def fixture_server(clock: FakeClock) -> Iterator[AppConfigServer]:
         yield server
 
 
+_CLIENTS: list[Any] = []  # every boto3 client a test made, closed after it (an unclosed pool warns at GC)
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def client(server: AppConfigServer, **config: Any) -> Any:
     settings_ = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}, **config)
-    return boto3.client("appconfigdata", endpoint_url=server.endpoint, region_name="us-east-1", config=settings_)
+    made = boto3.client("appconfigdata", endpoint_url=server.endpoint, region_name="us-east-1", config=settings_)
+    _CLIENTS.append(made)
+    return made
 
 
 def start(data: Any, app: str = "app", env: str = "PRD", profile: str = "main", **extra: Any) -> str:
@@ -126,7 +138,10 @@ def fixture_shared() -> Iterator[tuple[AppConfigServer, Any]]:
     """One server with a deployment, and a boto3 client of it, for generated inputs."""
     with AppConfigServer() as server:
         server.deploy("app", "PRD", "main", {"a": "1"})
-        yield server, client(server)
+        made = client(server)
+        _CLIENTS.remove(made)  # the module's: closed when the module is done, not after its first test
+        yield server, made
+        made.close()
 
 
 @settings(max_examples=25, deadline=None)
