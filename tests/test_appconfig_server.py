@@ -17,23 +17,7 @@ from hypothesis import strategies as st
 
 from confstage.testing import AppConfigServer
 
-
-class FakeClock:
-    """Wall seconds that move only when told."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(name="clock")
-def fixture_clock() -> FakeClock:
-    return FakeClock()
+from .conftest import FakeClock
 
 
 @pytest.fixture(name="server")
