@@ -97,26 +97,27 @@ def test_16_processes_download_one_object_at_most_twice(proxy: FaultProxy, tmp_p
     assert proxy.requests <= 2 + 1  # GetObject, plus the bucket's region asked once
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_processes_killed_mid_fetch_hold_nobody_up(proxy: FaultProxy, tmp_path: Path, seed: int) -> None:
-    """Processes killed at random while fetching (holding the lock) or writing: every survivor has its value
-    within the fetch deadline, and every file in the cache directory is whole."""
+@pytest.mark.parametrize(("n", "seed"), [(16, 1), (16, 2), (16, 3), (64, 4)])
+def test_processes_killed_mid_fetch_hold_nobody_up(proxy: FaultProxy, tmp_path: Path, n: int, seed: int) -> None:
+    """A third of the processes killed at random while the stage is fetched (one holds the lock) or written: every
+    survivor has its value within the fetch deadline, and every file in the cache directory is whole."""
     proxy.slow_seconds = 1.0
     rng = random.Random(seed)
     cache = tmp_path / "cache"
-    processes = start(12, "value", cache, environment(proxy))
-    doomed = set(rng.sample(range(12), 5))
+    processes = start(n, "value", cache, environment(proxy))
+    doomed = set(rng.sample(range(n), n // 3))
     started = time.monotonic()
     for index in sorted(doomed, key=lambda _: rng.random()):
-        time.sleep(rng.uniform(0.0, 0.4))  # a randomised schedule of kills, while the first fetches are in flight
+        # a randomised schedule over the fetch (1 s at the proxy) and the write after it
+        time.sleep(rng.uniform(0.0, 1.5 / len(doomed) * 2))
         processes[index].kill()
     survivors = [p for i, p in enumerate(processes) if i not in doomed]
     found = results(survivors)
     for index in doomed:
         processes[index].communicate(timeout=30)  # reaped, and its pipes closed
     assert [r["values"] for r in found] == [["postgres://prd"]] * len(survivors)
-    assert max(r["first"] for r in found) < 6 + 2  # the fetch deadline, plus a process's start
-    assert time.monotonic() - started < 30
+    assert max(r["first"] for r in found) < 6 + 4  # the fetch deadline, plus a process's start on a loaded machine
+    assert time.monotonic() - started < 60
     for path in cache.iterdir():
         if path.suffix == ".json":
             json.loads(path.read_text())  # never torn: written to a temporary file, then renamed
