@@ -30,7 +30,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/confstage demo
 
-# pytest on every Python 3.10-3.13 present (missing ones skipped), the documentation's blocks and the
+# pytest: every test on python3, the quick ones on 3.10 and 3.13 when present; the documentation's blocks and the
 # site build, ruff, mypy --strict, and the sdist and wheel built and checked.
 test: $(VENV)/.test
 	$(BIN)/tox run-parallel --parallel 2 --parallel-no-spinner
