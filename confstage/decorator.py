@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from . import _context
 from ._context import CURRENT, RUNNING
@@ -123,7 +123,7 @@ def handler(
                     if client.emitter is not None:
                         client.emitter.emit(invocation.stage)
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(F, async_wrapper)
 
         if is_ping is not None:
 
@@ -155,7 +155,7 @@ def handler(
                 if client.emitter is not None:
                     client.emitter.emit(invocation.stage)
 
-        return warming_wrapper if is_ping is not None else wrapper  # type: ignore[return-value]
+        return cast(F, warming_wrapper if is_ping is not None else wrapper)
 
     if func is not None:
         return decorate(func)
