@@ -226,10 +226,10 @@ def get(
 ) -> str | T: ...
 
 
+# Positional-or-keyword behind keyword-only overloads, as Config.get (which says why).
 def get(
     key: str,
     default: str | Missing | Any = MISSING,
-    *,
     stage: str | None = None,
     max_age: float | None = None,
     force: bool = False,
@@ -255,11 +255,12 @@ def get(
                 return default
     if invocation is not None:
         return invocation.client.get(key, default, stage=stage, max_age=max_age, force=force)
-    if invocation is None and not _running and stage is None and max_age is None and not force:
-        client = _context.client  # outside any invocation: the default client's own fast path, called plainly
-        if client is not None:
-            return client.get(key, default)
-    return _client().get(key, default, stage=stage, max_age=max_age, force=force)
+    client = _context.client  # outside any invocation: the default client's (the one running's in a worker thread)
+    if client is None or _running:
+        client = _client()
+    if stage is None and max_age is None and not force:
+        return client.get(key, default)  # positional: a call CPython specialises
+    return client.get(key, default, stage=stage, max_age=max_age, force=force)
 
 
 @overload

@@ -148,9 +148,11 @@ class Config:
             for source in build_sources(given.sources, transport=transport)
         ]
         self._chain = Chain(self, layers, clock)
-        self._views = self._chain.views  # the warm path reads the chain's views directly
+        # The warm path's two tables, read by ``get`` and by @handler's copy of ``begin``: the views of the stages
+        # (the chain's own dict, never replaced) and the stage of each invoked ARN. Read them; never change them.
+        self.views = self._chain.views
+        self.arn_stages: dict[str | None, str | None] = {}
         self._file_layers: list[CachedSource] | None = None  # get_path's, made on first use
-        self._arn_stages: dict[str | None, str | None] = {}
         self.emitter: Any = None  # a CloudWatch EMF emitter when CONFSTAGE_METRICS=emf (read by @handler)
         if given.metrics == "emf":
             from .emf import Emitter
@@ -191,18 +193,19 @@ class Config:
     def begin(self, arn: str | None) -> Invocation:
         """The invocation of an invoked ARN (None: a call without a Lambda context).
 
-        The stage of each distinct ARN is worked out once and remembered. While the client's view of that
-        stage is fresh, the view itself is the invocation (shared, nothing to make, its reads dict lookups);
-        otherwise a new invocation starts empty and reads as of now.
+        The stage of each distinct ARN is worked out once and remembered (``arn_stages``). While the client's
+        view of that stage is fresh, the view itself is the invocation (shared, nothing to make, its reads dict
+        lookups); otherwise a new invocation starts empty and reads as of now. @handler copies the first case
+        (a known ARN, a fresh view): see ``decorator``.
         """
         try:
-            stage = self._arn_stages[arn]
+            stage = self.arn_stages[arn]
         except KeyError:
             stage = stage_from_arn(arn, self.aliases) if arn is not None else None
             stage = validate_stage(stage) if stage is not None else self.stage
-            if len(self._arn_stages) >= _MAX_ARNS:
-                drop_oldest(self._arn_stages)  # the oldest ARN first; a hit costs no reordering
-            self._arn_stages[arn] = stage
+            if len(self.arn_stages) >= _MAX_ARNS:
+                drop_oldest(self.arn_stages)  # the oldest ARN first; a hit costs no reordering
+            self.arn_stages[arn] = stage
         return self._chain.open(stage, self._clock())
 
     # -- cache control and stats -------------------------------------------------------------
@@ -276,11 +279,13 @@ class Config:
         self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
     ) -> str | T: ...
 
+    # The implementation's parameters are positional-or-keyword, its overloads' keyword-only (what callers see):
+    # CPython 3.11 specialises no call to a function with keyword-only parameters, and fills each of their
+    # defaults by a dict lookup (about 480 instructions a get; WARM_COPIES in benchmarks/instructions.py).
     def get(
         self,
         key: str,
         default: str | Missing | Any = MISSING,
-        *,
         stage: str | None = None,
         max_age: float | None = None,
         force: bool = False,
@@ -295,7 +300,7 @@ class Config:
             invocation: Invocation | None = CURRENT.get()
             if invocation is None:
                 if self.stage is not None and not RUNNING:
-                    view = self._views.get(self.stage)
+                    view = self.views.get(self.stage)
                     # View.fresh(now), inlined: WARM_COPIES in benchmarks/instructions.py measures what it saves.
                     if view is not None and (view.expires is FOREVER or view.expires > self._clock()):
                         invocation = view
