@@ -27,6 +27,10 @@ import tempfile
 from typing import Any
 
 CASES = ("handler_3", "plain_3", "get_inside", "floor", "config_get")
+# What no isolated read can go below (``--floors``): ``get_bare``, a ContextVar read and one lookup;
+# ``handler_bare``, a wrapper that sets and resets the ContextVar and registers the invocation for worker
+# threads (the isolation guarantees), around the same body with 3 such reads.
+FLOORS = ("handler_bare", "get_bare")
 
 # The copies on the warm path: (where, the case with the copy, the same without it: calling what it copies).
 WARM_COPIES = {
@@ -87,6 +91,41 @@ def run(case: str, n: int) -> None:
         method = outside.get
         for _ in range(n):
             method("a")
+    elif case in FLOORS:
+        current: Any
+        current, set_current, reset_current = (
+            confstage._context.CURRENT.get,
+            confstage._context.CURRENT.set,
+            confstage._context.CURRENT.reset,
+        )
+        running = confstage._context.RUNNING
+        outside.get_many(["a", "b", "c"])
+        view = outside.begin(None)
+
+        def get_bare(key: str) -> Any:
+            return current().values[key]
+
+        def body(event: Any, ctx: Any) -> tuple[str, str, str]:
+            return get_bare("a"), get_bare("b"), get_bare("c")
+
+        def handler_bare(event: Any, ctx: Any) -> Any:
+            token = set_current(view)
+            key = id(token)
+            running[key] = view
+            try:
+                return body(event, ctx)
+            finally:
+                running.pop(key, None)
+                reset_current(token)
+
+        if case == "handler_bare":
+            for _ in range(n):
+                handler_bare(event, context)
+        else:
+            token = set_current(view)
+            for _ in range(n):
+                get_bare("a")
+            reset_current(token)
     elif case == "handler_3_uncopied":
         for _ in range(n):
             uncopied_3(event, context)
@@ -178,6 +217,7 @@ def main() -> None:
     parser.add_argument("--run", nargs=2, metavar=("CASE", "N"), help="run one case (under valgrind)")
     parser.add_argument("-n", type=int, default=20_000, help="calls counted per case")
     parser.add_argument("--copies", action="store_true", help="what each copy on the warm path saves")
+    parser.add_argument("--floors", action="store_true", help="the floors of an isolated read and invocation")
     parser.add_argument("cases", nargs="*", default=list(CASES))
     args = parser.parse_args()
     if args.run:
@@ -188,7 +228,7 @@ def main() -> None:
             saved = per_call(uncopied, args.n) - per_call(copied, args.n)
             print(f"{what} ({where}): saves {saved:,.0f} instructions a call")
         return
-    for case in args.cases:
+    for case in FLOORS if args.floors else args.cases:
         print(f"{case:<12} {per_call(case, args.n):>9,.0f} instructions a call")
 
 
