@@ -130,11 +130,10 @@ def run(case: str, n: int) -> None:
         for _ in range(n):
             uncopied_3(event, context)
     elif case.startswith("get_inside"):
-        one = {
-            "get_inside": get,
-            "get_inside_uncopied": _get_uncopied(confstage._context.CURRENT.get),
-            "get_inside_kwonly": _kwonly(get),
-        }[case]
+        if case == "get_inside_uncopied":
+            one = _get_uncopied(confstage._context.CURRENT.get)
+        else:
+            one = _kwonly(get) if case == "get_inside_kwonly" else get
         with confstage.bind(context):
             one("a")
             for _ in range(n):
