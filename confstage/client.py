@@ -58,6 +58,7 @@ _PATH = "confstage.path"  # the first element of the snapshot key under which ge
 _FLAGS = "confstage.flags"  # the first element of the snapshot key under which flags() keeps a key's Flags
 _typed: Any = None  # confstage.typed, imported on the first settings() call
 _flags: Any = None  # confstage.feature_flags, imported on the first flags() call
+_current = CURRENT.get  # bound once: get's warm path calls it on every read
 _PLAIN: dict[str, Any] = {}  # a typed getter's options when none is given (never changed: only ever unpacked)
 
 
@@ -297,10 +298,10 @@ class Config:
         """
         if stage is None and max_age is None and not force:
             # The warm path: a lookup in the snapshot in force (this client's invocation's, else its fresh view).
-            invocation: Invocation | None = CURRENT.get()
+            invocation: Invocation | None = _current()
             if invocation is None:
-                if self.stage is not None and not RUNNING:
-                    view = self.views.get(self.stage)
+                if not RUNNING:
+                    view = self.views.get(self.stage)  # a stage of None has no view
                     # View.fresh(now), inlined: WARM_COPIES in benchmarks/instructions.py measures what it saves.
                     if view is not None and (view.expires is FOREVER or view.expires > self._clock()):
                         invocation = view
