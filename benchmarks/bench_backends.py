@@ -366,6 +366,7 @@ def measure_invocation(bench: Bench, backend: Backend) -> dict[str, Any]:
         repeats=bench.s.warm_repeats,
         target_s=bench.s.warm_target_s,
         cache_dir=bench.cache_dir(),
+        instructions=not bench.s.quick and shutil.which("valgrind") is not None,
     )
 
 

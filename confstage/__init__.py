@@ -226,10 +226,10 @@ def get(
 ) -> str | T: ...
 
 
+# Positional-or-keyword behind keyword-only overloads, as Config.get (which says why).
 def get(
     key: str,
     default: str | Missing | Any = MISSING,
-    *,
     stage: str | None = None,
     max_age: float | None = None,
     force: bool = False,
@@ -241,23 +241,26 @@ def get(
     old for this call (instead of the TTL). ``force``: fetch from the sources, bypassing every cache.
     """
     invocation = _current()
-    if invocation is not None and stage is None and max_age is None and not force:
-        # The warm path: inside an invocation a read is a lookup in the invocation's snapshot.
+    if invocation is not None and invocation.reads is None and stage is None and max_age is None and not force:
+        # The warm path: inside an invocation a read is a lookup in the invocation's snapshot. Config.get's lookup,
+        # copied: WARM_COPIES in benchmarks/instructions.py measures what it saves.
         try:
             value = invocation.values[key]
         except (KeyError, TypeError):
             pass
         else:
             if value is not MISSING:
-                return value  # type: ignore[no-any-return]
+                return value
             if default is not MISSING:
-                return default  # type: ignore[return-value]
+                return default
+    if invocation is not None:
         return invocation.client.get(key, default, stage=stage, max_age=max_age, force=force)
-    if invocation is None and not _running and stage is None and max_age is None and not force:
-        client = _context.client  # outside any invocation: the default client's own fast path, called plainly
-        if client is not None:
-            return client.get(key, default)
-    return _client().get(key, default, stage=stage, max_age=max_age, force=force)
+    client = _context.client  # outside any invocation: the default client's (the one running's in a worker thread)
+    if client is None or _running:
+        client = _client()
+    if stage is None and max_age is None and not force:
+        return client.get(key, default)  # positional: a call CPython specialises
+    return client.get(key, default, stage=stage, max_age=max_age, force=force)
 
 
 @overload
@@ -408,12 +411,10 @@ def flags(key: str | Iterable[str] = "features", *, stage: str | None = None, co
     through ``appconfig://``, whose top-level keys are its flags)."""
     if stage is None and config is None and type(key) is str:
         invocation = _current()
-        if invocation is not None:
-            values: dict[Any, Any] = invocation.values
-            if type(values) is dict:  # refresh_on's recording dict notes reads: it takes the full path
-                built = values.get((_FLAGS_SLOT, key))
-                if built is not None:  # the warm path: the object this invocation already has
-                    return built  # type: ignore[no-any-return]
+        if invocation is not None and invocation.reads is None:  # refresh_on's recording takes the full path
+            built: Flags | None = invocation.built.get((_FLAGS_SLOT, key))
+            if built is not None:  # the warm path: the object this invocation already has
+                return built
     return (config or _client()).flags(key, stage=stage)
 
 

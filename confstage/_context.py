@@ -13,7 +13,8 @@ from contextvars import ContextVar
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs more than this whole module
 if TYPE_CHECKING:
-    from typing import Any
+    from enum import Enum
+    from typing import Any, Final
 
     from .client import Config
 
@@ -38,22 +39,33 @@ __all__ = [
 ]
 
 
-class Missing:
-    """The type of ``MISSING``: no default given, or (in a snapshot) no source holds the key."""
+if TYPE_CHECKING:
+    # What type checkers see: a one-member enum, the singleton type PEP 484 names, so that ``value is not MISSING``
+    # narrows ``str | Missing`` to ``str``. At run time a plain class: importing enum would cost the cold start.
 
-    __slots__ = ()
+    class Missing(Enum):
+        """The type of ``MISSING``: no default given, or (in a snapshot) no source holds the key."""
 
-    def __repr__(self) -> str:
-        return "<missing>"
+        MISSING = "MISSING"
 
+    MISSING: Final = Missing.MISSING
+else:
 
-MISSING = Missing()
+    class Missing:
+        """The type of ``MISSING``: no default given, or (in a snapshot) no source holds the key."""
+
+        __slots__ = ()
+
+        def __repr__(self) -> str:
+            return "<missing>"
+
+    MISSING = Missing()
 
 # "Never expires": compared by identity on the warm path, so immutable values (env vars) skip the clock.
 FOREVER = float("inf")
 
-# The values of an invocation that has read nothing yet; the first read replaces it. Read-only, so that
-# nothing can write into it by mistake (it is shared by every such invocation).
+# The values (and built objects) of an invocation that has read nothing yet; the first read replaces both.
+# Read-only, so that nothing can write into it by mistake (it is shared by every such invocation).
 EMPTY: Any = type(type.__dict__)({})  # types.MappingProxyType, without importing types on the cold path
 
 
@@ -64,7 +76,12 @@ class Invocation:
     shared with the client's view of the stage and with other invocations that started while that
     view was fresh: keys are added to it, never changed, so a value once read stays the same for the
     whole invocation. ``pins`` holds the stage loads those values came from (by source position), so a
-    later read of another key of a whole-stage source comes from the same fetch.
+    later read of another key of a whole-stage source comes from the same fetch. ``built`` holds the
+    objects made from those values (settings objects, ``get_path``'s paths, ``Flags``), keyed by
+    ``(kind, key)``, and is shared or replaced together with ``values``.
+
+    ``reads``: None, or the set every read through this invocation adds its keys to (``refresh_on``'s
+    recording of what a call read; only a private invocation records).
 
     A *shared* invocation (``shared`` True: the client's fresh view of a stage, ``chain.View``) serves
     every invocation that starts while it is fresh, at no cost; whatever would change an invocation's
@@ -72,17 +89,25 @@ class Invocation:
     (``own``).
     """
 
-    __slots__ = ("client", "pins", "stage", "started", "values")
+    __slots__ = ("built", "client", "pins", "reads", "stage", "started", "values")
     shared = False
 
     def __init__(
-        self, client: Config, stage: str | None, started: float, values: dict[str, Any], pins: dict[int, Any]
+        self,
+        client: Config,
+        stage: str | None,
+        started: float,
+        values: dict[str, str | Missing],
+        pins: dict[int, Any],
+        built: dict[tuple[str, object], Any],
     ) -> None:
         self.client = client
         self.stage = stage
         self.started = started
         self.values = values
         self.pins = pins
+        self.built = built
+        self.reads: set[str] | None = None
 
     def __repr__(self) -> str:
         return f"Invocation(stage={self.stage!r}, keys={len(self.values)})"
@@ -170,7 +195,12 @@ def own(invocation: Invocation) -> Invocation:
     if not invocation.shared:
         return invocation
     private = Invocation(
-        invocation.client, invocation.stage, invocation.started, invocation.values, dict(invocation.pins)
+        invocation.client,
+        invocation.stage,
+        invocation.started,
+        invocation.values,
+        dict(invocation.pins),
+        invocation.built,
     )
     CURRENT.set(private)  # undone with the enclosing invocation's own reset (handler, bind, refresh_on)
     key = _key_of(invocation)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._context import EMPTY, FOREVER, MISSING, Invocation, own
+from ._context import EMPTY, FOREVER, MISSING, Invocation, Missing, own
 from .cache import CachedSource, StageData
 from .errors import KeyNotFoundError
 from .metrics import COUNTERS
@@ -46,13 +46,24 @@ class View(Invocation):
     shared = True
 
     def __init__(
-        self, client: Config, stage: str, values: dict[Any, Any], expires: float, pins: dict[int, StageData], at: float
+        self,
+        client: Config,
+        stage: str,
+        values: dict[str, str | Missing],
+        expires: float,
+        pins: dict[int, StageData],
+        at: float,
     ) -> None:
-        super().__init__(client, stage, at, values, pins)
+        super().__init__(client, stage, at, values, pins, {})
         self.expires = expires
 
     def fresh(self, now: float) -> bool:
-        return self.expires is FOREVER or self.expires > now
+        """The freshness test, written once (two copies inlined on the warm path say so: ``fresh(now)``, inlined).
+
+        ``FOREVER`` is compared by identity first: an immutable stage (env vars) never needs the clock.
+        """
+        expires = self.expires
+        return expires is FOREVER or expires > now
 
 
 class Found(NamedTuple):
@@ -75,7 +86,9 @@ class Chain:
     def __init__(self, client: Config, layers: list[CachedSource], clock: Callable[[], float]) -> None:
         self.client = client
         self.layers = layers
-        self.views: dict[str, View] = {}  # never replaced: Config's warm path holds this very dict
+        # Never replaced: Config's warm path holds this very dict. Typed with None as a key (never one) so that the
+        # warm path can look a stage of None up and find nothing, without a test of its own.
+        self.views: dict[str | None, View] = {}
         self._clock = clock
 
     def urls(self) -> list[str]:
@@ -83,19 +96,21 @@ class Chain:
 
     def open(self, stage: str | None, now: float) -> Invocation:
         """An invocation of ``stage``: the stage's view while it is fresh (shared), else a new one."""
-        view = self.views.get(stage) if stage is not None else None
+        view = self.views.get(stage)
         if view is not None and view.fresh(now):
             return view
-        return Invocation(self.client, stage, now, EMPTY, {})
+        return Invocation(self.client, stage, now, EMPTY, {}, EMPTY)
 
-    def fresh_values(self, stage: str) -> dict[Any, Any] | None:
-        """The answers of the stage's view while it is fresh, else None."""
+    def fresh_view(self, stage: str) -> View | None:
+        """The stage's view while it is fresh, else None."""
         view = self.views.get(stage)
-        return view.values if view is not None and view.fresh(self._clock()) else None
+        return view if view is not None and view.fresh(self._clock()) else None
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def read(self, stage: str, keys: Sequence[str], max_age: float | None, newer_than: float | None) -> dict[str, Any]:
+    def read(
+        self, stage: str, keys: Sequence[str], max_age: float | None, newer_than: float | None
+    ) -> dict[str, str | Missing]:
         """Answers outside invocations (``MISSING`` when absent): from the view while fresh, else resolved.
 
         ``newer_than``: a refresh; only data from fetches begun after this time will do.
@@ -116,11 +131,13 @@ class Chain:
 
     def read_in(
         self, invocation: Invocation, keys: Sequence[str], max_age: float | None, newer_than: float | None
-    ) -> dict[str, Any]:
+    ) -> dict[str, str | Missing]:
         """Answers inside an invocation: from its snapshot, resolving (as of its start) what it has not read."""
         assert invocation.stage is not None
         stage = invocation.stage
         forced = newer_than is not None or max_age is not None
+        if invocation.reads is not None:
+            invocation.reads.update(keys)  # refresh_on's recording: what the call read
         values = invocation.values
         if not forced:
             unread = [key for key in keys if key not in values]
@@ -141,14 +158,16 @@ class Chain:
             # An explicit refresh: this invocation sees the new values from now on (a copy: others keep theirs;
             # objects built from the old values, like settings, are left behind to be built again).
             invocation = own(invocation)
-            invocation.values = {k: v for k, v in values.items() if isinstance(k, str)} | answers
+            invocation.values = values | answers
             invocation.pins = {**invocation.pins, **pins}
+            invocation.built = {}
         elif values is EMPTY:
             view = self.views.get(stage)
             if view is not None and all(view.values.get(k, _NOT_THERE) is v for k, v in answers.items()):
-                invocation.values, invocation.pins = view.values, view.pins  # share the view: later reads are free
+                # Share the view (and what was built from it): later reads are free.
+                invocation.values, invocation.pins, invocation.built = view.values, view.pins, view.built
             else:
-                invocation.values, invocation.pins = dict(answers), dict(pins)
+                invocation.values, invocation.pins, invocation.built = dict(answers), dict(pins), {}
         else:
             for key, value in answers.items():
                 values.setdefault(key, value)
@@ -166,7 +185,7 @@ class Chain:
         pins: Mapping[int, StageData] | None = None,
         max_age: float | None = None,
         newer_than: float | None = None,
-    ) -> tuple[dict[str, Any], float, dict[int, StageData]]:
+    ) -> tuple[dict[str, str | Missing], float, dict[int, StageData]]:
         """Walk the chain: a key missing from one source is asked of the next; failures raise.
 
         Returns every key's answer (``MISSING`` when no source has it), until when all of them are
@@ -192,13 +211,13 @@ class Chain:
             expires = min(expires, fresh_until)
             found.update(values)
             remaining = [k for k in remaining if k not in values]
-        answers = {key: found.get(key, MISSING) for key in keys}
+        answers: dict[str, str | Missing] = {key: found.get(key, MISSING) for key in keys}
         return answers, FOREVER if expires == math.inf else expires, used
 
     def remember(
         self,
         stage: str,
-        answers: dict[str, Any],
+        answers: dict[str, str | Missing],
         expires: float,
         pins: dict[int, StageData],
         now: float,
@@ -206,7 +225,7 @@ class Chain:
         replace: bool,
     ) -> None:
         """Record answers in the view of the stage, never changing a value a snapshot may hold."""
-        if not (expires is FOREVER or expires > now):
+        if not (expires is FOREVER or expires > now):  # View.fresh's test, of a view not made yet
             return  # stale already (an old invocation's pinned read, a stale answer): nothing to share
         view = self.views.get(stage)
         if view is None or not view.fresh(now):
@@ -219,10 +238,9 @@ class Chain:
         same_loads = all(view.pins.get(index, data) is data for index, data in pins.items())
         changed = any(view.values.get(key, value) is not value for key, value in answers.items())
         if changed or not same_loads:
-            if replace:  # a refresh: a new view (snapshots holding the old dict keep their values)
-                kept = {k: v for k, v in view.values.items() if isinstance(k, str)}  # not objects built from them
+            if replace:  # a refresh: a new view (snapshots holding the old dict keep their values and objects)
                 self.views[stage] = View(
-                    self.client, stage, kept | answers, min(view.expires, expires), {**view.pins, **pins}, now
+                    self.client, stage, view.values | answers, min(view.expires, expires), {**view.pins, **pins}, now
                 )
             return
         values = view.values
@@ -257,5 +275,5 @@ class Chain:
         """Counters per source URL and in total; ``cached_keys`` counts the keys of the views."""
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
         totals = {name: sum(s[name] for s in per_source.values()) for name in COUNTERS}
-        cached = sum(1 for view in list(self.views.values()) for key in list(view.values) if isinstance(key, str))
+        cached = sum(len(view.values) for view in list(self.views.values()))
         return {"sources": per_source, "total": totals, "cached_keys": cached}

@@ -58,6 +58,7 @@ _PATH = "confstage.path"  # the first element of the snapshot key under which ge
 _FLAGS = "confstage.flags"  # the first element of the snapshot key under which flags() keeps a key's Flags
 _typed: Any = None  # confstage.typed, imported on the first settings() call
 _flags: Any = None  # confstage.feature_flags, imported on the first flags() call
+_current = CURRENT.get  # bound once: get's warm path calls it on every read
 _PLAIN: dict[str, Any] = {}  # a typed getter's options when none is given (never changed: only ever unpacked)
 
 
@@ -148,9 +149,11 @@ class Config:
             for source in build_sources(given.sources, transport=transport)
         ]
         self._chain = Chain(self, layers, clock)
-        self._views = self._chain.views  # the warm path reads the chain's views directly
+        # The warm path's two tables, read by ``get`` and by @handler's copy of ``begin``: the views of the stages
+        # (the chain's own dict, never replaced) and the stage of each invoked ARN. Read them; never change them.
+        self.views = self._chain.views
+        self.arn_stages: dict[str | None, str | None] = {}
         self._file_layers: list[CachedSource] | None = None  # get_path's, made on first use
-        self._arn_stages: dict[str | None, str | None] = {}
         self.emitter: Any = None  # a CloudWatch EMF emitter when CONFSTAGE_METRICS=emf (read by @handler)
         if given.metrics == "emf":
             from .emf import Emitter
@@ -191,23 +194,20 @@ class Config:
     def begin(self, arn: str | None) -> Invocation:
         """The invocation of an invoked ARN (None: a call without a Lambda context).
 
-        The stage of each distinct ARN is worked out once and remembered. While the client's view of that
-        stage is fresh, the view itself is the invocation (shared, nothing to make, its reads dict lookups);
-        otherwise a new invocation starts empty and reads as of now.
+        The stage of each distinct ARN is worked out once and remembered (``arn_stages``). While the client's
+        view of that stage is fresh, the view itself is the invocation (shared, nothing to make, its reads dict
+        lookups); otherwise a new invocation starts empty and reads as of now. @handler copies the first case
+        (a known ARN, a fresh view): see ``decorator``.
         """
         try:
-            stage = self._arn_stages[arn]
+            stage = self.arn_stages[arn]
         except KeyError:
             stage = stage_from_arn(arn, self.aliases) if arn is not None else None
             stage = validate_stage(stage) if stage is not None else self.stage
-            if len(self._arn_stages) >= _MAX_ARNS:
-                drop_oldest(self._arn_stages)  # the oldest ARN first; a hit costs no reordering
-            self._arn_stages[arn] = stage
-        view = self._views.get(stage)  # type: ignore[arg-type]  # None is never a key: no view, as wanted
-        now = self._clock()
-        if view is not None and (view.expires is FOREVER or view.expires > now):  # Chain.open, inlined: hot
-            return view  # the shared invocation of its stage: nothing to make
-        return Invocation(self, stage, now, EMPTY, {})
+            if len(self.arn_stages) >= _MAX_ARNS:
+                drop_oldest(self.arn_stages)  # the oldest ARN first; a hit costs no reordering
+            self.arn_stages[arn] = stage
+        return self._chain.open(stage, self._clock())
 
     # -- cache control and stats -------------------------------------------------------------
 
@@ -280,11 +280,13 @@ class Config:
         self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
     ) -> str | T: ...
 
+    # The implementation's parameters are positional-or-keyword, its overloads' keyword-only (what callers see):
+    # CPython 3.11 specialises no call to a function with keyword-only parameters, and fills each of their
+    # defaults by a dict lookup (about 480 instructions a get; WARM_COPIES in benchmarks/instructions.py).
     def get(
         self,
         key: str,
         default: str | Missing | Any = MISSING,
-        *,
         stage: str | None = None,
         max_age: float | None = None,
         force: bool = False,
@@ -295,32 +297,26 @@ class Config:
         old for this call (instead of the TTL). ``force``: fetch from the sources, bypassing every cache.
         """
         if stage is None and max_age is None and not force:
-            invocation = CURRENT.get()
+            # The warm path: a lookup in the snapshot in force (this client's invocation's, else its fresh view).
+            invocation: Invocation | None = _current()
+            if invocation is None:
+                if not RUNNING:
+                    view = self.views.get(self.stage)  # a stage of None has no view
+                    # View.fresh(now), inlined: WARM_COPIES in benchmarks/instructions.py measures what it saves.
+                    if view is not None and (view.expires is FOREVER or view.expires > self._clock()):
+                        invocation = view
+            elif invocation.client is not self or invocation.reads is not None:
+                invocation = None  # another client's invocation, or refresh_on recording: the slow path
             if invocation is not None:
-                if invocation.client is self:
-                    try:
-                        value = invocation.values[key]
-                    except (KeyError, TypeError):
-                        pass
-                    else:
-                        if value is not MISSING:
-                            return value  # type: ignore[no-any-return]
-                        if not isinstance(default, Missing):
-                            return default
-            elif self.stage is not None and not RUNNING:
-                view = self._views.get(self.stage)
-                if view is not None:
-                    expires = view.expires
-                    if expires is FOREVER or expires > self._clock():
-                        try:
-                            value = view.values[key]
-                        except (KeyError, TypeError):
-                            pass
-                        else:
-                            if value is not MISSING:
-                                return value  # type: ignore[no-any-return]
-                            if not isinstance(default, Missing):
-                                return default
+                try:
+                    value = invocation.values[key]
+                except (KeyError, TypeError):  # not read yet; or not a key at all (the slow path names it)
+                    pass
+                else:
+                    if value is not MISSING:
+                        return value
+                    if default is not MISSING:
+                        return default
         return self._get(key, default, stage, max_age, force)
 
     def _get(self, key: str, default: str | Missing, stage: str | None, max_age: float | None, force: bool) -> str:
@@ -329,8 +325,8 @@ class Config:
         stage, answers = self._read((key,), stage, max_age, self._clock() if force else None)
         value = answers[key]
         if value is not MISSING:
-            return value  # type: ignore[no-any-return]
-        if isinstance(default, Missing):
+            return value
+        if default is MISSING:
             raise KeyNotFoundError(key, stage, self._urls())
         return default
 
@@ -348,10 +344,10 @@ class Config:
             validate_key(key)
         wanted = list(dict.fromkeys(wanted))
         stage, answers = self._read(wanted, stage, max_age, self._clock() if force else None)
-        missing = [k for k in wanted if answers[k] is MISSING]
-        if missing:
-            raise KeyNotFoundError(missing, stage, self._urls())
-        return {k: answers[k] for k in wanted}
+        found = {k: v for k, v in answers.items() if v is not MISSING}
+        if len(found) < len(wanted):
+            raise KeyNotFoundError([k for k in wanted if k not in found], stage, self._urls())
+        return {k: found[k] for k in wanted}
 
     @overload
     def get_int(
@@ -383,7 +379,7 @@ class Config:
         ``default`` (returned as given when no source has the key), ``stage``, ``max_age`` and ``force`` as ``get``.
         """
         options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
-        return self._typed(key, default, options, int, "int")  # type: ignore[no-any-return]
+        return self._typed(key, default, options, int, "int")
 
     @overload
     def get_float(
@@ -412,7 +408,7 @@ class Config:
     ) -> float:
         """The value parsed as a float; the arguments as ``get_int``."""
         options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
-        return self._typed(key, default, options, float, "float")  # type: ignore[no-any-return]
+        return self._typed(key, default, options, float, "float")
 
     @overload
     def get_bool(
@@ -441,7 +437,7 @@ class Config:
     ) -> bool:
         """The value parsed as a bool: true/false, 1/0, yes/no, on/off, in any case; the arguments as ``get_int``."""
         options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
-        return self._typed(key, default, options, parse_bool, f"bool ({BOOL_WORDS})")  # type: ignore[no-any-return]
+        return self._typed(key, default, options, parse_bool, f"bool ({BOOL_WORDS})")
 
     def get_json(
         self,
@@ -456,14 +452,15 @@ class Config:
         options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
         return self._typed(key, default, options, json.loads, "JSON document")
 
-    def _typed(
-        self, key: str, default: object, kwargs: dict[str, Any], convert: Callable[[str], Any], expected: str
-    ) -> Any:
+    def _typed(self, key: str, default: Any, kwargs: dict[str, Any], convert: Callable[[str], T], expected: str) -> T:
         """``get`` then ``convert``; the default (when given and the key is absent) is returned unconverted."""
-        if isinstance(default, Missing):
+        if default is MISSING:
             return parse(key, self.get(key, **kwargs), convert, expected)
         raw = self.get(key, _NONE, **kwargs)
-        return default if raw is _NONE else parse(key, raw, convert, expected)
+        if raw is _NONE:
+            given: T = default  # the caller's default, as given (the overloads type it)
+            return given
+        return parse(key, raw, convert, expected)
 
     def settings(self, cls: type[T], *, stage: str | None = None) -> T:
         """An instance of ``cls`` (a dataclass or a pydantic v2 model) filled from the sources (see ``typed``).
@@ -472,29 +469,27 @@ class Config:
         Every missing or invalid field is named in one ``SettingsError``, never a value.
         """
         if SETTINGS_OVERRIDES:
-            override = SETTINGS_OVERRIDES.get(cls)
+            override: T | None = SETTINGS_OVERRIDES.get(cls)
             if override is not None:
-                return override  # type: ignore[no-any-return]
+                return override
         global _typed
         if _typed is None:
             from . import typed as _typed
         slot = (_typed.SETTINGS, cls)
-        values = self._snapshot(stage)
-        if values is not None:
-            built = values.get(slot)
-            if built is not None:  # the warm path: the object this invocation (or view) already built
-                # Only refresh_on's recording (a dict subclass) notes reads; getattr on a plain dict would raise.
-                note = getattr(values, "note", None) if type(values) is not dict else None
-                if note is not None:
-                    note(_typed.plan(cls).keys)  # a refresh_on call that reads settings has read their keys
-                return built  # type: ignore[no-any-return]
+        invocation = self._in_force(stage)
+        if invocation is not None:
+            found: T | None = invocation.built.get(slot)
+            if found is not None:  # the warm path: the object this invocation (or view) already built
+                if invocation.reads is not None:
+                    invocation.reads.update(_typed.plan(cls).keys)  # refresh_on: reading settings reads their keys
+                return found
         how = _typed.plan(cls)
         _, answers = self._read(how.keys, stage, None, None)
-        built = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
-        values = self._snapshot(stage)
-        if values is not None and values is not EMPTY:
-            built = values.setdefault(slot, built)
-        return built  # type: ignore[no-any-return]
+        built: T = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
+        invocation = self._in_force(stage)
+        if invocation is not None and invocation.built is not EMPTY:
+            built = invocation.built.setdefault(slot, built)
+        return built
 
     def flags(self, key: str | Iterable[str] = "features", *, stage: str | None = None) -> Flags:
         """The feature flags of the JSON document at ``key``, or of one flag per key (see ``confstage.flags``).
@@ -507,25 +502,25 @@ class Config:
             from . import feature_flags as _flags
         keys = (key,) if isinstance(key, str) else tuple(key)
         slot = (_FLAGS, key if isinstance(key, str) else keys)
-        values = self._snapshot(stage)
-        if values is not None:
-            built = values.get(slot)
-            if built is not None:  # the warm path: the object this invocation (or view) already built
-                note = getattr(values, "note", None) if type(values) is not dict else None
-                if note is not None:
-                    note(keys)  # a refresh_on call that reads the flags has read their keys
-                return built  # type: ignore[no-any-return]
+        invocation = self._in_force(stage)
+        if invocation is not None:
+            found: Flags | None = invocation.built.get(slot)
+            if found is not None:  # the warm path: the object this invocation (or view) already built
+                if invocation.reads is not None:
+                    invocation.reads.update(keys)  # refresh_on: reading the flags reads their keys
+                return found
         # The client's clock is the schedules' clock too: a test's fake clock moves the windows.
+        built: Flags
         if isinstance(key, str):
             built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
         else:
             if not keys:
                 raise TypeError("flags() takes a key or a non-empty iterable of keys (one flag each)")
             built = _flags.from_texts(self.get_many(keys, stage=stage), clock=self._clock)
-        values = self._snapshot(stage)
-        if values is not None and values is not EMPTY:
-            built = values.setdefault(slot, built)
-        return built  # type: ignore[no-any-return]
+        invocation = self._in_force(stage)
+        if invocation is not None and invocation.built is not EMPTY:
+            built = invocation.built.setdefault(slot, built)
+        return built
 
     def get_path(self, key: str, *, stage: str | None = None) -> Path:
         """A private file under the cache directory holding the object ``key`` (S3 objects layout), complete.
@@ -539,9 +534,9 @@ class Config:
         validate_key(key)
         layers = self._object_layers()
         slot = (_PATH, key)
-        values = self._snapshot(stage)
-        if values is not None and slot in values:
-            return Path(values[slot])
+        holder = self._in_force(stage)
+        if holder is not None and slot in holder.built:
+            return Path(holder.built[slot])
         invocation = CURRENT.get()
         in_force = self._stage_for(stage, invocation if invocation is None or invocation.client is self else None)
         at = invocation.started if invocation is not None and invocation.client is self and stage is None else None
@@ -556,9 +551,9 @@ class Config:
                     break
         if path is None:
             raise KeyNotFoundError(key, in_force, [layer.source.url for layer in layers])
-        values = self._snapshot(stage)
-        if values is not None and values is not EMPTY:
-            path = values.setdefault(slot, path)
+        holder = self._in_force(stage)
+        if holder is not None and holder.built is not EMPTY:
+            path = holder.built.setdefault(slot, path)
         return Path(path)
 
     def _object_layers(self) -> list[CachedSource]:
@@ -609,18 +604,19 @@ class Config:
         validate_key(key)
         return self._chain.find(self._stage_for(stage, CURRENT.get()), key)
 
-    def _snapshot(self, stage: str | None) -> dict[Any, Any] | None:
-        """The dict of answers in force for a read: the invocation's snapshot, else the fresh view, else None."""
+    def _in_force(self, stage: str | None) -> Invocation | None:
+        """What a read of ``stage`` reads and keeps its built objects in: this client's invocation, else the
+        stage's fresh view (the shared invocation), else None."""
         invocation = CURRENT.get()
         if invocation is None and stage is None:
             invocation = sole_invocation()
         if invocation is not None and invocation.client is self and stage in (None, invocation.stage):
-            return invocation.values
-        return self._chain.fresh_values(self._stage_for(stage, invocation))
+            return invocation
+        return self._chain.fresh_view(self._stage_for(stage, invocation))
 
     def _read(
         self, keys: Sequence[str], stage: str | None, max_age: float | None, newer_than: float | None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, dict[str, str | Missing]]:
         """The stage of the call and the answers for ``keys`` (``MISSING`` when absent).
 
         ``newer_than``: a refresh; only data from fetches begun after this time will do.

@@ -2,7 +2,15 @@
 
 The wrapper does as little as possible per call, because it runs on every invocation: the stage of each
 distinct ARN is worked out once and remembered by the client, the invocation is entered and left with
-two ContextVar operations and two set operations, and warm-up and EMF cost nothing when unused.
+two ContextVar operations and two dict operations, and warm-up and EMF cost nothing when unused.
+
+The plain wrapper is written out rather than calling what it copies, because it runs on every invocation;
+each copy says what it saves (``WARM_COPIES`` in ``benchmarks/instructions.py`` measures it, and the
+per-invocation benchmark, ``benchmarks/_invocation.py``, holds the whole to its targets):
+
+* ``Config.begin``'s first case (a known ARN whose stage's view is fresh), with ``View.fresh`` inside it;
+* ``_context.enter``/``leave`` for an invocation entered outside any other (the nested case calls them):
+  ``CURRENT.set``/``CURRENT.reset`` bound once per handler, ``id(token)`` taken once.
 With ``warmup=True`` it also answers warm-up pings itself: the stage's sources are loaded (so the next
 real invocation is warm) and the handler is not called.
 """
@@ -11,10 +19,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from . import _context
-from ._context import CURRENT, RUNNING
+from ._context import CURRENT, FOREVER, RUNNING
 from .client import default as _default_client
 
 if TYPE_CHECKING:
@@ -123,7 +131,7 @@ def handler(
                     if client.emitter is not None:
                         client.emitter.emit(invocation.stage)
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(F, async_wrapper)
 
         if is_ping is not None:
 
@@ -133,29 +141,38 @@ def handler(
                     return warm(context)
                 return wrapper(event, context)
 
+        current, set_current, reset_current = CURRENT.get, CURRENT.set, CURRENT.reset  # bound once, not per call
+
         @functools.wraps(fn)
         def wrapper(event: Any, context: Any) -> Any:
-            # _context.enter/leave, inlined: this runs on every invocation (Lambda passes exactly these two).
+            # Lambda passes exactly these two arguments; the module docstring lists what is copied here and why.
             client = config or _context.client or _default_client()
             try:
                 arn = context.invoked_function_arn
             except AttributeError:
                 arn = None  # a local call without a Lambda context: CONFSTAGE_STAGE applies
-            invocation = client.begin(arn)
-            if CURRENT.get() is not None:  # nested (inside refresh_on, bind or another handler): one entry
+            invocation: _context.Invocation
+            try:  # Config.begin, its first case: a known ARN whose stage has a view (a stage of None has none)
+                invocation = view = client.views[client.arn_stages[arn]]
+                if not (view.expires is FOREVER or view.expires > client.clock()):  # View.fresh(now)
+                    invocation = client.begin(arn)
+            except KeyError:
+                invocation = client.begin(arn)
+            if current() is not None:  # nested (inside refresh_on, bind or another handler): one entry
                 return nested(fn, event, context, client, invocation)
-            token = CURRENT.set(invocation)
+            token = set_current(invocation)
+            key = id(token)
             if invocation.stage is not None:
-                RUNNING[id(token)] = invocation
+                RUNNING[key] = invocation
             try:
                 return fn(event, context)
             finally:
-                RUNNING.pop(id(token), None)
-                CURRENT.reset(token)
+                RUNNING.pop(key, None)
+                reset_current(token)
                 if client.emitter is not None:
                     client.emitter.emit(invocation.stage)
 
-        return warming_wrapper if is_ping is not None else wrapper  # type: ignore[return-value]
+        return cast(F, warming_wrapper if is_ping is not None else wrapper)
 
     if func is not None:
         return decorate(func)

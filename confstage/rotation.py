@@ -7,9 +7,10 @@ after a rotation) waits on one fetch, and a refresh_on refresh within the last `
 seconds is reused instead of fetching again (ordinary fetches do not count). A refresh that fails
 raises the original error, with the refresh's failure chained as its cause.
 
-Which keys the call read is recorded while it runs: its invocation's snapshot is swapped for a
-recording copy for the duration of the call (outside a handler, the call runs as an invocation of
-the stage in force). Only wrapped calls pay for the recording.
+Which keys the call read is recorded while it runs: its invocation's ``reads`` is a set for the
+duration of the call, which every read through the invocation fills (outside a handler, or inside a
+shared one, the call runs as an invocation of its own of the stage in force). Only wrapped calls pay
+for the recording: a recording invocation takes the reads' slow path, which notes the keys.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _context
 from ._context import CURRENT
@@ -33,25 +34,6 @@ MIN_INTERVAL = 5.0  # seconds: a refresh_on refresh this recent is new enough fo
 _CO_COROUTINE = 0x80
 # When each client last refreshed each stage for refresh_on (the rate limit); weak: clients come and go.
 _last: weakref.WeakKeyDictionary[Config, dict[str | None, float]] = weakref.WeakKeyDictionary()
-
-
-class _Recording(dict):  # type: ignore[type-arg]
-    """An invocation's snapshot that notes every key read through it (``get`` reads with ``[]``)."""
-
-    __slots__ = ("read",)
-
-    def __init__(self, values: dict[Any, Any]) -> None:
-        super().__init__(values)
-        self.read: set[str] = set()
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            self.read.add(key)
-        return dict.__getitem__(self, key)
-
-    def note(self, keys: Iterable[str]) -> None:
-        """Record keys read without ``[]`` (the fields of a settings object kept in the snapshot)."""
-        self.read.update(keys)
 
 
 def refresh_on(
@@ -76,7 +58,7 @@ def refresh_on(
                         call.refresh(exc)
                     return await fn(*args, **kwargs)  # once more, reading the refreshed values
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,7 +69,7 @@ def refresh_on(
                     call.refresh(exc)
                 return fn(*args, **kwargs)  # once more, reading the refreshed values
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate
 
@@ -108,43 +90,39 @@ class _Call:
             invocation = client.begin(None)
         stage: str = invocation.stage or client.current_stage()
         if invocation.shared or invocation is not CURRENT.get() or invocation.stage is None:
-            # The recording swaps the snapshot: on an invocation of this call's own, never a shared one.
+            # The recording is the invocation's: on one of this call's own, never a shared one.
             invocation = _context.Invocation(
-                client, stage, invocation.started, invocation.values, dict(invocation.pins)
+                client, stage, invocation.started, invocation.values, dict(invocation.pins), invocation.built
             )
             self.token = _context.enter(invocation)
         self.invocation = invocation
-        self.saved = invocation.values
-        self.recording = _Recording(invocation.values)
+        self.outer = invocation.reads  # an enclosing refresh_on call's recording, or None
+        self.read: set[str] = set()
+        self.recording = False
 
     def __enter__(self) -> _Call:
-        self.invocation.values = self.recording
+        self.invocation.reads = self.read
+        self.recording = True
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._restore()
+        self._stop()
         if self.token is not None:
             _context.leave(self.invocation, self.token)
             self.token = None
 
-    def _restore(self) -> None:
-        """Put the snapshot back, with what the call added (unless a refresh replaced it meanwhile)."""
-        invocation = self.invocation
-        if invocation.values is self.recording:
-            if self.saved is _context.EMPTY:
-                self.saved = dict(self.recording)  # nothing was shared: the call's reads become the snapshot
-            else:
-                for key, value in self.recording.items():
-                    self.saved.setdefault(key, value)
-            invocation.values = self.saved
-        outer = self.saved.note if isinstance(self.saved, _Recording) else None
-        if outer is not None:
-            outer(self.recording.read)  # a refresh_on call inside another: the outer one read these too
+    def _stop(self) -> None:
+        """Stop recording: the enclosing call's recording (if any) is back, with what this call read added."""
+        if self.recording:
+            self.recording = False
+            self.invocation.reads = self.outer
+            if self.outer is not None:
+                self.outer.update(self.read)  # a refresh_on call inside another: the outer one read these too
 
     def refresh(self, error: BaseException) -> None:
         """Fetch the keys again (shared with other failures, rate-limited); on failure re-raise ``error``."""
-        keys = self.keys if self.keys is not None else sorted(self.recording.read)
-        self._restore()
+        keys = self.keys if self.keys is not None else sorted(self.read)
+        self._stop()  # the retry is not recorded
         if not keys:
             raise error
         client = self.client
@@ -161,4 +139,3 @@ class _Call:
             client.refresh(keys, stage=self.invocation.stage, newer_than=newer_than)
         except Exception as refresh_error:
             raise error from refresh_error
-        self.saved = self.invocation.values  # the refreshed snapshot; the retry is not recorded

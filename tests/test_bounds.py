@@ -53,8 +53,8 @@ def test_2000_rotating_aliases_stay_warm() -> None:
         for n in range(2000):
             assert fn({}, lambda_context(f"S{n}")) == f"v{n}"
     assert source.fetches == 2000
-    assert len(made._arn_stages) == 2000
-    assert len(made._views) == 2000
+    assert len(made.arn_stages) == 2000
+    assert len(made.views) == 2000
 
 
 def test_a_flood_of_made_up_stages_is_bounded_and_keeps_the_busy_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,6 +74,6 @@ def test_a_flood_of_made_up_stages_is_bounded_and_keeps_the_busy_one(monkeypatch
         with made.bind(lambda_context("PRD")):
             assert made.get("k") == "prd"
         assert len(layer._stages) <= 64
-        assert len(made._views) <= 64
-        assert len(made._arn_stages) <= 64
+        assert len(made.views) <= 64
+        assert len(made.arn_stages) <= 64
     assert "PRD" in layer._stages  # used between every made-up one: never the least recently used

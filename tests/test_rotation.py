@@ -320,3 +320,45 @@ def test_a_refresh_on_storm_asks_a_failing_store_once_per_backoff(
     source.values["PRD"]["db_password"] = "rotated"
     clock.tick(600)
     assert lambda_handler({}, lambda_context("PRD")) == "connected"
+
+
+def test_the_recording_is_the_invocations_reads_set_filled_by_every_kind_of_read(
+    source: DictSource, config: Config
+) -> None:
+    """While a wrapped call runs, its invocation's ``reads`` holds every key read (get, the typed getters,
+    get_many, warm or not), the snapshot stays a plain dict of strings, and a nested call's reads reach the
+    outer call's; when the call ends, nothing records any more."""
+    source.values["PRD"].update(port="5432", a="1", b="2")
+    seen: dict[str, set[str]] = {}
+
+    @refresh_on(AuthError)
+    def inner() -> None:
+        confstage.get_int("port")
+        seen["inner"] = set(_reads())
+
+    @refresh_on(AuthError)
+    def outer() -> None:
+        confstage.get("host")
+        confstage.get("host")  # warm now: still recorded
+        confstage.get("absent", None)
+        confstage.get_many(["a", "b"])
+        inner()
+        seen["outer"] = set(_reads())
+        invocation = confstage._context.CURRENT.get()
+        assert invocation is not None
+        assert all(type(k) is str for k in invocation.values)
+
+    with confstage.bind("PRD"):
+        confstage.get("host")  # the invocation is the warm shared view: the call records on one of its own
+        outer()
+        current = confstage._context.CURRENT.get()
+        assert current is not None
+        assert current.reads is None
+    assert seen == {"inner": {"port"}, "outer": {"host", "absent", "a", "b", "port"}}
+
+
+def _reads() -> set[str]:
+    invocation = confstage._context.CURRENT.get()
+    assert invocation is not None
+    assert invocation.reads is not None
+    return invocation.reads

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import confstage
-from confstage import Config, _context, client
+from confstage import MISSING, Config, _context, client
 from confstage.testing import MemorySource, lambda_context
 
 from .conftest import FakeClock
@@ -251,3 +254,49 @@ def test_a_worker_threads_refresh_changes_neither_the_invocation_nor_the_pool_th
         assert lambda_handler({}, lambda_context("PRD")) == ("a1", "a2", "PRD")
         assert pool.submit(lambda: _context.CURRENT.get()).result(timeout=10) is None
     assert confstage.get("a", stage="PRD") == "a2"  # the refresh reached the view: later reads see it
+
+
+@dataclass(frozen=True)
+class _Settings:
+    a: str
+    b: str = "none"
+
+
+_READS = st.lists(
+    st.one_of(
+        st.tuples(st.just("get"), st.sampled_from(["a", "b", "c", "absent"])),
+        st.tuples(st.just("many"), st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3)),
+        st.tuples(st.just("settings"), st.just("")),
+        st.tuples(st.just("tick"), st.floats(0, 2 * TTL)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reads=_READS)
+def test_values_are_strings_and_built_objects_are_kept_apart(reads: list[tuple[str, Any]], clock: FakeClock) -> None:
+    """Whatever an invocation reads, its values map keys to strings (or MISSING), and the objects made from them
+    (settings) live in ``built``, the same object for the whole invocation; the view keeps the same shape."""
+    config = Config([DictSource({"PRD": {"a": "a1", "b": "b1", "c": "c1"}})], cache_dir="", clock=clock, ttl=TTL)
+    with config.bind("PRD"):
+        made: list[object] = []
+        for kind, arg in reads:
+            if kind == "get":
+                assert config.get(arg, None) == (None if arg == "absent" else f"{arg}1")
+            elif kind == "many":
+                assert config.get_many(arg) == {k: f"{k}1" for k in arg}
+            elif kind == "settings":
+                made.append(config.settings(_Settings))
+            else:
+                clock.tick(arg)
+        invocation = _context.CURRENT.get()
+        assert invocation is not None
+        assert type(invocation.values) is dict or invocation.values is _context.EMPTY
+        assert all(type(k) is str and (type(v) is str or v is MISSING) for k, v in invocation.values.items())
+        assert all(type(k) is tuple for k in invocation.built)
+        assert all(found is made[0] for found in made)  # one object for the whole invocation
+        assert invocation.reads is None
+    for view in config._chain.views.values():
+        assert all(type(k) is str and (type(v) is str or v is MISSING) for k, v in view.values.items())
+    assert config.stats()["cached_keys"] == sum(len(view.values) for view in config._chain.views.values())
