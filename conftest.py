@@ -52,9 +52,9 @@ def _fence_options(item: pytest.Item) -> list[str]:
 
 
 # Test modules marked ``slow``: subprocesses of the CLI or of whole benchmarks, real timeouts, second moto
-# servers, pip downloads, and the two heaviest integration modules (S3 and partial writes: 40 s of worker time).
-# CI runs every test once on one Python and the rest on each other Python 3.10-3.13 (tox.ini), which keeps
-# its two slots even (about 11 minutes each); nothing here is skipped, only scheduled.
+# servers, pip downloads, and the two heaviest integration modules (S3 and partial writes: 20 s of worker time).
+# CI runs every test once on one Python and the rest on the other Pythons tox.ini lists, which keeps its two
+# slots even; nothing here is skipped, only scheduled.
 SLOW_MODULES = frozenset(
     {
         "test_bench.py",
