@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each builds .venv first when needed and
 # installs only what it uses: the demo the cli and demo extras, the tests tox (which builds its own
-# environments with the test extras, one per Python). `make dev` installs every extra for working in the tree.
+# environments, one per Python, from the demo extra and pyproject.toml's dependency groups). `make dev`
+# installs confstage with the demo extra and the dev group (every tool for working in the tree).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test dev lint type docs serve-docs bench layer clean
+.PHONY: demo test dev lint type docs serve-docs bench build layer clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,19 +16,22 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
+# tox >= 4.22 and tox-uv >= 1.16 read the environments' dependency_groups (PEP 735).
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'tox>=4.11' 'tox-uv>=1.0'
+	$(BIN)/python -m pip install --quiet 'tox>=4.22' 'tox-uv>=1.16'
 	touch $@
 
+# pip >= 25.1 installs a dependency group (--group, PEP 735), even into a .venv made before it.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e '.[demo,file]' --group dev
 	touch $@
 
 demo: $(VENV)/.demo
 	$(BIN)/confstage demo
 
 # pytest on every Python 3.10-3.13 present (missing ones skipped), the documentation's blocks and the
-# site build, ruff and mypy --strict.
+# site build, ruff, mypy --strict, and the sdist and wheel built and checked.
 test: $(VENV)/.test
 	$(BIN)/tox run-parallel --parallel 2 --parallel-no-spinner
 
@@ -48,7 +52,12 @@ serve-docs: $(VENV)/.test
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_backends.py
 
-# A Lambda layer (dist/confstage-layer.zip, python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64).
+# The sdist and the wheel, built and checked as CI does (twine check --strict, check-wheel-contents).
+build: $(VENV)/.test
+	$(BIN)/tox -e build
+
+# A Lambda layer (python/ at its root) for PYTHON= (3.12) and ARCH= (x86_64 or arm64), named for both:
+# dist/confstage-layer-py3.12-x86_64.zip, so an arm64 build never replaces an x86_64 one.
 PYTHON ?= 3.12
 ARCH ?= x86_64
 layer:

@@ -73,6 +73,7 @@ SLOW_MODULES = frozenset(
         "test_layer.py",
         "test_lite_faults.py",
         "test_lite_iam.py",
+        "test_managed_instances.py",
         "test_partial_writes.py",
         "test_iam_enforced.py",
         "test_s3.py",
@@ -245,6 +246,33 @@ def fixture_app_kms_key(docs_env: str, _pages: _Pages) -> str:
         _pages.state["app_kms_key"] = key_id
     key: str = _pages.state["app_kms_key"]
     return key
+
+
+@pytest.fixture(scope="session", name="_appconfig_servers")
+def fixture_appconfig_servers() -> Iterator[list[Any]]:
+    """The AppConfig emulators the pages started, stopped at the end of the session."""
+    servers: list[Any] = []
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(name="appconfig")
+def fixture_appconfig(
+    terminal: Shell, _pages: _Pages, _appconfig_servers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """``confstage.testing.AppConfigServer`` for the page (its deployments kept from block to block), with
+    ``AWS_ENDPOINT_URL_APPCONFIGDATA`` at it in the process and in the page's terminal, as AWS would be."""
+    from confstage.testing import AppConfigServer
+
+    server = _pages.state.get("appconfig")
+    if server is None:
+        server = _pages.state["appconfig"] = AppConfigServer()
+        server.start()
+        _appconfig_servers.append(server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPCONFIGDATA", server.endpoint)
+    terminal.env["AWS_ENDPOINT_URL_APPCONFIGDATA"] = server.endpoint
+    return server
 
 
 @pytest.fixture(name="app_config_table")

@@ -11,14 +11,19 @@ import stat
 
 from . import _log as log
 
-__all__ = ["prepare_directory", "read_private", "unsafe_ancestor", "unsafe_directory"]
+__all__ = ["prepare_directory", "read_private", "read_private_from", "unsafe_ancestor", "unsafe_directory"]
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def prepare_directory(directory: str) -> str | None:
-    """Create or check the cache directory; return what is wrong with it, or None."""
-    problem = unsafe_ancestor(os.path.dirname(directory))
+    """Create (0700, with any missing parent, each 0700) or check a private directory; what is wrong, or None."""
+    parent = os.path.dirname(directory)
+    if parent != directory and not os.path.lexists(parent):
+        problem = prepare_directory(parent)  # a parent that does not exist yet is made private, as this one is
+        if problem:
+            return problem
+    problem = unsafe_ancestor(parent)
     if problem:
         return problem
     try:
@@ -53,6 +58,13 @@ def read_private(path: str, limit: int) -> bytes | None:
     Opened with ``O_NONBLOCK`` (a FIFO would block the open forever) and ``O_NOFOLLOW``, checked with
     ``fstat`` on that descriptor before a byte is read, and read up to the cap only.
     """
+    found = read_private_from(path, limit)
+    return None if found is None else found[0]
+
+
+def read_private_from(path: str, limit: int, offset: int = 0) -> tuple[bytes, os.stat_result] | None:
+    """``read_private`` from ``offset`` on (what a journal gained since it was last read), with the file's
+    ``fstat`` (its inode and size tell whether it changed); None when unusable or shorter than ``offset``."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError:
@@ -62,11 +74,13 @@ def read_private(path: str, limit: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
             log.debug("ignoring cache file that is not a regular file private to this user: %s", path)
             return None
-        if info.st_size > limit:
+        if info.st_size > limit or info.st_size < offset:
             log.debug("ignoring cache file of %d bytes (more than %d): %s", info.st_size, limit, path)
             return None
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
         chunks: list[bytes] = []
-        left = limit + 1  # one byte more tells a file that grew since fstat
+        left = limit + 1 - offset  # one byte more tells a file that grew since fstat
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
@@ -77,7 +91,7 @@ def read_private(path: str, limit: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
-    return b"".join(chunks) if left > 0 else None
+    return (b"".join(chunks), info) if left > 0 else None
 
 
 def unsafe_ancestor(path: str) -> str | None:

@@ -25,6 +25,7 @@ __all__ = [
     "EMPTY",
     "FOREVER",
     "MISSING",
+    "NESTED",
     "RUNNING",
     "SETTINGS_OVERRIDES",
     "WATCHED",
@@ -127,21 +128,50 @@ def running() -> tuple[Invocation, ...]:
 def sole_invocation() -> Invocation | None:
     """The one invocation in progress, when there is exactly one (what a worker thread belongs to)."""
     invocations = tuple(RUNNING.values())
-    return invocations[0] if len(invocations) == 1 else None
+    if not invocations:
+        return None
+    first = invocations[0]
+    return first if all(found is first for found in invocations) else None
+
+
+# Nested entries (``bind()`` or ``refresh_on`` inside a handler, a handler inside ``refresh_on``): id() of the
+# nested token -> (the registry key it took over, the invocation that held it). One logical invocation
+# counts once in ``RUNNING``, and a worker thread sees its innermost binding.
+NESTED: dict[int, tuple[Any, Invocation]] = {}
 
 
 def enter(invocation: Invocation) -> Any:
     """Make ``invocation`` current in this context and known to worker threads; returns a token for ``leave``."""
+    outer = CURRENT.get()
     token = CURRENT.set(invocation)
     if invocation.stage is not None:
-        RUNNING[id(token)] = invocation
+        key = _key_of(outer) if outer is not None else None
+        if key is None:
+            RUNNING[id(token)] = invocation
+        else:  # nested: the innermost binding stands for this logical invocation until it is left
+            NESTED[id(token)] = (key, RUNNING[key])
+            RUNNING[key] = invocation
     return token
 
 
 def leave(invocation: Invocation, token: Any) -> None:
     """Undo ``enter``."""
-    RUNNING.pop(id(token), None)
+    nested = NESTED.pop(id(token), None) if NESTED else None
+    if nested is None:
+        RUNNING.pop(id(token), None)
+    else:
+        key, outer = nested
+        if key in RUNNING:  # still running (not left meanwhile by another context sharing it)
+            RUNNING[key] = outer
     CURRENT.reset(token)
+
+
+def _key_of(invocation: Invocation) -> Any:
+    """The registry key under which ``invocation`` runs (None: not registered); nested entries only."""
+    for key, found in list(RUNNING.items()):
+        if found is invocation:
+            return key
+    return None
 
 
 def own(invocation: Invocation) -> Invocation:
@@ -152,6 +182,9 @@ def own(invocation: Invocation) -> Invocation:
         invocation.client, invocation.stage, invocation.started, invocation.values, dict(invocation.pins)
     )
     CURRENT.set(private)  # undone with the enclosing invocation's own reset (handler, bind, refresh_on)
+    key = _key_of(invocation)
+    if key is not None:
+        RUNNING[key] = private  # worker threads of this invocation see the private copy from now on
     return private
 
 

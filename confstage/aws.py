@@ -31,6 +31,8 @@ from .errors import SourceError
 from .transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError, Transport
 
 __all__ = [
+    "IAM_PREFIXES",
+    "MAX_PAGES",
     "PAGES",
     "PROMISES",
     "THROTTLING_CODES",
@@ -70,7 +72,13 @@ PROMISES: dict[str, Promise] = {
     "kms:GenerateDataKey": Promise((("Plaintext", bytes), ("CiphertextBlob", bytes))),
     "s3:GetObject": Promise((("ETag", str),)),
     "s3:ListObjectsV2": Promise((("IsTruncated", bool),)),
+    "appconfigdata:StartConfigurationSession": Promise((("InitialConfigurationToken", str),)),
+    # An unchanged configuration is an empty Configuration, never an absent token.
+    "appconfigdata:GetLatestConfiguration": Promise((("NextPollConfigurationToken", str),)),
 }
+
+# Services whose IAM prefix is not botocore's service name: errors name an operation as IAM spells it.
+IAM_PREFIXES = {"appconfigdata": "appconfig"}
 
 # Paginated operations: (request field, response field) of each token that asks for the next page.
 PAGES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -84,6 +92,11 @@ PAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "s3:ListObjectsV2": (("ContinuationToken", "NextContinuationToken"),),
     "s3:ListObjectVersions": (("KeyMarker", "NextKeyMarker"), ("VersionIdMarker", "NextVersionIdMarker")),
 }
+
+# The most pages one walk asks for. The largest stage a runtime source reads is 10,000 SSM parameters (the
+# standard tier's quota: 1,000 pages of 10); a Query page is up to 1 MB. A store that keeps answering "more"
+# past this is broken or hostile, and the walk fails rather than paging for ever.
+MAX_PAGES = 1000
 
 # Batch operations: the response field holding what was left unprocessed (sent again as ``RequestItems``), and
 # what its entries are called in errors.
@@ -155,6 +168,8 @@ def call(
     ``ErrorAnswer`` instead. ``deadline`` (``time.monotonic``) defaults to the fetch's, when one is running.
     """
     service, _, name = operation.partition(":")
+    if service in IAM_PREFIXES:  # botocore's service name in the request, IAM's in what errors say
+        operation = f"{IAM_PREFIXES[service]}:{name}"
     if deadline is None:
         deadline = _state.DEADLINE.get()
     request = AwsRequest(service, name, params, region, endpoint_url, deadline)
@@ -170,7 +185,7 @@ def call(
         ) from exc
     except NetworkError as exc:
         raise SourceError(f"{operation}{where} failed with {exc}", source=source, operation=operation) from exc
-    promise = PROMISES.get(operation)
+    promise = PROMISES.get(f"{service}:{name}")
     if promise is not None:
         lacking = [field for field, kind in promise.fields if not isinstance(_get(response, field), kind)]
         if lacking or not isinstance(response, Mapping):
@@ -227,14 +242,20 @@ class Caller:
 
         An error code in ``answers`` ends the walk (a parameter that does not exist has no history). A batch's
         unprocessed entries are sent again after ``retry``'s backoff; still left after its attempts, they are a
-        ``SourceError`` (throttled).
+        ``SourceError`` (throttled). The walk ends with a ``SourceError``, too, on a page token the store already
+        gave (a loop), past ``MAX_PAGES`` pages, and before asking for another page once the fetch's deadline
+        (``_state.DEADLINE``) has passed: no fetch thread pages on after ``get`` has stopped waiting for it.
         """
         request = dict(params)
         tokens = PAGES.get(operation, ())
         left = UNPROCESSED.get(operation)
         retry = retry or Retry()
         attempt = 1
-        while True:
+        seen: set[str] = set()  # every page token sent: a store that hands one back again would loop for ever
+        where = f" on {target}" if target else ""
+        for sent in range(1, MAX_PAGES + 1):
+            if sent > 1:
+                self._before_next_page(operation, where, sent)
             page = self.call(operation, request, target=target, answers=answers)
             if isinstance(page, ErrorAnswer):
                 return
@@ -247,7 +268,6 @@ class Caller:
                     count = sum(
                         len(entry["Keys"]) if isinstance(entry, dict) else len(entry) for entry in pending.values()
                     )
-                    where = f" on {target}" if target else ""
                     raise SourceError(
                         f"{operation}{where} left {count} {left[1]} unprocessed after {attempt} attempts (throttled)",
                         source=self.source,
@@ -261,9 +281,33 @@ class Caller:
             following = {ask: page.get(answer) for ask, answer in tokens}
             if not any(following.values()):
                 return
+            token = repr(sorted(following.items()))
+            if token in seen:
+                raise SourceError(
+                    f"{operation}{where} answered a page token it had already given (page {sent}): a store that "
+                    "pages in a loop",
+                    source=self.source,
+                    operation=operation,
+                )
+            seen.add(token)
             request = {
                 name: value for name, value in {**request, **following}.items() if value or name not in following
             }
+        raise SourceError(
+            f"{operation}{where} still had more after {MAX_PAGES} pages (the cap): a store that pages without end?",
+            source=self.source,
+            operation=operation,
+        )
+
+    def _before_next_page(self, operation: str, where: str, page: int) -> None:
+        """Refuse to ask for another page once the fetch's deadline has passed (``get`` has stopped waiting)."""
+        deadline = _state.DEADLINE.get()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise SourceError(
+                f"{operation}{where}: the fetch deadline passed before page {page}",
+                source=self.source,
+                operation=operation,
+            )
 
     def read_body(self, response: Mapping[str, Any], *, operation: str, target: str = "") -> bytes:
         """``aws.read_body`` for this source."""

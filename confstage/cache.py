@@ -14,8 +14,9 @@ Everything about staleness and availability lives here once, for every source:
   time, and from the very load (``StageData``) the invocation already read, so two keys of a whole-stage
   source read in one invocation always come from one fetch.
 
-Times come from an injected wall clock (``time.time``): snapshots are shared across processes
-through /tmp, so their times must compare across processes; tests pass a fake clock.
+Times come from an injected clock, monotonic by default (``time.monotonic``): a wall clock stepped back an
+hour would otherwise keep every value fresh for an hour more, or stepped forward expire them all. The /tmp
+layer moves times to and from the wall clock (files compare across processes); tests pass a fake clock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from . import _log as log
 from ._state import DEADLINE
-from .disk import DiskCache
+from .disk import DiskCache, Snapshot
 from .errors import ConfstageError, SourceError
 from .flights import Backoff, Flight, clear_frames, run_in_thread, run_inline, urandom_fraction
 from .metrics import SourceStats
@@ -39,7 +40,7 @@ from .variables import DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_TIMEOUT
 __all__ = ["Answer", "Backoff", "CachedSource", "StageData", "run_in_thread", "run_inline"]
 
 
-_MAX_STAGES = 1024
+_MAX_STAGES = 4096  # stages known per source: a function may serve thousands of aliases
 
 
 class CachedSource:
@@ -51,7 +52,7 @@ class CachedSource:
         *,
         ttl: float,
         max_stale: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         disk: DiskCache | None = None,
         fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
         refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
@@ -143,7 +144,7 @@ class CachedSource:
                 if now < state.backoff_until:
                     if stale is not None:
                         return self._serve_stale(state, stage, stale, len(keys), "backing off after a failed refresh")
-                    if state.throttled is not None and newer_than is None:
+                    if state.throttled is not None:
                         # Throttled with nothing in hand: asking again now only adds to what the service sheds.
                         raise SourceError(
                             f"stage {stage!r} was throttled; next attempt in {state.backoff_until - now:.1f} s",
@@ -151,6 +152,15 @@ class CachedSource:
                             operation=getattr(state.throttled, "operation", "") or "fetch",
                             throttled=True,
                         ) from state.throttled
+                    if newer_than is not None:
+                        # A forced refresh (refresh_on, force=True) backs off like any other: a storm of failing
+                        # calls against a failing store asks it once per backoff, not once per call.
+                        raise SourceError(
+                            f"stage {stage!r}: the last refresh failed; next attempt in "
+                            f"{state.backoff_until - now:.1f} s",
+                            source=self.source.url,
+                            operation="fetch",
+                        )
                 if newer_than is None and self._disk is not None and self._read_disk(state, stage):
                     answer = self._fresh(state, keys, ref, ttl, None)
                     if answer is not None:
@@ -159,7 +169,16 @@ class CachedSource:
                         return answer
                     if stale is None:  # a restarted process: the snapshot may still be good for stale-on-error
                         stale = self._fresh(state, keys, now, self.max_stale, None, stale=True)
-                flight = Flight(None if self._whole else frozenset(keys), now, now + self.fetch_timeout)
+                # A forced refresh of some keys of a source that can fetch them alone (``refreshes_keys``: the
+                # per-key secrets layout) fetches just those, into the load in hand.
+                partial = (
+                    newer_than is not None
+                    and bool(keys)
+                    and state.data is not None
+                    and getattr(self.source, "refreshes_keys", False)
+                )
+                flight = Flight(None if self._whole and not partial else frozenset(keys), now, now + self.fetch_timeout)
+                flight.after = newer_than
                 state.flights.append(flight)
                 launched = True
         if launched:  # outside the lock: an inline flight takes it to record its result
@@ -222,7 +241,11 @@ class CachedSource:
         """Answer from data fetched at or after ``newer_than``, if there is such data for every key."""
         if self._whole:
             data = state.data
-            if data is None or data.at <= newer_than:
+            if data is None:
+                return None
+            if data.at <= newer_than and not (
+                keys and all(data.refreshed.get(k, -math.inf) > newer_than for k in keys)
+            ):
                 return None
             return self._fresh(state, keys, data.at, math.inf, data)
         if any(key not in state.entries or state.entries[key][1] <= newer_than for key in keys):
@@ -256,14 +279,64 @@ class CachedSource:
         return found
 
     def _fly(self, state: Stage, stage: str, flight: Flight) -> None:
-        """Run one fetch and record what it brought (or how it failed); waiters are woken at the end."""
+        """Run one fetch and record what it brought (or how it failed); waiters are woken at the end.
+
+        With a /tmp cache, the fetch holds the stage's lock among this machine's processes (``disk.exclusive``:
+        Lambda Managed Instances run many processes on one /tmp). A process that finds another fetching waits for
+        it, then answers from the snapshot it wrote instead of asking AWS; it fetches itself if the lock is still
+        held when only half its fetch deadline (at most 5 s of it) is left, or if the snapshot cannot answer.
+        """
+        if self._disk is None:
+            self._fetch(state, stage, flight)
+            return
+        reserve = min(self.fetch_timeout / 2, 5.0)
+        wait = max(0.0, flight.deadline - self._clock() - reserve)
+        with self._disk.exclusive(self.source, stage, flight.keys, wait) as held:
+            if held and self._shared(state, stage, flight):
+                flight.done.set()
+                return
+            self._fetch(state, stage, flight)  # saves to /tmp before the lock is released
+
+    def _shared(self, state: Stage, stage: str, flight: Flight) -> bool:
+        """Answer ``flight`` from a snapshot another process wrote while this one waited for the lock (fetched
+        after the flight's ``after``, or within the TTL); False when there is none that answers it whole."""
+        with state.lock:
+            if not self._read_disk(state, stage):
+                return False
+            now = self._clock()
+            after = flight.after if flight.after is not None else max(now - state.lifetime, self._expired_at)
+            if self._whole:
+                data = state.data
+                if data is None or data.at <= after or data.withheld or flight.keys is not None:
+                    return False  # withheld: secrets the file could not carry, which only a fetch knows
+                flight.data = data
+            else:
+                keys = flight.keys or frozenset()
+                entries = state.entries
+                if not all(key in entries and entries[key][1] > after for key in keys):
+                    return False
+                flight.entries = {key: entries[key][0] for key in keys}
+            if flight in state.flights:
+                state.flights.remove(flight)
+                state.failures = 0
+                state.throttled = None
+                state.backoff_until = -math.inf
+                state.warned = None
+        self.stats.count("shared")
+        log.debug("answered by another process's fetch: source=%s stage=%s", self.source.url, stage)
+        return True
+
+    def _fetch(self, state: Stage, stage: str, flight: Flight) -> None:
         url = self.source.url
         # The fetch's AWS calls get the flight's deadline (the call layer reads it; a transport may enforce it).
         deadline = DEADLINE.set(time.monotonic() + max(0.0, flight.deadline - self._clock()))
         t0 = time.perf_counter()
         try:
             try:
-                fetched = self.source.fetch(stage, () if flight.keys is None else flight.keys)
+                if self._whole and flight.keys is not None:
+                    fetched = self.source.fetch_keys(stage, flight.keys)  # type: ignore[attr-defined]
+                else:
+                    fetched = self.source.fetch(stage, () if flight.keys is None else flight.keys)
             finally:
                 DEADLINE.reset(deadline)
         except BaseException as exc:
@@ -296,12 +369,22 @@ class CachedSource:
                 state.backoff_until = -math.inf
                 state.warned = None
             self.stats.fetched(seconds)
+            if getattr(fetched, "region", None) is not None:  # served by a fallback region (confstage.failover)
+                self.stats.count("fallback")
             record(state, flight, fetched, whole=self._whole)
-            snapshot = snapshot_of(state) if self._disk is not None else None
+            # A whole stage is written whole; a per-key fetch appends just its keys (linear in what it learnt).
+            snapshot = snapshot_of(state, flight.keys) if self._disk is not None else None
         log.debug("fetched: source=%s stage=%s keys=%d in %.1f ms", url, stage, len(fetched), seconds * 1000)
-        if snapshot is not None and self._disk is not None:
-            self._disk.save(self.source, stage, snapshot)  # before waking anyone: a get that returned has saved
+        if snapshot is not None and self._disk is not None:  # before waking anyone: a get that returned has saved
+            if self._whole:
+                self._disk.save(self.source, stage, snapshot)
+            else:
+                self._disk.append(self.source, stage, snapshot, functools.partial(self._whole_snapshot, state))
         flight.done.set()
+
+    def _whole_snapshot(self, state: Stage) -> Snapshot:
+        with state.lock:
+            return snapshot_of(state)
 
     def _failed(self, state: Stage, now: float, error: BaseException | None) -> None:
         """Count a failure and back off; with a value in hand, for up to the stage's TTL (the fleet's quota)."""
@@ -333,18 +416,24 @@ class CachedSource:
     def _read_disk(self, state: Stage, stage: str) -> bool:
         """Merge the /tmp snapshot of the stage into memory (newer data wins); False when there is none."""
         assert self._disk is not None
-        snapshot = self._disk.load(self.source, stage)
+        snapshot, state.disk_mark = self._disk.load_new(self.source, stage, state.disk_mark)
         if snapshot is None:
             return False
         merge_snapshot(state, snapshot, whole=self._whole)
         return True
 
     def _state(self, stage: str) -> Stage:
-        state = self._stages.get(stage)
-        if state is None:
-            lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
-            with self._stages_lock:
+        """What is known of ``stage``; at most ``_MAX_STAGES`` stages are kept, the least recently used evicted.
+
+        An LRU on the dict's order (a hit moves its stage last), not ``cachetools.LRUCache``: importing that
+        costs 5.5 ms of cold start, and tests/test_bounds.py checks this one against it.
+        """
+        with self._stages_lock:
+            state = self._stages.pop(stage, None)
+            if state is None:
                 if len(self._stages) >= _MAX_STAGES:
-                    self._stages.clear()  # made-up stage names cannot grow memory without bound
-                state = self._stages.setdefault(stage, Stage(lifetime))
+                    del self._stages[next(iter(self._stages))]  # made-up stage names cannot grow memory
+                lifetime = self.ttl * (1.0 - self.ttl_jitter * self._random()) if self.ttl_jitter else self.ttl
+                state = Stage(lifetime)
+            self._stages[stage] = state
         return state

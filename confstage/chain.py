@@ -15,6 +15,7 @@ an invocation holds never changes under it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,13 +23,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ._state import EMPTY, FOREVER, MISSING, Invocation, own
 from .cache import CachedSource, StageData
 from .errors import KeyNotFoundError
+from .metrics import COUNTERS
 
 if TYPE_CHECKING:
     from .client import Config
 
 __all__ = ["Chain", "Found", "View"]
 
-_MAX_VIEWS = 1024  # distinct stages remembered; a flood of made-up names cannot grow memory
+_MAX_VIEWS = 4096  # distinct stages remembered; a flood of made-up names cannot grow memory
 _NOT_THERE: Any = object()  # "no entry" in a view (MISSING is an entry: known absent)
 
 
@@ -59,6 +61,12 @@ class Found(NamedTuple):
     value: str
     source: str
     secret: bool
+
+
+def drop_oldest(table: dict[Any, Any]) -> None:
+    """Remove the first (oldest) entry of a dict another thread may be changing too; a no-op when it is gone."""
+    with contextlib.suppress(StopIteration, RuntimeError):  # emptied, or changed under the iterator
+        table.pop(next(iter(table)), None)
 
 
 class Chain:
@@ -202,8 +210,10 @@ class Chain:
             return  # stale already (an old invocation's pinned read, a stale answer): nothing to share
         view = self.views.get(stage)
         if view is None or not view.fresh(now):
-            if len(self.views) >= _MAX_VIEWS:
-                self.views.clear()
+            if view is not None:
+                self.views.pop(stage, None)  # re-added last: the views' order is that of their last refresh
+            elif len(self.views) >= _MAX_VIEWS:
+                drop_oldest(self.views)  # the least recently refreshed view goes
             self.views[stage] = View(self.client, stage, dict(answers), expires, dict(pins), now)
             return
         same_loads = all(view.pins.get(index, data) is data for index, data in pins.items())
@@ -246,9 +256,6 @@ class Chain:
     def stats(self) -> dict[str, Any]:
         """Counters per source URL and in total; ``cached_keys`` counts the keys of the views."""
         per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
-        totals = {
-            name: sum(s[name] for s in per_source.values())
-            for name in ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
-        }
+        totals = {name: sum(s[name] for s in per_source.values()) for name in COUNTERS}
         cached = sum(1 for view in list(self.views.values()) for key in list(view.values) if isinstance(key, str))
         return {"sources": per_source, "total": totals, "cached_keys": cached}

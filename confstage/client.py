@@ -21,7 +21,7 @@ from ._state import (
     leave,
 )
 from .cache import Backoff, CachedSource
-from .chain import Chain
+from .chain import Chain, drop_oldest
 from .disk import DiskCache
 from .errors import StageError
 from .getters import Getters
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Config"]
 
-_MAX_ARNS = 1024  # distinct invoked ARNs remembered; a flood of made-up ones cannot grow memory
+_MAX_ARNS = 4096  # distinct invoked ARNs remembered; a flood of made-up ones cannot grow memory
 
 
 class Config(Getters):
@@ -61,7 +61,7 @@ class Config(Getters):
         refresh_timeout: float | None = None,
         ttl_jitter: float | None = None,
         secret_max_stale: float | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         run: Callable[[Callable[[], None]], None] | None = None,
@@ -89,10 +89,12 @@ class Config(Getters):
         self.ttl = given.ttl
         self.max_stale = given.max_stale
         self._clock = clock
-        self.clock = clock  # the wall clock of this client (injected in tests)
+        self.clock = clock  # this client's clock of ages, monotonic (a test injects its own)
         self._cache_dir = given.cache_dir
+        # /tmp files hold wall-clock times (they compare across processes); an injected clock stands for both.
+        wall = time.time if clock is time.monotonic else clock
         self._disk = (
-            DiskCache(given.cache_dir, kms_key=given.cache_kms_key, transport=transport, clock=clock)
+            DiskCache(given.cache_dir, kms_key=given.cache_kms_key, transport=transport, clock=clock, wall=wall)
             if given.cache_dir
             else None
         )
@@ -170,7 +172,7 @@ class Config(Getters):
             stage = stage_from_arn(arn, self.aliases) if arn is not None else None
             stage = validate_stage(stage) if stage is not None else self.stage
             if len(self._arn_stages) >= _MAX_ARNS:
-                self._arn_stages.clear()
+                drop_oldest(self._arn_stages)  # the oldest ARN first; a hit costs no reordering
             self._arn_stages[arn] = stage
         view = self._views.get(stage)  # type: ignore[arg-type]  # None is never a key: no view, as wanted
         now = self._clock()
@@ -180,15 +182,23 @@ class Config(Getters):
 
     # -- cache control and stats -------------------------------------------------------------
 
-    def prefetch(self, keys: Iterable[str] | None = None, *, stage: str | None = None) -> dict[str, str]:
+    def prefetch(
+        self, keys: Iterable[str] | None = None, *, stage: str | None = None, manifest: Any = None
+    ) -> dict[str, str]:
         """Load the stage now (init time, warm-up): every whole-stage source, then ``keys`` if given.
 
-        With ``keys``, fails fast with one ``KeyNotFoundError`` that lists every missing key.
+        With ``keys``, fails fast with one ``KeyNotFoundError`` that lists every missing key. With
+        ``manifest`` (a manifest file's path, a settings class: see ``confstage.manifest``), every key it
+        requires is checked (present, of its type, matching) and one ``ManifestError`` names every problem.
         Returns the values of ``keys`` (empty without them).
         """
         stage = self._stage_for(stage, CURRENT.get())
         for layer in self._chain.layers:
             layer.load(stage)
+        if manifest is not None:
+            from .manifest import require
+
+            require(self, manifest, stage)
         return self.get_many(keys, stage=stage) if keys is not None else {}
 
     def expire(self) -> None:

@@ -24,6 +24,7 @@ __all__ = ["WARMUP_EVENTS", "handler", "is_warmup"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at start-up
+_CO_GENERATORS = 0x20 | 0x200  # inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 # (field, value) pairs that mark a warm-up ping: serverless-plugin-warmup's, and confstage's own.
 WARMUP_EVENTS: tuple[tuple[str, str], ...] = (("source", "serverless-plugin-warmup"), ("confstage", "warmup"))
@@ -64,7 +65,10 @@ def handler(
     ``{"confstage": "warm", "stage": STAGE}`` without calling the handler.
     Works for ``async def`` handlers too; the invocation is a ContextVar, so threads and tasks
     started with a copy of the context share it, and worker threads started without one see the
-    stage of the invocation running (``confstage.current_stage``).
+    stage of the invocation running (``confstage.current_stage``): one entry per logical invocation,
+    the innermost binding (a ``bind()`` or ``refresh_on`` inside, or this handler inside ``refresh_on``).
+    A generator or async-generator function is refused with ``TypeError``: its body would run after the
+    wrapper returned, outside the invocation.
     """
     from . import snapstart
 
@@ -85,8 +89,24 @@ def handler(
             _state.leave(invocation, token)
         return {"confstage": "warm", "stage": stage}
 
+    def nested(fn: F, event: Any, context: Any, client: Config, invocation: _state.Invocation) -> Any:
+        token = _state.enter(invocation)
+        try:
+            return fn(event, context)
+        finally:
+            _state.leave(invocation, token)
+            if client.emitter is not None:
+                client.emitter.emit(invocation.stage)
+
     def decorate(fn: F) -> F:
-        if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
+        flags = getattr(getattr(fn, "__code__", None), "co_flags", 0)
+        if flags & _CO_GENERATORS:
+            # Its body would run after the wrapper returned, unbound: another stage's values in this invocation.
+            raise TypeError(
+                f"confstage.handler cannot wrap {getattr(fn, '__qualname__', fn)!r}: it is a generator function, "
+                "whose body runs after the handler returns; return a value (a list, a dict) instead"
+            )
+        if flags & _CO_COROUTINE:
 
             @functools.wraps(fn)
             async def async_wrapper(event: Any, context: Any) -> Any:
@@ -121,6 +141,8 @@ def handler(
             except AttributeError:
                 arn = None  # a local call without a Lambda context: CONFSTAGE_STAGE applies
             invocation = client.begin(arn)
+            if CURRENT.get() is not None:  # nested (inside refresh_on, bind or another handler): one entry
+                return nested(fn, event, context, client, invocation)
             token = CURRENT.set(invocation)
             if invocation.stage is not None:
                 RUNNING[id(token)] = invocation

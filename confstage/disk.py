@@ -13,6 +13,11 @@ whose times are not finite or lie in the future (beyond ``CLOCK_SKEW``: a plante
 its values fresh forever), is ignored as well. A stage whose snapshot would exceed ``MAX_BYTES``
 stays in memory only.
 
+A per-key source (DynamoDB's flat layout, S3's objects) learns a stage key by key: each fetch *appends* its
+entries, as one line, to the stage's journal (``….journal``) instead of rewriting the whole snapshot, so reading
+n keys one by one writes O(n) bytes, not O(n²). When the journal outgrows the snapshot (and 64 KiB), the whole
+stage is written once and the journal removed: bounded, and linear overall. A torn or foreign line is skipped.
+
 No secret reaches these files in plaintext. Without a sealer, secrets are left out and their names
 listed as *withheld* (a new process fetches exactly those). With a ``crypto.Sealer`` (a KMS key in
 ``CONFSTAGE_CACHE_KMS_KEY``), they are stored sealed under the process's KMS data key, so a new
@@ -25,14 +30,15 @@ import contextlib
 import json
 import math
 import os
+import stat
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _log as log
-from ._files import prepare_directory, read_private
+from ._files import prepare_directory, read_private, read_private_from
 from .errors import ConfstageError
 
 if TYPE_CHECKING:
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
     from .sources.base import Source
     from .transport import Transport
 
-__all__ = ["DiskCache", "Snapshot", "store_identity"]
+__all__ = ["DiskCache", "Mark", "Snapshot", "store_identity"]
 
 FORMAT = 1
 # 2 MiB holds a big stage (2,000 values of 1 KB, or 500 SSM parameters at their 4 KB maximum, with the
@@ -48,6 +54,10 @@ FORMAT = 1
 # parses to ~45 MB of Python objects at worst, a real stage to a few MB.
 MAX_BYTES = 2 * 1024 * 1024
 CLOCK_SKEW = 5.0  # seconds a time in a file may be ahead of our clock (processes of one machine share it)
+LOCK_STRIPES = 256  # lock files per cache directory: fetches of unrelated stages rarely share one
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+JOURNAL_MIN = 64 * 1024  # a journal is folded into its snapshot once larger than this and than the snapshot
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 class _SealedEntries(NamedTuple):
@@ -55,6 +65,14 @@ class _SealedEntries(NamedTuple):
 
     key: str
     values: dict[str, tuple[str, float]]
+
+
+class Mark(NamedTuple):
+    """How far a process has read the files of one stage: the snapshot file's (inode, mtime, size) when read,
+    and the journal's (inode, bytes read)."""
+
+    snapshot: tuple[int, int, int] | None
+    journal: tuple[int, int] | None
 
 
 class Snapshot(NamedTuple):
@@ -91,6 +109,7 @@ class DiskCache:
         kms_key: str | None = None,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.sealer: Sealer | None = None  # seals secrets under kms_key (``crypto`` imported only then)
@@ -98,8 +117,13 @@ class DiskCache:
             from .crypto import Sealer
 
             self.sealer = Sealer(kms_key, transport=transport)
-        self._clock = clock  # the cache layer's clock: no time in a file may be later than its now
+        # Memory keeps times on the cache layer's ``clock`` (monotonic: a wall-clock step cannot freeze or expire
+        # it); files keep wall-clock times, which compare across processes. Times are moved between the two at
+        # save and load. ``wall`` defaults to ``clock`` itself (a test's one fake clock; plain wall-clock use).
+        self._clock = clock
+        self._wall = wall or clock
         self._seal_warned = False
+        self._locks: str | None = None  # the directory of fetch locks (``exclusive``); "" when unusable
         self.enabled = True
         self._checked = False
         self._lock = threading.Lock()
@@ -116,21 +140,59 @@ class DiskCache:
 
     def load(self, source: Source, stage: str) -> Snapshot | None:
         """The snapshot saved for (source, stage), or None when absent, foreign or damaged."""
+        return self.load_new(source, stage, None)[0]
+
+    def load_new(self, source: Source, stage: str, mark: Mark | None) -> tuple[Snapshot | None, Mark | None]:
+        """What the files of (source, stage) hold that was not there at ``mark`` (None: everything), and the mark
+        to pass next time. An unchanged snapshot file is not read again, and of its journal only the lines
+        appended since: a process reading a stage key by key reads each line once, not the stage per miss."""
         if not self._usable():
-            return None
+            return None, mark
         store = self._store(source)
         if store is None:
-            return None
+            return None, mark
         path = self.path(store, stage)
+        wall = self._wall()
+        snapshot: Snapshot | None = None
+        seen_file = None
+        try:
+            info = os.lstat(path)
+            seen_file = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except OSError:
+            pass
+        again = mark is None or mark.snapshot != seen_file
+        if again and seen_file is not None:
+            snapshot = self._read(path, store, stage, wall)
+        offset = 0 if again or mark is None or mark.journal is None else mark.journal[1]
+        journal = read_private_from(_journal(path), MAX_BYTES, offset)
+        known = mark.journal if mark is not None else None
+        if journal is not None and offset and known is not None and journal[1].st_ino != known[0]:
+            offset = 0  # a new journal (folded and begun again): read it whole
+            journal = read_private_from(_journal(path), MAX_BYTES)
+        seen_journal = None
+        if journal is not None:
+            data, info = journal
+            complete = data.rfind(b"\n") + 1  # a line still being written is read next time, whole
+            for line in data[:complete].splitlines():
+                entries = self._parse(line, path, store, stage, wall)
+                if entries is not None and entries.complete_at is None:
+                    snapshot = entries if snapshot is None else _merged(snapshot, entries)
+            seen_journal = (info.st_ino, offset + complete)
+        found = None if snapshot is None else _shifted(snapshot, self._clock() - wall)
+        return found, Mark(seen_file, seen_journal)
+
+    def _read(self, path: str, store: str, stage: str, wall: float) -> Snapshot | None:
         raw = read_private(path, MAX_BYTES)
-        if raw is None:
-            return None
+        return None if raw is None else self._parse(raw, path, store, stage, wall)
+
+    def _parse(self, raw: bytes, path: str, store: str, stage: str, wall: float) -> Snapshot | None:
+        """One snapshot document (a file, or a line of its journal), unsealed; None when unusable."""
         try:
             data = json.loads(raw)
-        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's limit
-            log.debug("ignoring unreadable cache file: %s", path)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past the parser's limit, or torn
+            log.debug("ignoring unreadable cache file or journal line: %s", path)
             return None
-        loaded = _validate(data, store, stage, latest=self._clock() + CLOCK_SKEW)
+        loaded = _validate(data, store, stage, latest=wall + CLOCK_SKEW)
         if loaded is None:
             log.debug("ignoring cache file of another shape, store or stage, or with times ahead: %s", path)
             return None
@@ -158,6 +220,100 @@ class DiskCache:
                 withheld.add(key)
         return snapshot._replace(withheld=frozenset(withheld))
 
+    @contextlib.contextmanager
+    def exclusive(self, source: Source, stage: str, keys: Collection[str] | None, wait: float) -> Iterator[bool]:
+        """Hold the fetch lock of (source, stage[, keys]) among this machine's processes for the block, waiting up
+        to ``wait`` seconds for it; yields whether it is held (False: no file to lock, or still held elsewhere).
+
+        An advisory ``flock`` on one of ``LOCK_STRIPES`` files in a private directory beside the cache directory
+        (``.confstage.locks`` beside ``/tmp/confstage``): the kernel releases it
+        when its holder exits or is killed, so a process that dies mid-fetch holds nobody up. Two stages that
+        share a stripe only wait for each other, within ``wait``.
+        """
+        fd = self._lock_file(source, stage, keys)
+        if fd is None:
+            yield False
+            return
+        import fcntl
+
+        held = False
+        try:
+            held = _flock(fd, wait, fcntl)
+            yield held
+        finally:
+            if held:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _lock_file(self, source: Source, stage: str, keys: Collection[str] | None) -> int | None:
+        if not self._usable():
+            return None
+        store = self._store(source)
+        if store is None:
+            return None
+        if self._locks is None:
+            # Beside the cache directory, not in it: what the directory holds stays the snapshots alone.
+            where = os.path.join(os.path.dirname(self.directory), f".{os.path.basename(self.directory)}.locks")
+            self._locks = "" if prepare_directory(where) else where
+        if not self._locks:
+            return None
+        named = f"{store}\0{stage}\0{'' if keys is None else chr(0).join(sorted(keys))}"
+        stripe = zlib.crc32(named.encode("utf-8", "surrogatepass")) % LOCK_STRIPES
+        path = os.path.join(self._locks, f"{stripe:03d}")
+        try:
+            fd = os.open(path, _LOCK_FLAGS, 0o600)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            os.close(fd)  # not ours: fetch without it rather than wait on a file another user controls
+            return None
+        return fd
+
+    def append(self, source: Source, stage: str, entries: Snapshot, whole: Callable[[], Snapshot]) -> None:
+        """Record what one per-key fetch learnt (``entries``) as a line of the stage's journal; when the journal has
+        outgrown the snapshot file, write ``whole()`` (the stage as memory knows it) and remove the journal."""
+        if not self._usable():
+            return
+        store = self._store(source)
+        if store is None:
+            return
+        text = self._text(store, stage, entries)
+        if text is None or len(text) > MAX_BYTES:
+            return
+        path = self.path(store, stage)
+        journal = _journal(path)
+        try:
+            fd = os.open(journal, _APPEND_FLAGS, 0o600)
+        except OSError as exc:
+            log.debug("cannot append to %s (%s); writing the stage whole", journal, exc.strerror)
+            self.save(source, stage, whole())
+            return
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                log.debug("ignoring a journal that is not a private file of ours: %s", journal)
+                return
+            os.write(fd, (text + "\n").encode("ascii"))  # one write: lines of concurrent appenders never interleave
+            size = info.st_size + len(text) + 1
+        except OSError:
+            return
+        finally:
+            os.close(fd)
+        try:
+            folded = os.stat(path).st_size
+        except OSError:
+            folded = 0
+        if size > max(JOURNAL_MIN, folded):
+            self.save(source, stage, whole())  # the stage written once; lines appended meanwhile are only misses
+            with contextlib.suppress(OSError):
+                os.unlink(journal)
+
     def save(self, source: Source, stage: str, snapshot: Snapshot) -> None:
         """Write a snapshot atomically; on failure turn the layer off with one warning."""
         if not self._usable():
@@ -165,31 +321,17 @@ class DiskCache:
         store = self._store(source)
         if store is None:
             return
-        secrets = snapshot.secrets
-        sealed = self._seal(secrets, store, stage)
-        complete = snapshot.complete_at is not None
-        payload = {
-            "format": FORMAT,
-            "source": store,
-            "stage": stage,
-            "values": snapshot.values,
-            "complete_at": snapshot.complete_at,
-            "sealed": None if sealed is None else {"key": sealed.key, "values": sealed.values},
-            # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
-            "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
-        }
-        path = self.path(store, stage)
-        try:
-            text = json.dumps(payload, separators=(",", ":"))  # ASCII: as many bytes as characters
-        except (TypeError, ValueError) as exc:
-            self._disable(f"cannot write to it ({type(exc).__name__})")
+        text = self._text(store, stage, snapshot)
+        if text is None:
             return
+        path = self.path(store, stage)
         if len(text) > MAX_BYTES:
             log.debug(
                 "stage %r of %s is too big for the /tmp cache (%d bytes); memory only", stage, source.url, len(text)
             )
-            with contextlib.suppress(OSError):
-                os.unlink(path)  # an older, smaller snapshot would no longer be the newest
+            for stale in (path, _journal(path)):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)  # an older, smaller snapshot would no longer be the newest
             return
         tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         try:
@@ -209,6 +351,29 @@ class DiskCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
+
+    def _text(self, store: str, stage: str, snapshot: Snapshot) -> str | None:
+        """The JSON document of a snapshot (times on the wall clock, secrets sealed or withheld); None when it
+        cannot be written (the layer is then off)."""
+        snapshot = _shifted(snapshot, self._wall() - self._clock())
+        secrets = snapshot.secrets
+        sealed = self._seal(secrets, store, stage)
+        complete = snapshot.complete_at is not None
+        payload = {
+            "format": FORMAT,
+            "source": store,
+            "stage": stage,
+            "values": snapshot.values,
+            "complete_at": snapshot.complete_at,
+            "sealed": None if sealed is None else {"key": sealed.key, "values": sealed.values},
+            # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
+            "withheld": sorted((set(secrets) if complete and sealed is None else set()) | snapshot.withheld),
+        }
+        try:
+            return json.dumps(payload, separators=(",", ":"))  # ASCII: as many bytes as characters
+        except (TypeError, ValueError) as exc:
+            self._disable(f"cannot write to it ({type(exc).__name__})")
+            return None
 
     def _seal(self, secrets: dict[str, tuple[str, float]], source: str, stage: str) -> _SealedEntries | None:
         """Secrets sealed for the file, or None (left out) without a sealer or when KMS fails."""
@@ -246,6 +411,55 @@ class DiskCache:
         if self.enabled:
             self.enabled = False
             log.warning("/tmp cache disabled, using memory only: %s %s", self.directory, problem)
+
+
+def _flock(fd: int, wait: float, fcntl: Any) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` within ``wait`` seconds (polled: ``flock`` has no timeout)."""
+    deadline = time.monotonic() + wait
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))  # another process is fetching: its answer is what we wait for
+            pause = min(pause * 2, 0.05)
+        except OSError:
+            return False
+
+
+def _journal(path: str) -> str:
+    """The journal beside a snapshot file (per-key sources append their fetches there)."""
+    return f"{path[: -len('.json')]}.journal"
+
+
+def _merged(older: Snapshot, newer: Snapshot) -> Snapshot:
+    """Per-key entries of two documents of one stage: for each key, the one fetched last."""
+    values = dict(older.values)
+    secrets = dict(older.secrets)
+    for key, entry in newer.values.items():
+        if key not in values or values[key][1] <= entry[1]:
+            values[key] = entry
+            secrets.pop(key, None)
+    for key, (value, at) in newer.secrets.items():
+        if key not in secrets or secrets[key][1] <= at:
+            secrets[key] = (value, at)
+            values.pop(key, None)
+    return older._replace(values=values, secrets=secrets, withheld=older.withheld | newer.withheld)
+
+
+def _shifted(snapshot: Snapshot, by: float) -> Snapshot:
+    """``snapshot`` with every time moved by ``by`` seconds (between the memory clock and the wall clock)."""
+    if not by:
+        return snapshot
+    return snapshot._replace(
+        values={k: (v, at + by) for k, (v, at) in snapshot.values.items()},
+        secrets={k: (v, at + by) for k, (v, at) in snapshot.secrets.items()},
+        complete_at=None if snapshot.complete_at is None else snapshot.complete_at + by,
+    )
 
 
 def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Snapshot, _SealedEntries | None] | None:

@@ -27,6 +27,8 @@ _COUNTERS = {
     "throttled": "Throttled",
     "stale": "StaleServed",
     "disk_hits": "TmpCacheHits",
+    "shared": "SharedFetches",
+    "fallback": "FallbackReads",
 }
 
 

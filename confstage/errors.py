@@ -11,20 +11,30 @@
     │   (``throttled`` is True when the service refused for rate)
     ├── ConfigurationError            (a bad source URL or setting)
     ├── ConversionError               (also a ValueError: a value did not parse as int/float/bool/JSON: key, type)
-    └── SettingsError                 (also a ValueError: every missing or invalid field of a settings class)
+    ├── SettingsError                 (also a ValueError: every missing or invalid field of a settings class)
+    └── FlagSchemaError               (also a ValueError: every problem of a feature-flag document, by path)
 
 No message, log line or ``repr`` built here ever contains a configuration value.
+
+Every error pickles and copies with its message and attributes (``ConfstageError.__reduce__``), so it crosses
+a process pool: an error built from keyword attributes cannot be remade by calling its class with its message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the annotations below are strings, typing is not needed
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ConfigurationError",
     "ConfstageError",
     "ConversionError",
     "DecryptError",
+    "FlagSchemaError",
     "KeyNameError",
     "KeyNotFoundError",
     "SettingsError",
@@ -35,6 +45,17 @@ __all__ = [
 
 class ConfstageError(Exception):
     """Base class of every error confstage raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce remakes the error as ``cls(*args)``, which calls ``__init__`` with the message
+        # where it expects keyword attributes (``KeyNotFoundError(key, stage, sources)``). Remade without
+        # ``__init__`` instead: the same args (so the same message), then the attributes from ``__dict__``.
+        return _remake, (type(self), self.args), self.__dict__
+
+
+def _remake(cls: type[ConfstageError], args: tuple[Any, ...]) -> ConfstageError:
+    """An instance of ``cls`` with ``args`` and no ``__init__`` run (pickle then restores its ``__dict__``)."""
+    return cls.__new__(cls, *args)
 
 
 class KeyNotFoundError(ConfstageError, KeyError):
@@ -102,3 +123,22 @@ class SettingsError(ConfstageError, ValueError):
         self.problems = tuple(problems)
         count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
         super().__init__(f"settings {settings}: {count}: " + "; ".join(self.problems))
+
+
+class FlagSchemaError(ConfstageError, ValueError):
+    """A feature-flag document breaks the schema: every problem as a path and what is wrong, never a value."""
+
+    def __init__(self, problems: Sequence[str], *, key: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.key = key
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        where = f" at key {key!r}" if key else ""
+        super().__init__(f"feature flags{where}: {count}: " + "; ".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, tuple[tuple[str, ...], str | None]]:
+        # Pickle's default would call __init__(message) and lose the problems and the key.
+        return (_flag_schema_error, (self.problems, self.key))
+
+
+def _flag_schema_error(problems: Sequence[str], key: str | None) -> FlagSchemaError:
+    return FlagSchemaError(problems, key=key)

@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _log as log
+from ._files import prepare_directory
 from .errors import ConfigurationError, SourceError
 from .sources.base import Fetched
 
@@ -219,17 +219,14 @@ class ObjectFiles:
         )
 
     def _prepare(self) -> None:
+        """The object directory, private to this user, under ancestors only root or this user can change (the
+        /tmp layer's rules, ``_files.prepare_directory``); created 0700, parents included, when missing."""
         with self._lock:
-            try:
-                os.mkdir(self.directory, 0o700)
-            except FileExistsError:
-                info = os.lstat(self.directory)
-                if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-                    raise SourceError(
-                        f"{self.directory} is not a directory of this user's", source=self.url, operation="get_path"
-                    ) from None  # the FileExistsError says no more than this
-                if info.st_mode & 0o077:
-                    os.chmod(self.directory, 0o700)
+            problem = prepare_directory(self.directory)
+        if problem:
+            raise SourceError(
+                f"get_path cannot keep objects in {self.directory}: it {problem}", source=self.url, operation="get_path"
+            )
 
 
 def _refused_secure(what: str, url: str) -> SourceError:

@@ -33,10 +33,11 @@ def run_inline(work: Callable[[], None]) -> None:
 class Flight:
     """One fetch in progress: started by one caller, awaited by any, finished by whoever runs it."""
 
-    __slots__ = ("data", "deadline", "done", "entries", "error", "errors", "keys", "started")
+    __slots__ = ("after", "data", "deadline", "done", "entries", "error", "errors", "keys", "started")
 
     def __init__(self, keys: frozenset[str] | None, started: float, deadline: float) -> None:
         self.keys = keys  # None: the whole stage
+        self.after: float | None = None  # a forced refresh: only data fetched after this will do
         self.started = started
         self.deadline = deadline
         self.done = threading.Event()

@@ -1,4 +1,5 @@
-"""The reading half of ``Config``: ``get`` and its typed siblings, ``get_many``, ``settings``, ``get_path``.
+"""The reading half of ``Config``: ``get`` and its typed siblings, ``get_many``, ``settings``, ``flags``,
+``get_path``.
 
 Each call works out which invocation and which stage it reads (``stage.stage_in_force``), then asks the
 invocation's snapshot or the client's view (``chain.Chain``), and shapes the answer: a default, a
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._state import CURRENT, EMPTY, FOREVER, MISSING, RUNNING, SETTINGS_OVERRIDES, Invocation, Missing, sole_invocation
 from .convert import BOOL_WORDS, parse, parse_bool
@@ -24,13 +25,22 @@ if TYPE_CHECKING:
 
     from .cache import CachedSource
     from .chain import Chain, Found, View
+    from .feature_flags import Flags
 
 __all__ = ["Getters"]
 
 T = TypeVar("T")
 _NONE: Any = object()  # "not found" from get() inside the typed getters
 _PATH = "confstage.path"  # the first element of the snapshot key under which get_path keeps a key's path
+_FLAGS = "confstage.flags"  # the first element of the snapshot key under which flags() keeps a key's Flags
 _typed: Any = None  # confstage.typed, imported on the first settings() call
+_flags: Any = None  # confstage.feature_flags, imported on the first flags() call
+_PLAIN: dict[str, Any] = {}  # a typed getter's options when none is given (never changed: only ever unpacked)
+
+
+def _options(stage: str | None, max_age: float | None, force: bool) -> dict[str, Any]:
+    """A typed getter's ``get`` options when one is given (built on every call, it made a warm get_int 25% slower)."""
+    return {"stage": stage, "max_age": max_age, "force": force}
 
 
 class Getters:
@@ -51,16 +61,40 @@ class Getters:
     def _urls(self) -> list[str]:
         return self._chain.urls()
 
+    # Each getter has two overloads: without a default, or with one of its own type, it gives that type (str,
+    # int, ...); with a default of another type T, that type or T (``get("k", None)`` is ``str | None``). The
+    # implementation types its default ``... | Any`` so that mypy still checks its body against the plain type.
+
+    @overload
     def get(
         self,
         key: str,
-        default: str | Missing = MISSING,
+        default: str | Missing = ...,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> str: ...
+
+    @overload
+    def get(
+        self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
+    ) -> str | T: ...
+
+    def get(
+        self,
+        key: str,
+        default: str | Missing | Any = MISSING,
         *,
         stage: str | None = None,
         max_age: float | None = None,
         force: bool = False,
     ) -> str:
-        """The value of ``key`` as a string; ``default`` when no source has it, else ``KeyNotFoundError``."""
+        """The value of ``key`` as a string; ``default`` when no source has it, else ``KeyNotFoundError``.
+
+        ``stage``: read that stage instead of the one in force. ``max_age``: seconds a cached value may be
+        old for this call (instead of the TTL). ``force``: fetch from the sources, bypassing every cache.
+        """
         if stage is None and max_age is None and not force:
             invocation = CURRENT.get()
             if invocation is not None:
@@ -104,7 +138,10 @@ class Getters:
     def get_many(
         self, keys: Iterable[str], *, stage: str | None = None, max_age: float | None = None, force: bool = False
     ) -> dict[str, str]:
-        """Several values in one dict, fetched in as few round trips as each source allows."""
+        """Several values in one dict, fetched in as few round trips as each source allows.
+
+        One ``KeyNotFoundError`` names every key missing; ``stage``, ``max_age`` and ``force`` as ``get``.
+        """
         if isinstance(keys, str):
             raise TypeError("get_many takes an iterable of keys, not one string")
         wanted = list(keys)
@@ -117,21 +154,108 @@ class Getters:
             raise KeyNotFoundError(missing, stage, self._urls())
         return {k: answers[k] for k in wanted}
 
-    def get_int(self, key: str, default: int | Missing = MISSING, **kwargs: Any) -> int:
-        """The value parsed as an int; ``ConversionError`` (a ``ValueError``) names the key, never the value."""
-        return self._typed(key, default, kwargs, int, "int")  # type: ignore[no-any-return]
+    @overload
+    def get_int(
+        self,
+        key: str,
+        default: int | Missing = ...,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> int: ...
 
-    def get_float(self, key: str, default: float | Missing = MISSING, **kwargs: Any) -> float:
-        """The value parsed as a float."""
-        return self._typed(key, default, kwargs, float, "float")  # type: ignore[no-any-return]
+    @overload
+    def get_int(
+        self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
+    ) -> int | T: ...
 
-    def get_bool(self, key: str, default: bool | Missing = MISSING, **kwargs: Any) -> bool:
-        """The value parsed as a bool: true/false, 1/0, yes/no, on/off, in any case."""
-        return self._typed(key, default, kwargs, parse_bool, f"bool ({BOOL_WORDS})")  # type: ignore[no-any-return]
+    def get_int(
+        self,
+        key: str,
+        default: int | Missing | Any = MISSING,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> int:
+        """The value parsed as an int; ``ConversionError`` (a ``ValueError``) names the key, never the value.
 
-    def get_json(self, key: str, default: Any = MISSING, **kwargs: Any) -> Any:
-        """The value parsed as JSON."""
-        return self._typed(key, default, kwargs, json.loads, "JSON document")
+        ``default`` (returned as given when no source has the key), ``stage``, ``max_age`` and ``force`` as ``get``.
+        """
+        options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
+        return self._typed(key, default, options, int, "int")  # type: ignore[no-any-return]
+
+    @overload
+    def get_float(
+        self,
+        key: str,
+        default: float | Missing = ...,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> float: ...
+
+    @overload
+    def get_float(
+        self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
+    ) -> float | T: ...
+
+    def get_float(
+        self,
+        key: str,
+        default: float | Missing | Any = MISSING,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> float:
+        """The value parsed as a float; the arguments as ``get_int``."""
+        options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
+        return self._typed(key, default, options, float, "float")  # type: ignore[no-any-return]
+
+    @overload
+    def get_bool(
+        self,
+        key: str,
+        default: bool | Missing = ...,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> bool: ...
+
+    @overload
+    def get_bool(
+        self, key: str, default: T, *, stage: str | None = None, max_age: float | None = None, force: bool = False
+    ) -> bool | T: ...
+
+    def get_bool(
+        self,
+        key: str,
+        default: bool | Missing | Any = MISSING,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> bool:
+        """The value parsed as a bool: true/false, 1/0, yes/no, on/off, in any case; the arguments as ``get_int``."""
+        options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
+        return self._typed(key, default, options, parse_bool, f"bool ({BOOL_WORDS})")  # type: ignore[no-any-return]
+
+    def get_json(
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        stage: str | None = None,
+        max_age: float | None = None,
+        force: bool = False,
+    ) -> Any:
+        """The value parsed as JSON (any JSON document: ``Any``); the arguments as ``get_int``."""
+        options = _PLAIN if stage is None and max_age is None and not force else _options(stage, max_age, force)
+        return self._typed(key, default, options, json.loads, "JSON document")
 
     def _typed(
         self, key: str, default: object, kwargs: dict[str, Any], convert: Callable[[str], Any], expected: str
@@ -168,6 +292,37 @@ class Getters:
         how = _typed.plan(cls)
         _, answers = self._read(how.keys, stage, None, None)
         built = _typed.build(how, {k: v for k, v in answers.items() if v is not MISSING})
+        values = self._snapshot(stage)
+        if values is not None and values is not EMPTY:
+            built = values.setdefault(slot, built)
+        return built  # type: ignore[no-any-return]
+
+    def flags(self, key: str | Iterable[str] = "features", *, stage: str | None = None) -> Flags:
+        """The feature flags of the JSON document at ``key``, or of one flag per key (see ``confstage.flags``).
+
+        Within an invocation (or while the client's view is fresh) it is the same object each time; a
+        document whose text has not changed is not parsed or checked again (``feature_flags.from_text``).
+        """
+        global _flags
+        if _flags is None:
+            from . import feature_flags as _flags
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        slot = (_FLAGS, key if isinstance(key, str) else keys)
+        values = self._snapshot(stage)
+        if values is not None:
+            built = values.get(slot)
+            if built is not None:  # the warm path: the object this invocation (or view) already built
+                note = getattr(values, "note", None) if type(values) is not dict else None
+                if note is not None:
+                    note(keys)  # a refresh_on call that reads the flags has read their keys
+                return built  # type: ignore[no-any-return]
+        # The client's clock is the schedules' clock too: a test's fake clock moves the windows.
+        if isinstance(key, str):
+            built = _flags.from_text(self.get(key, stage=stage), key=key, clock=self._clock)
+        else:
+            if not keys:
+                raise TypeError("flags() takes a key or a non-empty iterable of keys (one flag each)")
+            built = _flags.from_texts(self.get_many(keys, stage=stage), clock=self._clock)
         values = self._snapshot(stage)
         if values is not None and values is not EMPTY:
             built = values.setdefault(slot, built)
@@ -227,6 +382,25 @@ class Getters:
         when = self._clock() if newer_than is None else newer_than
         _, answers = self._read(list(dict.fromkeys(wanted)), stage, None, when)
         return {k: v for k, v in answers.items() if v is not MISSING}
+
+    def locate(self, keys: Iterable[str], *, stage: str | None = None) -> dict[str, Found]:
+        """Which source holds each of ``keys`` (absent keys left out), walked as ``get_many`` walks the chain:
+        one lookup per source for every key still missing, so one fetch per stage and source (``confstage check``).
+        """
+        from .chain import Found
+
+        in_force = self._stage_for(stage, CURRENT.get())
+        remaining = list(dict.fromkeys(validate_key(key) for key in keys))
+        located: dict[str, Found] = {}
+        for layer in self._chain.layers:
+            if not remaining:
+                break
+            values, _, _ = layer.lookup(in_force, remaining)
+            for key in remaining:
+                if key in values:
+                    located[key] = Found(values[key], layer.source.url, layer.is_secret(in_force, key))
+            remaining = [key for key in remaining if key not in values]
+        return located
 
     def find(self, key: str, *, stage: str | None = None) -> Found:
         """The value of ``key``, which source of the chain holds it and whether it is a secret (the CLI's ``get``).

@@ -7,7 +7,9 @@ from typing import Any
 
 __all__ = ["COUNTERS", "SourceStats"]
 
-COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits")
+# shared: fetches another process of this machine made while this one waited for it (Managed Instances);
+# fallback: fetches a fallback region served (confstage.failover)
+COUNTERS = ("hits", "misses", "fetches", "errors", "throttled", "stale", "disk_hits", "shared", "fallback")
 
 
 class SourceStats:
@@ -17,6 +19,8 @@ class SourceStats:
 
     def __init__(self) -> None:
         self.hits = self.misses = self.fetches = self.errors = self.throttled = self.stale = self.disk_hits = 0
+        self.shared = 0
+        self.fallback = 0
         self.fetch_seconds_total = self.fetch_seconds_max = self.fetch_seconds_last = 0.0
         self._lock = threading.Lock()
 
@@ -47,6 +51,8 @@ class SourceStats:
                 "throttled": self.throttled,
                 "stale": self.stale,
                 "disk_hits": self.disk_hits,
+                "shared": self.shared,
+                "fallback": self.fallback,
                 "fetch_ms_total": round(self.fetch_seconds_total * 1000, 3),
                 "fetch_ms_avg": round(self.fetch_seconds_total * 1000 / fetches, 3) if fetches else 0.0,
                 "fetch_ms_max": round(self.fetch_seconds_max * 1000, 3),

@@ -12,20 +12,20 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .disk import Snapshot
+from .disk import Mark, Snapshot
 from .errors import ConfstageError
 
 if TYPE_CHECKING:
     from .flights import Flight
     from .sources.base import Fetched
 
-__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "snapshot_of"]
+__all__ = ["Answer", "Stage", "StageData", "answer", "merge_snapshot", "record", "refreshed", "snapshot_of"]
 
 
 class StageData:
     """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
 
-    __slots__ = ("at", "errors", "secret", "values", "withheld")
+    __slots__ = ("at", "errors", "refreshed", "secret", "values", "withheld")
 
     def __init__(
         self,
@@ -35,12 +35,16 @@ class StageData:
         secret: Collection[str] = (),
         errors: Mapping[str, ConfstageError] | None = None,
         withheld: Collection[str] = (),
+        refreshed: Mapping[str, float] | None = None,
     ) -> None:
         self.values = dict(values)
         self.at = at
         self.secret = frozenset(secret)
         self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
         self.withheld = frozenset(withheld)  # secrets a /tmp snapshot could not give back: fetch to know them
+        # Keys fetched again on their own since the load (a forced refresh of a source that ``refreshes_keys``),
+        # and when; they still age with the load (``at``), the conservative reading.
+        self.refreshed: Mapping[str, float] = refreshed or {}
 
     def __repr__(self) -> str:
         return f"StageData(keys={len(self.values)}, at={self.at})"
@@ -57,6 +61,7 @@ class Stage:
     __slots__ = (
         "backoff_until",
         "data",
+        "disk_mark",
         "entries",
         "errors",
         "failures",
@@ -80,6 +85,7 @@ class Stage:
         self.throttled: BaseException | None = None  # the last failure, when the service refused for rate
         self.warned: int | None = None  # the failure count last reported in a warning (None: none since success)
         self.lock = threading.Lock()  # held for decisions and /tmp reads, never while waiting on a fetch
+        self.disk_mark: Mark | None = None  # how far the /tmp files were read (``DiskCache.load_new``)
 
 
 def answer(
@@ -145,6 +151,9 @@ def answer(
 def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> None:
     """Record a flight's result; an older flight that finishes late never replaces newer data."""
     at = flight.started
+    if whole and flight.keys is not None and state.data is not None:
+        flight.data = state.data = refreshed(state.data, flight.keys, fetched, at)
+        return
     if whole:
         flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors)
         if state.data is None or state.data.at <= at:
@@ -173,6 +182,17 @@ def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> No
             state.secret.discard(key)
 
 
+def refreshed(base: StageData, keys: Collection[str], fetched: Fetched, at: float) -> StageData:
+    """A stage load with ``keys`` replaced by what a fetch of just those keys found (absent ones removed)."""
+    values = {k: v for k, v in base.values.items() if k not in keys}
+    values.update(fetched)
+    errors = {k: e for k, e in base.errors.items() if k not in keys}
+    errors.update(fetched.errors)
+    secret = (base.secret - set(keys)) | fetched.secret
+    times = {**base.refreshed, **dict.fromkeys(keys, at)}
+    return StageData(values, base.at, secret=secret, errors=errors, withheld=base.withheld - set(keys), refreshed=times)
+
+
 def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
     """Take what a /tmp snapshot knows into memory: a whole stage if newer than the one held, else newer entries."""
     if whole:
@@ -193,11 +213,11 @@ def merge_snapshot(state: Stage, snapshot: Snapshot, *, whole: bool) -> None:
                     state.secret.add(key)
 
 
-def snapshot_of(state: Stage) -> Snapshot:
+def snapshot_of(state: Stage, keys: Collection[str] | None = None) -> Snapshot:
     """What goes to /tmp: plain values, and the secrets apart (the disk layer seals or withholds them).
 
     Keys whose value did not open are listed as withheld, so that a new process fetches them again
-    instead of taking them for absent.
+    instead of taking them for absent. ``keys``: of a per-key source, only these entries (what one fetch learnt).
     """
     values: dict[str, tuple[str | None, float]] = {}
     secrets: dict[str, tuple[str, float]] = {}
@@ -209,7 +229,9 @@ def snapshot_of(state: Stage) -> Snapshot:
             else:
                 values[key] = (value, data.at)
         return Snapshot(values, secrets, data.at, frozenset(data.errors) | data.withheld)
-    for key, (maybe, at) in state.entries.items():
+    entries = state.entries
+    chosen = entries.items() if keys is None else ((k, entries[k]) for k in keys if k in entries)
+    for key, (maybe, at) in chosen:
         if key in state.secret and maybe is not None:
             secrets[key] = (maybe, at)
         else:

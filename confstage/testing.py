@@ -5,6 +5,7 @@
 * ``lambda_context(alias="PRD", ...)``: a fake Lambda context with a realistic invoked ARN;
 * ``override(values, stage=...)``: a context manager that makes ``confstage.get`` return those values;
 * ``override_settings(instance, ...)``: makes ``confstage.settings(type(instance))`` return ``instance``;
+* ``AppConfigServer``: an AppConfigData emulator on 127.0.0.1 (``confstage._appconfig_server``, loaded on use);
 * pytest fixtures (this module is registered under the ``pytest11`` entry point, so they are
   available in every test of a project that installs confstage): ``confstage_values``,
   ``confstage_settings`` and ``lambda_context``.
@@ -31,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 from .sources.base import Fetched, SourceURL
 
 if TYPE_CHECKING:
+    from ._appconfig_server import AppConfigServer
     from .client import Config
     from .transport import AwsRequest
 
 __all__ = [
+    "AppConfigServer",
     "ConfstageValues",
     "LambdaContext",
     "MemorySource",
@@ -71,6 +74,7 @@ class MemorySource:
         return cls(url=url.url)
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        """Every value of ``stage`` (``keys`` are not looked at: a whole stage per fetch); counted in ``fetches``."""
         self.fetches += 1
         values = self.values.get(stage, {})
         return Fetched(values, secret=self.secret & values.keys())
@@ -96,6 +100,7 @@ class MockTransport:
         return f"MockTransport({len(self.requests)} requests)"
 
     def call(self, request: AwsRequest) -> dict[str, Any]:
+        """Note ``request`` in ``requests``, then return what ``handler(request)`` returns (or raise what it raises)."""
         self.requests.append(request)
         return self.handler(request)
 
@@ -215,12 +220,22 @@ class ConfstageValues:
 
 @contextmanager
 def override(
-    values: Mapping[str, str] | None = None, /, *, stage: str = "PRD", **options: Any
+    values: Mapping[str, str] | None = None,
+    /,
+    *,
+    stage: str = "PRD",
+    secret: Collection[str] = (),
+    aliases: str | Mapping[str, str] | None = None,
+    **more: str,
 ) -> Iterator[ConfstageValues]:
-    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts."""
+    """``with override({"db_url": "sqlite://"}, stage="PRD"):`` — the fixture, for unittest and scripts.
+
+    The arguments as ``ConfstageValues``: ``secret`` names the secret keys, ``aliases`` maps aliases to stages,
+    and keyword ``more`` are values too.
+    """
     kit = ConfstageValues()
     try:
-        kit(values, stage=stage, **options)
+        kit(values, stage=stage, secret=secret, aliases=aliases, **more)
         yield kit
     finally:
         kit.close()
@@ -279,3 +294,12 @@ else:
     def fixture_lambda_context() -> Callable[..., LambdaContext]:
         """``lambda_context(alias="PRD", function="fn", ...)``: a fake Lambda context."""
         return lambda_context
+
+
+def __getattr__(name: str) -> Any:
+    """``AppConfigServer``, imported on first use (pytest loads this module in every run)."""
+    if name == "AppConfigServer":
+        from ._appconfig_server import AppConfigServer
+
+        return AppConfigServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

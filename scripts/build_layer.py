@@ -1,15 +1,21 @@
-"""Build ``dist/confstage-layer.zip``: confstage and its runtime dependencies as an AWS Lambda layer.
+"""Build ``dist/confstage-layer-pyX.Y-ARCH.zip``: confstage and its runtime dependencies as an AWS Lambda layer.
 
-    python scripts/build_layer.py                      # Python 3.12, x86_64 (make layer)
-    python scripts/build_layer.py --python 3.13 --arch arm64 --output dist/layer-arm.zip
+    python scripts/build_layer.py                      # dist/confstage-layer-py3.12-x86_64.zip (make layer)
+    python scripts/build_layer.py --python 3.13 --arch arm64   # dist/confstage-layer-py3.13-arm64.zip
+    python scripts/build_layer.py --output dist/layer.zip      # a name of your own
 
 The zip has ``python/`` at its root, as Lambda expects of a Python layer (it is unpacked into ``/opt`` and
 ``/opt/python`` is on ``sys.path``). It holds confstage (without its admin CLI) and the runtime
 dependencies from ``pyproject.toml`` as wheels for the chosen Lambda runtime (``pip --platform
 manylinux2014_<arch> --only-binary=:all: --python-version X.Y``), without boto3 and botocore, which
-every Lambda Python runtime provides. Bytecode is compiled by an interpreter of the target version when
-one is installed (``pythonX.Y`` on PATH, or pyenv's), with unchecked hashes: ``/opt`` is read-only, so
-a layer without matching ``.pyc`` files recompiles every module on every cold start.
+every Lambda Python runtime provides. The file is named for its Python version and architecture (as
+Lambda names them: ``x86_64``, ``arm64``), so layers for two targets live side by side in ``dist/``.
+
+Bytecode is for the target interpreter only: pip installs without compiling (it would compile with the
+interpreter running this script, whose ``.pyc`` files the target never reads), then an interpreter of the
+target version compiles everything when one is installed (``pythonX.Y`` on PATH, or pyenv's), with
+unchecked hashes: ``/opt`` is read-only, so a layer without matching ``.pyc`` files recompiles every
+module on every cold start. Without one, the layer ships no bytecode at all.
 """
 
 from __future__ import annotations
@@ -41,6 +47,15 @@ def runtime_requirements(pyproject: Path) -> list[str]:
     return [r for r in requirements if _name(r) not in PROVIDED]
 
 
+def minimum_python(pyproject: Path) -> tuple[int, int]:
+    """The X.Y of ``requires-python = ">=X.Y"`` in pyproject.toml."""
+    text = pyproject.read_text(encoding="utf-8")
+    match = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)', text, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no requires-python >= X.Y in {pyproject}")
+    return int(match[1]), int(match[2])
+
+
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
@@ -65,6 +80,7 @@ def install_dependencies(target: Path, requirements: list[str], python: str, arc
         "--python-version",
         python,
         "--only-binary=:all:",
+        "--no-compile",  # bytecode comes from the target's interpreter (compile_bytecode), or not at all
         "--upgrade",
         *requirements,
     ]
@@ -119,6 +135,12 @@ def compile_bytecode(target: Path, python: str) -> bool:
     return True
 
 
+def foreign_bytecode(target: Path, python: str) -> list[Path]:
+    """The ``.pyc`` files under ``target`` that an interpreter of version ``python`` would not read."""
+    tag = f".cpython-{python.replace('.', '')}.pyc"
+    return [path for path in target.rglob("*.pyc") if not path.name.endswith(tag)]
+
+
 def write_zip(layer: Path, output: Path) -> None:
     """Zip ``layer`` (which holds ``python/``) deterministically."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -143,24 +165,41 @@ def build(python: str, arch: str, output: Path) -> Path:
         install_dependencies(site, runtime_requirements(ROOT / "pyproject.toml"), python, arch)
         copy_confstage(site)
         compile_bytecode(site, python)
+        for path in foreign_bytecode(site, python):  # a wheel that ships its own .pyc files
+            path.unlink()
         write_zip(layer, output)
     return output
+
+
+def lambda_architecture(arch: str) -> str:
+    """Lambda's name for an architecture: ``x86_64`` or ``arm64``."""
+    return "arm64" if ARCHES[arch.lower()] == "aarch64" else "x86_64"
+
+
+def default_output(python: str, arch: str) -> Path:
+    """``dist/confstage-layer-py3.12-arm64.zip``: the layer's Python version and Lambda architecture in its name."""
+    return ROOT / "dist" / f"confstage-layer-py{python}-{lambda_architecture(arch)}.zip"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=os.environ.get("PYTHON") or "3.12", help="Lambda's Python X.Y")
     parser.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64", help="x86_64 or arm64")
-    parser.add_argument("--output", type=Path, default=ROOT / "dist" / "confstage-layer.zip")
+    parser.add_argument("--output", type=Path, help="the zip to write (default: dist/confstage-layer-pyX.Y-ARCH.zip)")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"3\.\d{1,2}", args.python):
         parser.error(f"--python must be a version like 3.12, got {args.python!r}")
     arch = ARCHES.get(args.arch.lower())
     if arch is None:
         parser.error(f"--arch must be x86_64 or arm64, got {args.arch!r}")
-    output = build(args.python, arch, args.output)
+    needed = minimum_python(ROOT / "pyproject.toml")
+    if tuple(map(int, args.python.split("."))) < needed:
+        print(f"confstage needs Python >= {needed[0]}.{needed[1]}: no layer for Python {args.python}", file=sys.stderr)
+        return 1
+    output = args.output or default_output(args.python, args.arch)
+    output = build(args.python, arch, output)
     size = output.stat().st_size
-    print(f"{output} ({size / 2**20:.1f} MiB) for Python {args.python} on {arch}")
+    print(f"{output} ({size / 2**20:.1f} MiB) for Python {args.python} on {lambda_architecture(arch)}")
     return 0
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CONFSTAGE", "assert_one_line_error", "invoke", "run"]
 
 _script = Path(sys.executable).with_name("confstage")
-CONFSTAGE: list[str] = [str(_script)] if _script.exists() else [sys.executable, "-m", "confstage.cli"]
+CONFSTAGE: list[str] = [str(_script)] if _script.exists() else [sys.executable, "-m", "confstage"]
 
 
 def run(
@@ -29,10 +30,11 @@ def run(
     )
 
 
-def invoke(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Any:
+def invoke(*args: str, input: str | bytes | None = None, env: Mapping[str, str | None] | None = None) -> Any:
     """Run ``confstage ARGS`` in this process with click's CliRunner; stdout and stderr kept apart.
 
     The CLI passes region, profile and endpoint to its transport, never through ``os.environ``: any option works.
+    A variable given as None in ``env`` is unset for the run.
     """
     from click.testing import CliRunner
 

@@ -166,7 +166,7 @@ BUCKET = "confstage-config"
 def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
     """A transport of the test's own, its clients made before request counting starts (its requests not counted)."""
     transport = BotocoreTransport(read_timeout=ADMIN_READ_TIMEOUT)
-    for service in ("dynamodb", "s3", "kms"):
+    for service in ("dynamodb", "s3", "kms", "sts"):  # sts: the writer's ARN, which writes record
         transport.client(service)
     return transport
 

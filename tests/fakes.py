@@ -39,7 +39,12 @@ class DictSource:
         if self.gate is not None:
             self.gate.wait(timeout=10)
         if self.failing:
-            raise SourceError(f"failed with {self.failing}", source=self.url, operation="test:Fetch")
+            raise SourceError(
+                f"failed with {self.failing}",
+                source=self.url,
+                operation="test:Fetch",
+                throttled=self.failing == "ThrottlingException",
+            )
         stage_values = self.values.get(stage, {})
         chosen = stage_values if self.whole_stage else {k: stage_values[k] for k in keys if k in stage_values}
         return Fetched(chosen, secret=self.secret & chosen.keys())

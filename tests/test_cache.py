@@ -216,15 +216,25 @@ def test_cache_dir_owned_by_another_user_is_refused(clock: FakeClock, tmp_path: 
     assert list(foreign.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["/proc/confstage-cache", "missing-parent/cache"])
+@pytest.mark.parametrize("where", ["/proc/confstage-cache", "a-file/cache"])
 def test_uncreatable_cache_dir_degrades_to_memory(
     clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
     """A directory that cannot be created (even as root) turns the layer off instead of failing gets."""
+    (tmp_path / "a-file").write_text("not a directory")
     source = DictSource({"DEV": {"k": "v"}})
     with caplog.at_level(logging.WARNING, logger="confstage"):
         assert config(source, clock, tmp_path / where).get("k") == "v"
-    assert any("cannot be created" in r.getMessage() for r in caplog.records)
+    assert any("/tmp cache disabled" in r.getMessage() for r in caplog.records)
+
+
+def test_a_cache_dir_whose_parents_are_missing_is_created_private(clock: FakeClock, tmp_path: Path) -> None:
+    """CONFSTAGE_CACHE_DIR two levels below an existing directory: each missing level is made 0700, then used."""
+    where = tmp_path / "x" / "y" / "cache"
+    assert config(DictSource({"DEV": {"k": "v"}}), clock, where).get("k") == "v"
+    assert [p.name for p in where.iterdir() if p.suffix == ".json"]
+    for level in (tmp_path / "x", tmp_path / "x" / "y", where):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700
 
 
 def test_expire_marks_values_stale_but_keeps_them_for_errors(clock: FakeClock) -> None:

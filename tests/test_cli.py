@@ -149,10 +149,11 @@ def test_region_option_reaches_boto3(kms_key: str) -> None:
 
 
 def test_profile_option_reaches_boto3(aws_endpoint: str) -> None:
-    """``--profile`` names the boto3 profile; an unknown one is a single-line failure."""
+    """``--profile`` names the boto3 profile; an unknown one is a usage error (exit 2) in one line, with a hint."""
     result = run("encrypt", "x", "--kms-key", "k", "--function", "fn", "--profile", "no-such-profile-xyz")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no-such-profile-xyz" in result.stderr.decode()
+    assert "no such AWS profile" in result.stderr.decode()
     assert len(lines(result.stderr)) == 1
 
 

@@ -112,7 +112,7 @@ def test_import_failing_midway_lists_the_keys_written_and_not(proxy: FaultProxy,
     make_store(TABLE)
     keys = [f"key_{i:02d}" for i in range(60)]
     path = dotenv(tmp_path, [f"{key}=value of {key}" for key in keys])
-    proxy.fail_after(1 + 2, "throttle")  # the Query for the current versions, two batches of 25
+    proxy.fail_after(1 + 1 + 2, "throttle")  # the Query for the current versions, STS (the writer), two batches
     result = invoke("import", path, "--stage", "DEV", "--source", TABLE)
     proxy.heal()
     assert result.exit_code == 1, result.output

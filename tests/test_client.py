@@ -181,7 +181,7 @@ def test_env_source_reads_stage_prefixed_then_plain(monkeypatch: pytest.MonkeyPa
         "db": "prd-db",
         "only": "plain-only",
     }
-    assert Config("env://?fallback=false", stage="PRD", cache_dir="").get("only", None) is None  # type: ignore[arg-type]
+    assert Config("env://?fallback=false", stage="PRD", cache_dir="").get("only", None) is None
     assert Config("env://?template=APP_{STAGE}_{key}", stage="PRD", cache_dir="").get("x") == "templated"
 
 

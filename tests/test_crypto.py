@@ -77,6 +77,7 @@ def fixture_admin(aws_endpoint: str) -> BotocoreTransport:
     transport = BotocoreTransport()
     transport.client("dynamodb")
     transport.client("kms")
+    transport.client("sts")  # the writer's ARN, which a store's writes record
     return transport
 
 

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confstage.cli.dotenv import DotenvError, format_dotenv, load_entries, load_values, parse_dotenv, parse_json_values
+from confstage.cli.dotenv import (
+    DotenvError,
+    dotenv_entries,
+    format_dotenv,
+    load_entries,
+    load_values,
+    parse_dotenv,
+    parse_json_values,
+)
 from confstage.names import key_refusal
 
 
@@ -117,3 +125,66 @@ def test_entries_know_their_line_and_column() -> None:
         ("a", "1", 2, 3),
         ("b", '{"c":null}', 3, 3),
     ]
+
+
+# --- python-dotenv's parser underneath, confstage's checks on top ------------------------------------------
+
+
+def test_a_bare_key_is_an_error_not_an_unset_key() -> None:
+    """python-dotenv reads a line ``KEY`` as a key without a value; here it is an error naming the line."""
+    with pytest.raises(DotenvError, match=r"^app.env, line 2: expected KEY=VALUE$"):
+        parse_dotenv("A=1\nB\nC=3", name="app.env")
+
+
+def test_a_comment_after_an_empty_value_is_a_comment() -> None:
+    """``KEY= # note`` is empty (python-dotenv); ``KEY=#x`` keeps its ``#``."""
+    assert parse_dotenv("A= # note\nB=#x") == {"A": "", "B": "#x"}
+
+
+def test_escapes_are_python_dotenvs() -> None:
+    """Double quotes also decode ``\\'``; single quotes decode only ``\\'`` and ``\\\\`` (python-dotenv's rules)."""
+    assert parse_dotenv('A="it\\\'s"') == {"A": "it's"}
+    assert parse_dotenv("B='it\\'s'\nC='a\\\\b'") == {"B": "it's", "C": "a\\b"}
+
+
+def test_crlf_and_export_and_quoted_values_spanning_lines() -> None:
+    """Windows line ends, ``export`` and a quoted value over two lines, with each key's line and column."""
+    entries = load_entries('export A=1\r\n  B="x\r\ny"\r\nC=3\r\n', name="x.env")
+    assert [(e.key, e.value, e.line, e.column) for e in entries.values()] == [
+        ("A", "1", 1, 8),
+        ("B", "x\ny", 2, 3),
+        ("C", "3", 4, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("A=1\nbad key=v", "line 2, column 4", "not a valid key"),
+        ("=v", "line 1, column 1", "not a valid key"),
+        ("a.b!=v", "line 1, column 4", "not a valid key"),
+        ("A='never closed", "line 1, column 3", "unterminated single quote"),
+        ('A="x\ny" tail', "line 2, column 4", "unexpected text after the closing quote"),
+        ("just words", "line 1", "expected KEY=VALUE"),
+    ],
+)
+def test_what_python_dotenv_cannot_read_is_named_by_line_and_column(text: str, where: str, problem: str) -> None:
+    """A line python-dotenv refuses is diagnosed: where, and what is wrong, never what it holds."""
+    with pytest.raises(DotenvError) as info:
+        parse_dotenv(text, name="app.env")
+    assert f"app.env, {where}: {problem}" in str(info.value)
+    assert "never closed" not in str(info.value)
+    assert "tail" not in str(info.value)
+
+
+@given(st.text(max_size=80))
+def test_any_text_is_read_or_refused_with_a_dotenv_error(text: str) -> None:
+    """Whatever the text, the reader returns entries or raises DotenvError: never another exception."""
+    try:
+        entries = list(dotenv_entries(text, name="x.env"))
+    except DotenvError:
+        return
+    for entry in entries:
+        assert key_refusal(entry.key) is None
+        assert entry.line >= 1
+        assert entry.column >= 1

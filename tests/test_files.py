@@ -277,3 +277,30 @@ def test_object_files_never_persist_a_value(store: ObjectStore, tmp_path: Path, 
     assert b"TOP-SECRET-BYTES" not in snapshots
     assert isinstance(ObjectFiles(store, str(tmp_path)).store_id(), str)
     assert os.path.isdir(tmp_path / "cache" / "objects")
+
+
+def test_a_cache_directory_other_users_can_redirect_is_refused(
+    store: ObjectStore, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The /tmp layer's rule applies to get_path: under a directory others can write to, nothing is written."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # world-writable, not sticky: another user could swap the cache directory for a link
+    client = Config([store], stage="PRD", cache_dir=str(shared / "cache"), clock=clock, ttl=TTL)
+    with pytest.raises(SourceError, match="other users can write to") as info:
+        client.get_path("model.bin")
+    assert "get_path cannot keep objects in" in str(info.value)
+    assert not (shared / "cache" / "objects").exists()
+    assert store.requests == []  # refused before asking the store
+
+
+def test_a_cache_directory_whose_parents_do_not_exist_is_created_private(
+    store: ObjectStore, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A cache directory two levels below an existing one: every missing level is made 0700, then used."""
+    cache = tmp_path / "a" / "b" / "cache"
+    client = Config([store], stage="PRD", cache_dir=str(cache), clock=clock, ttl=TTL)
+    path = Path(client.get_path("model.bin"))
+    assert path.read_bytes() == store.objects[("PRD", "model.bin")]
+    for level in (tmp_path / "a", tmp_path / "a" / "b", cache, cache / "objects"):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700, level

@@ -51,11 +51,13 @@ def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def make_store(url: str) -> Store:
-    """The store of ``url``, created and warmed up (moto's first SSM call loads its public parameters)."""
+    """The store of ``url``, created and warmed up (moto's first SSM call loads its public parameters; the writer's
+    ARN, which DynamoDB and S3 writes record, is asked once per store)."""
     store = build_store(url)
     assert store is not None
     store.init()
     store.items("WARM")
+    store.writer()
     return store
 
 

@@ -293,3 +293,30 @@ def test_outside_a_handler_the_call_runs_as_an_invocation_of_the_stage_in_force(
     source.values["PRD"]["token"] = "t2"
     assert call() == "t2"
     assert source.fetches == 2
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
+def test_a_refresh_on_storm_asks_a_failing_store_once_per_backoff(
+    source: DictSource, config: Config, clock: FakeClock, code: str
+) -> None:
+    """20 failing calls in 0.05 s made 20 requests to a throttled store; a refresh_on refresh backs off as any does."""
+    database = Database("old")
+    lambda_handler = logging_in(database)
+    assert lambda_handler({}, lambda_context("PRD")) == "connected"
+    database.password = "rotated"  # the database moved on, and the store now fails
+    source.failing = code
+    fetches = source.fetches
+    for _ in range(20):
+        clock.tick(0.0025)
+        with pytest.raises(AuthError) as info:
+            lambda_handler({}, lambda_context("PRD"))
+        assert isinstance(info.value.__cause__, SourceError)  # the refresh's failure, chained
+    assert source.fetches == fetches + 1
+    clock.tick(600)  # the backoff (and refresh_on's 5 s interval) long over: the next failure asks once more
+    with pytest.raises(AuthError):
+        lambda_handler({}, lambda_context("PRD"))
+    assert source.fetches == fetches + 2
+    source.failing = None
+    source.values["PRD"]["db_password"] = "rotated"
+    clock.tick(600)
+    assert lambda_handler({}, lambda_context("PRD")) == "connected"

@@ -300,3 +300,36 @@ def test_url_forms_and_errors() -> None:
         build_source("secretsmanager://app*?layout=secrets")
     with pytest.raises(ConfigurationError, match="secretsmanager layout must be one of"):
         SecretsManagerSource("app", layout="objects")
+
+
+@pytest.mark.integration
+def test_refresh_on_keys_reads_just_those_secrets(sm: Any, requests_made: Counter[str]) -> None:
+    """After a rotation, refresh_on(keys=[...]) costs one GetSecretValue per key, not the stage's pages again;
+    the other keys keep the load they came from, and the next invocation sees the rotated value."""
+    seed(sm, "PRD", {f"key{i:02d}": f"old-{i:02d}" for i in range(45)} | {"db_password": "old"})
+    client = Config(URL, stage="PRD", cache_dir="")
+    attempts: list[str] = []
+
+    class AuthError(Exception):
+        pass
+
+    @confstage.handler(config=client)
+    @confstage.refresh_on(AuthError, keys=["db_password"])
+    def lambda_handler(event: Any, context: Any) -> str:
+        password = confstage.get("db_password")
+        attempts.append(password)
+        if password != "new":
+            raise AuthError("password authentication failed")
+        return confstage.get("key44")
+
+    assert client.get("key00") == "old-00"
+    assert requests_made == {BATCH: 3}  # 46 secrets: 3 pages
+    sm.put_secret_value(SecretId="app/PRD/db_password", SecretString="new")
+    from confstage.testing import lambda_context
+
+    assert lambda_handler({}, lambda_context("PRD")) == "old-44"
+    assert attempts == ["old", "new"]
+    assert requests_made == {BATCH: 3, "secrets-manager.GetSecretValue": 1}
+    assert client.get("db_password") == "new"
+    assert client.get("db_password", force=True) == "new"
+    assert requests_made == {BATCH: 3, "secrets-manager.GetSecretValue": 2}

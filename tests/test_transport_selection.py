@@ -124,3 +124,45 @@ def test_environment_credentials_and_region() -> None:
     assert environment_region({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}) == "us-east-2"
     assert environment_region({"AWS_REGION": "eu-west-1"}) == "eu-west-1"
     assert environment_region({}) is None
+
+
+SNAPSTART = {  # what a SnapStart function's environment holds instead of key variables
+    **{k: v for k, v in LAMBDA.items() if not k.startswith(("AWS_ACCESS_KEY_ID", "AWS_SECRET", "AWS_SESSION"))},
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9001/2021-04-23/credentials",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "token",
+}
+
+
+def test_auto_picks_lite_for_container_credentials() -> None:
+    """SnapStart's container credentials endpoint (or ECS's relative URI) keeps the reads on lite."""
+    choice = choose(SNAPSTART)
+    assert choice.name == "lite"
+    assert "container credentials" in choice.reason
+    ecs = {k: v for k, v in SNAPSTART.items() if not k.startswith("AWS_CONTAINER")}
+    assert choose({**ecs, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}).name == "lite"
+    assert choose({**SNAPSTART, "CONFSTAGE_TRANSPORT": "lite", "AWS_LAMBDA_FUNCTION_NAME": ""}).name == "lite"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": ""}, "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://10.0.0.1/creds"}, "not allowed over http"),
+        ({"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r"}, "web-identity"),
+        ({"AWS_PROFILE": "dev"}, "AWS_PROFILE"),
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, "AWS_REGION"),
+    ],
+)
+def test_container_environments_botocore_serves(change: dict[str, str], reason: str) -> None:
+    """No endpoint, one on a host botocore refuses, a web identity (botocore tries it first) or anything else
+    only botocore honours: auto picks botocore, and a forced lite refuses the credential problems."""
+    choice = choose({**SNAPSTART, **change})
+    assert choice.name == "botocore"
+    assert reason in choice.reason
+
+
+def test_key_variables_beside_a_container_endpoint_are_the_credentials() -> None:
+    """With both, the key variables are used (botocore's order), with the reason for environment credentials."""
+    choice = choose({**LAMBDA, "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://10.0.0.1/creds"})
+    assert choice.name == "lite"
+    assert "credentials and region in the environment" in choice.reason

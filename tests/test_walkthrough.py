@@ -105,13 +105,14 @@ def test_the_function_takes_confstage_from_the_layer_the_page_builds(template: d
     """The template's layer is the zip ``make layer`` writes (for the function's runtime and architecture), the
     function uses it, and requirements.txt installs nothing beside the handler (no second copy of confstage)."""
     layer = template["Resources"]["ConfstageLayer"]["Properties"]
-    assert (ROOT / "examples" / layer["ContentUri"]).resolve() == ROOT / "dist" / "confstage-layer.zip"
+    zip_name = "confstage-layer-py3.12-x86_64.zip"  # what `make layer` names the default target's layer
+    assert (ROOT / "examples" / layer["ContentUri"]).resolve() == ROOT / "dist" / zip_name
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "PYTHON ?= 3.12" in makefile
     assert "ARCH ?= x86_64" in makefile
     runtime = template["Globals"]["Function"]["Runtime"]
     assert layer["CompatibleRuntimes"] == [runtime] == ["python3.12"]
-    assert layer["CompatibleArchitectures"] == ["x86_64"]
+    assert layer["CompatibleArchitectures"] == template["Globals"]["Function"]["Architectures"] == ["x86_64"]
     function = template["Resources"]["HelloFunction"]["Properties"]
     assert function["Layers"] == [{"Ref": "ConfstageLayer"}]
     requirements = (ROOT / "examples" / "requirements.txt").read_text(encoding="utf-8").splitlines()

@@ -171,7 +171,20 @@ def test_handler_registers_with_the_runtime_hook_inside_lambda(
     assert source.fetches == 2
 
 
-def test_outside_lambda_nothing_is_registered(fresh_snapstart: None) -> None:
-    """Without ``AWS_LAMBDA_FUNCTION_NAME`` the hook is not looked up (and no import is attempted)."""
+@pytest.mark.parametrize("runtime_module", ["absent", "present"])
+def test_outside_lambda_nothing_is_registered(
+    fresh_snapstart: None, monkeypatch: pytest.MonkeyPatch, runtime_module: str
+) -> None:
+    """Without ``AWS_LAMBDA_FUNCTION_NAME`` the hook is not looked up, whether or not the runtime interface client
+    (awslambdaric, which brings snapshot_restore_py) is installed; inside Lambda it is registered only when the
+    module is there. Both cases run whatever this environment has installed (sys.modules stands in for it)."""
+    registered: list[Callable[[], None]] = []
+    fake = types.ModuleType("snapshot_restore_py")
+    fake.register_after_restore = registered.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake if runtime_module == "present" else None)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     assert not snapstart.install()
-    assert not snapstart.install(environ={"AWS_LAMBDA_FUNCTION_NAME": "fn"})  # no snapshot_restore_py here
+    assert registered == []
+    inside = snapstart.install(environ={"AWS_LAMBDA_FUNCTION_NAME": "fn"})
+    assert inside is (runtime_module == "present")
+    assert registered == ([snapstart.after_restore] if inside else [])

@@ -6,7 +6,9 @@
    as the Lambda console makes it, DynamoDB (one value envelope-encrypted), S3, SSM and Secrets
    Manager, all through their stores;
 3. invoke ``examples/handler.py`` under the DEV and PRD aliases, twice each (cold, then warm);
-4. print what each stage resolved, from which source, and how long each read took.
+4. print what each stage resolved, from which source, and how long each read took;
+5. deploy an AppConfig profile to a DEV and a PRD environment of the AppConfigData emulator
+   (``confstage.testing.AppConfigServer``: moto has no AppConfigData) and read it through ``appconfig://``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import click
 
 from confstage.cli.errors import Failed
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import Settings
+from confstage.cli.options import ConfstageCommand, Settings
 from confstage.cli.output import MASK, emit_json, message, table
 
 __all__ = ["demo", "find_handler"]
@@ -42,6 +44,13 @@ SECRETS = "secretsmanager://confstage-demo"
 KMS_ENV = "kms-env://?keys=api_key&template=SECRET_{STAGE}_{key}&fallback=false"
 ENV = "env://?template=APP_{STAGE}_{key}&fallback=false"
 CHAIN = (KMS_ENV, ENV, TABLE, BUCKET, SSM, SECRETS)
+APPCONFIG = "appconfig://confstage-demo/settings"
+
+# The AppConfig profile deployed to each stage's environment (``dev``, ``prd``: the template's default, lower case).
+APPCONFIG_SEED: dict[str, dict[str, Any]] = {
+    "DEV": {"banner": "Welcome to DEV", "max_items": 100, "maintenance": False, "limits": {"rps": 50}},
+    "PRD": {"banner": "Welcome", "max_items": 25, "maintenance": False, "limits": {"rps": 500}},
+}
 
 # What each stage holds, by source; the handler reads every one of these keys.
 SEED: dict[str, dict[str, str]] = {
@@ -99,7 +108,9 @@ def _local_aws() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise Failed("confstage demo needs moto: pip install 'confstage[demo]'") from None
+        raise Failed(
+            "confstage demo needs moto: run make demo, or pip install -e '.[demo]' from a checkout of confstage"
+        ) from None
     from confstage import aws
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
@@ -154,6 +165,38 @@ def _seed() -> None:
         stores[SECRETS].put_many(stage, {"db_password": values["db_password"]})
 
 
+def _appconfig() -> list[dict[str, Any]]:
+    """Deploy APPCONFIG_SEED to the AppConfigData emulator and read each stage through ``appconfig://``, cold (a
+    session and a poll) then warm (memory); a row per key."""
+    from confstage import Config
+    from confstage.testing import AppConfigServer
+
+    rows: list[dict[str, Any]] = []
+    with AppConfigServer() as server:
+        os.environ["AWS_ENDPOINT_URL_APPCONFIGDATA"] = server.endpoint  # restored by _local_aws
+        for stage, document in APPCONFIG_SEED.items():
+            server.deploy("confstage-demo", stage.lower(), "settings", document)
+        for stage, document in APPCONFIG_SEED.items():
+            client = Config(APPCONFIG, stage=stage, cache_dir="")
+            start = time.perf_counter()
+            values = client.get_many(list(document))
+            cold_ms = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            client.get_many(list(document))
+            warm_ms = (time.perf_counter() - start) * 1000
+            for key, value in values.items():
+                rows.append(
+                    {
+                        "stage": stage,
+                        "key": key,
+                        "value": value,
+                        "cold_ms": round(cold_ms, 2),
+                        "warm_ms": round(warm_ms, 3),
+                    }
+                )
+    return rows
+
+
 def _origin(stage: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
     """Which source of the chain answers each key, and whether the value is secret."""
     from confstage import Config, KeyNotFoundError
@@ -194,7 +237,7 @@ def _shown(value: Any, secret: bool) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.pass_obj
 def demo(options: Settings) -> None:
     """Seed every source on an embedded local AWS endpoint and run the example handler under DEV and PRD."""
@@ -226,12 +269,14 @@ def demo(options: Settings) -> None:
                     }
                 )
             totals.append((stage, cold["total_ms"], warm["total_ms"]))
+        appconfig_rows = _appconfig()
     elapsed = time.perf_counter() - began
     if options.json:
         emit_json(
             {
                 "rows": rows,
                 "invocations": [{"stage": s, "cold_ms": round(c, 2), "warm_ms": round(w, 3)} for s, c, w in totals],
+                "appconfig": appconfig_rows,
                 "seconds": round(elapsed, 2),
             }
         )
@@ -243,4 +288,9 @@ def demo(options: Settings) -> None:
     )
     for stage, cold_ms, warm_ms in totals:
         message(f"{stage}: whole invocation {cold_ms:.1f} ms cold, {warm_ms:.2f} ms warm")
+    table(
+        ("stage", "key", "value", "cold ms", "warm ms"),
+        [(r["stage"], r["key"], r["value"], f"{r['cold_ms']:.2f}", f"{r['warm_ms']:.3f}") for r in appconfig_rows],
+        title=f"{APPCONFIG}, deployed to dev and prd of the AppConfigData emulator (whole stage per read)",
+    )
     message(f"demo finished in {elapsed:.1f} s; secrets are masked (the handler never returns them)")

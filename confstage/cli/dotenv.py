@@ -1,22 +1,24 @@
 """``.env`` and JSON files in and out.
 
-The ``.env`` dialect read here is the common one:
+``.env`` files are read by python-dotenv's parser (``dotenv.parser.parse_stream``: the dialect most tools
+share), with confstage's stricter checks on top:
 
 * blank lines and ``# comments`` are skipped; ``export KEY=VALUE`` is the same as ``KEY=VALUE``;
-* the value is everything after the first ``=`` (so ``url=a=b`` is ``a=b``), trimmed;
-* an unquoted value ends at `` #`` (a ``#`` after whitespace starts a comment), and at the end of
-  its line: one that opens a PEM block (``-----BEGIN``) without closing it is an error, not a
-  value cut short;
-* ``'single quotes'`` are literal; ``"double quotes"`` understand ``\\n \\r \\t \\" \\\\``;
-  either may span lines; after the closing quote only a comment may follow;
+* the value is everything after the first ``=`` (so ``url=a=b`` is ``a=b``), trimmed; an unquoted value ends
+  at `` #`` (a ``#`` after whitespace starts a comment) and at the end of its line;
+* ``'single quotes'`` keep their text (only ``\\'`` and ``\\\\`` are escapes); ``"double quotes"``
+  understand ``\\n \\r \\t \\" \\\\`` (and ``\\' \\a \\b \\f \\v``); either may span lines;
+  after the closing quote only a comment may follow;
 * nothing is interpolated (``$HOME`` stays ``$HOME``); a leading byte-order mark is ignored.
 
-A key is letters, digits and ``_ . - /``, starting with a letter or ``_``, and must follow the
-key rule (``confstage.names.KEY_RULE``); a JSON key need only follow the key rule.
+On top of python-dotenv: a bare ``KEY`` line (no ``=``) is an error, not an unset key; an unquoted value that
+opens a PEM block (``-----BEGIN``) without closing it is an error, not a value cut short; a key is letters,
+digits and ``_ . - /``, starting with a letter or ``_``, and must follow the key rule
+(``confstage.names.KEY_RULE``); a JSON key need only follow the key rule.
 
-``format_dotenv`` writes what ``parse_dotenv`` reads back unchanged. An error names the file,
-the line and the column, never anything the file holds: a password pasted where a key belongs,
-or a PEM block that is not quoted, must not reach a terminal or a CI log.
+``format_dotenv`` writes what ``parse_dotenv`` reads back unchanged. An error names the file, the line and
+the column, never anything the file holds: a password pasted where a key belongs, or a PEM block that is not
+quoted, must not reach a terminal or a CI log. python-dotenv is imported only when a ``.env`` file is read.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from confstage.names import key_refusal
 __all__ = [
     "DotenvError",
     "Entry",
+    "dotenv_entries",
     "format_dotenv",
     "load_entries",
     "load_values",
@@ -42,11 +45,22 @@ __all__ = [
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 _KEY_CHARS = "letters, digits and _ . - /, starting with a letter or _"
 _BARE = re.compile(r"[A-Za-z0-9_.,:/@+=\-]*")
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 _UNESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# The body of a double-quoted value up to its closing quote: linear, however long the file.
-_DOUBLE_QUOTED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 _BOM = "\ufeff"
+
+# Where python-dotenv finds the parts of a binding (its own patterns), to say where a problem is.
+_SPACE = re.compile(r"\s*")
+_EXPORT = re.compile(r"export[^\S\r\n]+")
+_UNQUOTED_KEY = re.compile(r"[^=\#\s]*")
+_SINGLE_QUOTED_KEY = re.compile(r"'[^']*'")
+_ASSIGN = re.compile(r"[^\S\r\n]*=[^\S\r\n]*")
+_QUOTED = {
+    "'": re.compile(r"'(?:\\.|[^'\\])*'", re.DOTALL),
+    '"': re.compile(r'"(?:\\.|[^"\\])*"', re.DOTALL),
+}
+_AFTER_QUOTE = re.compile(r"[^\S\r\n]*(?:#[^\r\n]*)?(?:\r|\n|$)")
+_NEWLINE = re.compile(r"\r\n|\n|\r")
+_BLANK = re.compile(r"[^\S\r\n]*")
 
 
 class DotenvError(ConfstageError, ValueError):
@@ -78,63 +92,82 @@ def _check_key(key: str, name: str, line: int, column: int) -> None:
         raise _error(name, line, column, f"not a valid key name: {reason}")
 
 
-def _dotenv_entries(text: str, name: str) -> Iterator[Entry]:
-    text = text.removeprefix(_BOM).replace("\r\n", "\n")
-    size = len(text)
-    number = 0
-    pos = 0
-    while pos <= size:
-        number += 1
-        end = text.find("\n", pos)
-        end = size if end < 0 else end
-        start, line = pos, text[pos:end]
-        pos = end + 1
-        body = line.lstrip()
-        if not body or body.startswith("#"):
-            continue
-        if body.startswith(("export ", "export\t")):
-            body = body[len("export") :].lstrip()
-        column = len(line) - len(body) + 1
-        key, sep, rest = body.partition("=")
-        key = key.rstrip()
-        if not sep:
-            raise _error(name, number, None, "expected KEY=VALUE")
-        bad = _first_bad_key_char(key)
-        if bad is not None:
-            raise _error(name, number, column + bad, f"not a valid key: a key is {_KEY_CHARS}")
-        _check_key(key, name, number, column)
-        value = rest.lstrip()
-        value_column = len(line) - len(value) + 1
-        if value[:1] not in ("'", '"'):
-            value = re.split(r"\s#", value, maxsplit=1)[0].strip()
-            if value.startswith("-----BEGIN") and "-----END" not in value:
-                raise _error(
-                    name, number, value_column, "a value that opens a PEM block must be in double quotes to span lines"
-                )
-            yield Entry(key, value, number, column)
-            continue
-        quote = value[0]
-        opening = start + value_column - 1  # index of the opening quote in text
-        if quote == "'":
-            closing = text.find("'", opening + 1)
-        else:
-            match = _DOUBLE_QUOTED.match(text, opening + 1)
-            closing = match.end() if match and match.end() < size and text[match.end()] == '"' else -1
+class _Binding:
+    """Where the parts of one python-dotenv binding are: offsets into its original text, and its first line."""
+
+    def __init__(self, text: str, line: int) -> None:
+        self.text = text
+        self.line = line
+        pos = _SPACE.match(text).end()  # type: ignore[union-attr]  # \s* always matches
+        export = _EXPORT.match(text, pos)
+        self.key = export.end() if export else pos
+        quoted = _SINGLE_QUOTED_KEY.match(text, self.key) if text.startswith("'", self.key) else None
+        self.key_end = (quoted or _UNQUOTED_KEY.match(text, self.key)).end()  # type: ignore[union-attr]
+        if quoted:
+            self.key += 1  # the key's first character, inside its quotes
+        assign = _ASSIGN.match(text, self.key_end)
+        self.value = assign.end() if assign else None
+
+    def at(self, offset: int) -> tuple[int, int]:
+        """Line and column (1-based, in characters) of ``offset`` into the binding's text."""
+        before = self.text[:offset]
+        breaks = list(_NEWLINE.finditer(before))
+        start = breaks[-1].end() if breaks else 0
+        return self.line + len(breaks), offset - start + 1
+
+    def problem(self, name: str) -> DotenvError:
+        """What is wrong with a binding python-dotenv could not read, and where."""
+        if self.value is None:
+            if "=" not in (self.text[self.key :].splitlines() or [""])[0]:
+                return _error(name, self.at(self.key)[0], None, "expected KEY=VALUE")
+            return _error(name, *self.at(self.key_end), f"not a valid key: a key is {_KEY_CHARS}")
+        if self.key_end == self.key:
+            return _error(name, *self.at(self.key), f"not a valid key: a key is {_KEY_CHARS}")
+        quote = self.text[self.value : self.value + 1]
         kind = "single" if quote == "'" else "double"
-        if closing < 0:
-            raise _error(name, number, value_column, f"unterminated {kind} quote")
-        raw = text[opening + 1 : closing]
-        key_line = number
-        number += raw.count("\n")
-        end = text.find("\n", closing)
-        end = size if end < 0 else end
-        after = text[closing + 1 : end]
-        tail = after.lstrip()
-        if tail.rstrip() and not tail.startswith("#"):
-            tail_column = closing + 1 + len(after) - len(tail) - (text.rfind("\n", 0, closing) + 1) + 1
-            raise _error(name, number, tail_column, "unexpected text after the closing quote")
-        pos = end + 1
-        yield Entry(key, _unescape(raw) if quote == '"' else raw, key_line, column)
+        closed = _QUOTED[quote].match(self.text, self.value) if quote in _QUOTED else None
+        if closed is None:
+            return _error(name, *self.at(self.value), f"unterminated {kind} quote")
+        if _AFTER_QUOTE.match(self.text, closed.end()) is None:
+            tail = _BLANK.match(self.text, closed.end()).end()  # type: ignore[union-attr]  # always matches
+            return _error(name, *self.at(tail), "unexpected text after the closing quote")
+        return _error(name, self.at(self.key)[0], None, "not a valid KEY=VALUE line")
+
+
+def dotenv_entries(text: str, *, name: str) -> Iterator[Entry]:
+    """The entries of a ``.env`` document, checked: confstage's one ``.env`` reader.
+
+    ``confstage import`` reads with it, and so should anything else that reads ``.env`` text (a ``file://``
+    source's ``.env`` files): python-dotenv's parser, with the checks of this module on top. An error
+    (``DotenvError``) names ``name``, the line and the column, never the text.
+    """
+    from io import StringIO
+
+    from dotenv.parser import parse_stream
+
+    text = text.removeprefix(_BOM).replace("\r\n", "\n")
+    if text.startswith(_BOM):  # python-dotenv drops a byte-order mark itself: a second one is no key
+        raise _error(name, 1, 1, f"not a valid key: a key is {_KEY_CHARS}")
+    for binding in parse_stream(StringIO(text)):
+        where = _Binding(binding.original.string, binding.original.line)
+        if binding.error:
+            raise where.problem(name)
+        if binding.key is None:  # blank lines and comments
+            continue
+        line, column = where.at(where.key)
+        if binding.value is None:
+            raise _error(name, line, None, "expected KEY=VALUE")
+        bad = _first_bad_key_char(binding.key)
+        if bad is not None:
+            raise _error(name, line, column + bad, f"not a valid key: a key is {_KEY_CHARS}")
+        _check_key(binding.key, name, line, column)
+        value, start = binding.value, where.value or 0
+        unquoted = where.text[start : start + 1] not in _QUOTED
+        if unquoted and value.startswith("-----BEGIN") and "-----END" not in value:
+            raise _error(
+                name, *where.at(start), "a value that opens a PEM block must be in double quotes to span lines"
+            )
+        yield Entry(binding.key, value, line, column)
 
 
 def _first_bad_key_char(key: str) -> int | None:
@@ -147,13 +180,9 @@ def _first_bad_key_char(key: str) -> int | None:
     return match.end() if match else 0
 
 
-def _unescape(raw: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), raw, flags=re.DOTALL)
-
-
 def parse_dotenv(text: str, *, name: str = "<.env>") -> dict[str, str]:
-    """The key -> value pairs of a ``.env`` document (a later duplicate wins)."""
-    return {entry.key: entry.value for entry in _dotenv_entries(text, name)}
+    """The key -> value pairs of a ``.env`` document (a later duplicate wins), read by ``dotenv_entries``."""
+    return {entry.key: entry.value for entry in dotenv_entries(text, name=name)}
 
 
 def format_dotenv(values: Mapping[str, str]) -> str:
@@ -221,7 +250,7 @@ def load_entries(text: str, *, name: str) -> dict[str, Entry]:
     if name.lower().endswith(".json") or text.removeprefix(_BOM).lstrip().startswith("{"):
         entries = _json_entries(text, name)
     else:
-        entries = _dotenv_entries(text, name)
+        entries = dotenv_entries(text, name=name)
     return {entry.key: entry for entry in entries}
 
 

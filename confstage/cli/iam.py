@@ -19,6 +19,9 @@ source                      actions                                             
                             ``layout=secrets`` adds a statement of                  ``P/STAGE/*`` in the secrets
                             ``secretsmanager:BatchGetSecretValue`` and              layout); its second statement
                             ``secretsmanager:ListSecrets``                          ``*`` (no resource type)
+``appconfig://A/P``          ``appconfig:StartConfigurationSession``,                ``application/A/environment/E/
+                            ``appconfig:GetLatestConfiguration`` (the extension     configuration/P``, E from the
+                            calls them with the function's role too)                template per ``--stage``
 secure values (``--secure`` ``kms:Decrypt`` bound by encryption context            the ``--kms-key`` keys, else
 or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the    ``key/*`` of the account
                             envelope stores, by ``kms:ViaService`` for SSM and
@@ -27,9 +30,16 @@ or ``--kms-key``)           (``confstage:purpose``, ``confstage:stage``) for the
 (``--cache-kms-key``)       ``confstage:purpose`` = ``tmp-cache``
 ==========================  ======================================================  =============================
 
+Fallback regions (``?fallback_regions=`` on a URL, else ``CONFSTAGE_FALLBACK_REGIONS``; ``confstage.failover``):
+every regional ARN of the source's statements is granted in each fallback region too, an S3 bucket named with
+``{region}`` is granted in its home region and each fallback's, and the KMS statements cover the keys and
+``kms:ViaService`` endpoints of those regions.
+
 ARNs use CloudFormation pseudo parameters (``${AWS::Partition}``, ``${AWS::Region}``,
 ``${AWS::AccountId}``) unless ``partition``/``region``/``account`` are given, so the output can
 be pasted into a template's ``Fn::Sub`` as it is, or made literal for ``aws iam create-policy``.
+AppConfig authorises against IDs (``abc1234``), not names: an identifier of the URL (or an environment the template
+makes of a stage) that is not an ID is ``*`` in its ARN, so the policy works, and is as tight as the IDs it names.
 No DynamoDB or S3 statement ever has ``"Resource": "*"``. The secrets layout's one does, as AWS requires: it
 grants listing secrets' names and metadata; every value still needs GetSecretValue on its own ARN.
 """
@@ -46,6 +56,7 @@ from confstage.sources import SourceURL
 
 __all__ = ["Account", "build_policy"]
 
+_APPCONFIG_ID = re.compile(r"[a-z0-9]{7}")  # what AppConfig's application, environment and profile ids look like
 _KEY_ID = re.compile(r"(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
@@ -75,6 +86,23 @@ class _Builder:
     batch_secrets: bool = False  # a secretsmanager:// source of the secrets layout: its "*" statement is made
     via: set[str] = field(default_factory=set)  # services that decrypt on our behalf (ssm, secretsmanager)
     reads_kms_env: bool = False
+    regions: list[str] = field(default_factory=list)  # every source's fallback regions, in order (KMS covers them)
+
+    def fallbacks(self, first: int, regions: Sequence[str]) -> None:
+        """Grant the statements from index ``first`` on in ``regions`` too: each regional ARN once per region."""
+        for statement in self.statements[first:]:
+            resources = statement["Resource"]
+            statement["Resource"] = [*resources, *self.in_regions(resources, regions)]
+        self.regions.extend(region for region in regions if region not in self.regions)
+
+    def in_regions(self, arns: Sequence[str], regions: Sequence[str]) -> list[str]:
+        """The regional ``arns`` (those in the home region) as they are named in each of ``regions``."""
+        copies: list[str] = []
+        for arn in arns:
+            parts = arn.split(":", 5)
+            if len(parts) == 6 and parts[3] == self.account.region:
+                copies.extend(":".join([*parts[:3], region, *parts[4:]]) for region in regions)
+        return [arn for arn in copies if arn not in arns]
 
     def add(self, sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> None:
         statement: dict[str, Any] = {
@@ -174,6 +202,30 @@ class _Builder:
             names = [f"{prefix}/*"]
         self.add("ReadSecret", ["secretsmanager:GetSecretValue"], [self._secret(name) for name in names])
 
+    def appconfig(self, url: SourceURL) -> None:
+        application, profile = url.netloc, url.path.strip("/")
+        if not application or not profile or "/" in profile:
+            raise url.error("expected appconfig://APPLICATION/PROFILE")
+        template = url.take("environment", "{stage}") or "{stage}"
+        for name in ("via", "poll_interval"):
+            url.take(name)
+        environments = sorted(
+            {template.replace("{STAGE}", stage).replace("{stage}", stage.lower()) for stage in self.stages}
+        ) or ["*"]
+        resources = [
+            self.account.arn(
+                "appconfig",
+                f"application/{_appconfig_id(application)}/environment/{_appconfig_id(environment)}"
+                f"/configuration/{_appconfig_id(profile)}",
+            )
+            for environment in environments
+        ]
+        self.add(
+            "ReadAppConfig",
+            ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+            sorted(set(resources)),
+        )
+
     def _secret(self, pattern: str) -> str:
         return self.account.arn("secretsmanager", f"secret:{pattern}")
 
@@ -208,6 +260,7 @@ class _Builder:
         if not (self.reads_kms_env or ((self.secure or self.kms_keys) and (self.envelope or self.via))):
             return
         arns, alias_condition = self.keys()
+        arns = [*arns, *self.in_regions(arns, self.regions)]  # a multi-Region key's replicas decrypt there
         if self.reads_kms_env:
             context = {"kms:EncryptionContext:LambdaFunctionName": self.function or "*"}
             self.add(
@@ -224,7 +277,11 @@ class _Builder:
                 equals["kms:EncryptionContext:confstage:stage"] = list(self.stages)
             self.add("DecryptSecureValues", ["kms:Decrypt"], arns, {**alias_condition, "StringEquals": equals})
         if self.via:
-            services = [f"{service}.{self.account.region}.amazonaws.com" for service in sorted(self.via)]
+            services = [
+                f"{service}.{region}.amazonaws.com"
+                for region in (self.account.region, *self.regions)
+                for service in sorted(self.via)
+            ]
             self.add(
                 "DecryptViaService",
                 ["kms:Decrypt"],
@@ -243,6 +300,11 @@ class _Builder:
         )
 
 
+def _appconfig_id(identifier: str) -> str:
+    """An AppConfig identifier as an ARN names it: an id as it is, a name (IAM matches ids only) as ``*``."""
+    return identifier if identifier == "*" or _APPCONFIG_ID.fullmatch(identifier) else "*"
+
+
 def build_policy(
     urls: Sequence[str],
     *,
@@ -252,9 +314,19 @@ def build_policy(
     secure: bool = False,
     function: str | None = None,
     cache_kms_key: str | None = None,
+    fallback_regions: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The IAM policy document for reading ``urls`` (optionally only ``stages``), and for sealing
-    secrets in the /tmp cache when ``cache_kms_key`` (``CONFSTAGE_CACHE_KMS_KEY``) is given."""
+    secrets in the /tmp cache when ``cache_kms_key`` (``CONFSTAGE_CACHE_KMS_KEY``) is given.
+
+    ``fallback_regions``: where every AWS source fails over to (None: ``CONFSTAGE_FALLBACK_REGIONS``); a URL's
+    own ``?fallback_regions=`` wins."""
+    from confstage.failover import PLACEHOLDER, REGIONAL_SCHEMES, check_regions
+    from confstage.variables import fallback_regions as configured
+
+    everywhere = check_regions(
+        configured() if fallback_regions is None else fallback_regions, what="CONFSTAGE_FALLBACK_REGIONS"
+    )
     builder = _Builder(account or Account(), tuple(stages), tuple(kms_keys), secure, function)
     handlers = {
         "dynamodb": builder.dynamodb,
@@ -262,16 +334,26 @@ def build_policy(
         "ssm": builder.ssm,
         "secretsmanager": builder.secretsmanager,
         "kms-env": builder.kms_env,
+        "appconfig": builder.appconfig,
     }
     for raw in urls:
         url = SourceURL(raw)
         url.take("ttl")
-        if url.scheme == "env":
+        if url.scheme in ("env", "file"):  # no AWS call: nothing to allow
             continue
         handler = handlers.get(url.scheme)
         if handler is None:
             raise url.error(f"iam-policy does not know the scheme {url.scheme!r}")
-        handler(url)
+        own = url.take_list("fallback_regions") if url.scheme in REGIONAL_SCHEMES else None
+        regions = everywhere if own is None else check_regions(own, what=f"fallback_regions of {url.url}")
+        regions = tuple(region for region in regions if region != builder.account.region)
+        first = len(builder.statements)
+        if url.scheme == "s3" and PLACEHOLDER in url.netloc:
+            for region in (builder.account.region, *regions):  # a bucket per region: each granted by name
+                handler(SourceURL(url.url.replace(PLACEHOLDER, region, 1)))
+        else:
+            handler(url)
+        builder.fallbacks(first, regions)
     builder.kms()
     if cache_kms_key:
         builder.cache_key(cache_kms_key)

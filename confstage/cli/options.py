@@ -4,7 +4,8 @@ Each option has its environment variable (``envvar=``): click takes the command 
 variable. The group puts the ``Settings`` on ``ctx.obj`` and every command takes it with
 ``@click.pass_obj``. CONTRACT §5 accepts the options before or after the command name: ``hoist`` moves
 those given after it in front of it before click parses (a value after the command name wins), so the
-commands themselves declare only their own options.
+commands themselves declare only their own options; ``ConfstageCommand`` lists the global ones in each
+command's ``--help`` too (click alone shows a command only the options it declares).
 
 Region, profile and endpoint reach AWS as arguments of the transport the settings make
 (``Settings.transport``), never through ``os.environ``. Only values given on the command line are passed:
@@ -14,6 +15,7 @@ one click took from the environment is one botocore reads itself, and reads more
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +30,15 @@ from .checks import valid_stage
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["GLOBAL_OPTIONS", "Settings", "ValueCommand", "global_options", "hoist", "settings_from"]
+__all__ = [
+    "GLOBAL_OPTIONS",
+    "ConfstageCommand",
+    "Settings",
+    "ValueCommand",
+    "global_options",
+    "hoist",
+    "settings_from",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,7 +202,35 @@ def _without(args: list[str], option: str) -> list[str]:
     return out
 
 
-class ValueCommand(click.Command):
+class ConfstageCommand(click.Command):
+    """A command whose ``--help`` also lists the global options, which it accepts after its name, and
+    whose did-you-mean for a mistyped option considers them too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            names = [name for param in self.get_params(ctx) for name in param.opts if name.startswith("--")]
+            close = difflib.get_close_matches(exc.option_name, [*names, *GLOBAL_OPTIONS], n=3, cutoff=0.6)
+            raise click.NoSuchOption(exc.option_name, possibilities=close or exc.possibilities, ctx=ctx) from None
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        group = ctx.parent
+        if group is None:
+            return
+        dests = {dest for dest, *_ in GLOBAL_OPTIONS.values()}
+        records = [
+            record
+            for param in group.command.get_params(group)
+            if param.name in dests and (record := param.get_help_record(group)) is not None
+        ]
+        if records:
+            with formatter.section("Global options (before or after the command name)"):
+                formatter.write_dl(records)
+
+
+class ValueCommand(ConfstageCommand):
     """A command that may be given a secret on its command line: its usage errors never quote it.
 
     click repeats an unknown option (``No such option '--p@ss'``) and extra arguments (``Got

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import click
 
-__all__ = ["MASK", "Progress", "emit", "emit_json", "mask", "message", "progress", "table"]
+__all__ = ["MASK", "Progress", "emit", "emit_json", "mask", "message", "progress", "reading", "report", "table"]
 
 MASK = "********"
 
@@ -39,6 +39,15 @@ def emit_json(document: Any) -> None:
 def message(text: str) -> None:
     """A human message on stderr (never a value)."""
     click.echo(text, err=True)
+
+
+def report(as_json: bool, record: dict[str, Any], text: str) -> None:
+    """What a write did (or would do): ``record`` as JSON on stdout with ``--output json``, else ``text`` on
+    stderr. Neither ever holds a value."""
+    if as_json:
+        emit_json(record)
+    else:
+        message(text)
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
@@ -86,3 +95,16 @@ def progress(description: str, total: int) -> Iterator[Progress]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with RichProgress(*columns, console=Console(stderr=True), transient=False) as bar:
         yield _Bar(bar, bar.add_task(description, total=total))
+
+
+@contextmanager
+def reading(description: str) -> Iterator[None]:
+    """A spinner on stderr while a stage is read, on a terminal only (a store reads a stage in one call, so
+    there is no count to show; the bar of ``progress`` follows for the writes)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(description):
+        yield

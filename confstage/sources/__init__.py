@@ -7,28 +7,44 @@ Each scheme names a module that is imported only when a URL of that scheme is us
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from confstage.errors import ConfigurationError
+from confstage.variables import fallback_regions as configured_fallbacks
 
 from .base import Fetched, Source, SourceURL
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["SCHEMES", "Fetched", "Source", "SourceURL", "build_source", "build_sources", "split_urls"]
+__all__ = [
+    "REGIONAL_SCHEMES",
+    "SCHEMES",
+    "Fetched",
+    "Source",
+    "SourceURL",
+    "build_source",
+    "build_sources",
+    "split_urls",
+]
 
 # scheme -> "module:Class"; the class has ``from_url(SourceURL, transport=None) -> Source``.
 SCHEMES: dict[str, str] = {
     "env": "confstage.sources.env:EnvSource",
+    "file": "confstage.sources.file:FileSource",
     "kms-env": "confstage.sources.kms_env:KmsEnvSource",
     "s3": "confstage.sources.s3:S3Source",
     "dynamodb": "confstage.sources.dynamodb:DynamoDBSource",
     "ssm": "confstage.sources.ssm:SSMSource",
     "secretsmanager": "confstage.sources.secretsmanager:SecretsManagerSource",
+    "appconfig": "confstage.sources.appconfig:AppConfigSource",
     "memory": "confstage.testing:MemorySource",
 }
+
+
+# Schemes whose sources read AWS in a region, and so accept ``?fallback_regions=`` (``confstage.failover``).
+REGIONAL_SCHEMES = frozenset({"dynamodb", "s3", "ssm", "secretsmanager", "kms-env", "appconfig"})
 
 
 def split_urls(spec: str) -> list[str]:
@@ -48,10 +64,14 @@ def split_urls(spec: str) -> list[str]:
     return [u for u in (u.strip(",") for u in urls) if u]
 
 
-def build_source(url: str | Source, *, transport: Transport | None = None) -> Source:
+def build_source(
+    url: str | Source, *, transport: Transport | None = None, fallback_regions: Sequence[str] | None = None
+) -> Source:
     """Build a source from its URL (a ready source object is returned as it is).
 
     ``transport``: what its AWS calls go through (None: the runtime's, ``_state.transport()``).
+    ``fallback_regions``: where an AWS source reads when its home region fails (``confstage.failover``); None:
+    the URL's ``?fallback_regions=``, else ``CONFSTAGE_FALLBACK_REGIONS``.
     """
     if not isinstance(url, str):
         if isinstance(url, Source):
@@ -64,10 +84,17 @@ def build_source(url: str | Source, *, transport: Transport | None = None) -> So
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     ttl = parsed.take_float("ttl")  # every source accepts ?ttl=SECONDS
+    regional = parsed.scheme in REGIONAL_SCHEMES
+    in_url = parsed.take_list("fallback_regions") if regional else None  # every AWS source accepts it
+    regions = fallback_regions if fallback_regions is not None else in_url
     source: Source = cls.from_url(parsed, transport)
     parsed.done()
     if ttl is not None:
         source.ttl = ttl
+    if regional and (regions or "{region}" in parsed.netloc or (regions is None and configured_fallbacks())):
+        from confstage.failover import failover
+
+        source = failover(source, url=parsed.url, regions=regions, transport=transport)
     return source
 
 

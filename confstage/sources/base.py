@@ -8,6 +8,7 @@ credential-chain rule). Sources only read; writing is the stores' (``confstage.s
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -178,16 +179,17 @@ class SourceURL:
             return False
         raise self.error(f"parameter {name!r} must be true or false, got {raw!r}")
 
-    def take_float(self, name: str, default: float | None = None) -> float | None:
+    def take_float(self, name: str, default: float | None = None, *, high: float = 365 * 24 * 3600.0) -> float | None:
+        """A number of seconds from 0 to ``high`` (finite: ``inf`` and ``1e400`` are refused), or ``default``."""
         raw = self._params.pop(name, None)
         if raw is None:
             return default
         try:
             number = float(raw)
-        except ValueError as exc:
-            raise self.error(f"parameter {name!r} must be a number of seconds, got {raw!r}") from exc
-        if number < 0 or number != number:
-            raise self.error(f"parameter {name!r} must not be negative, got {raw!r}")
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and 0 <= number <= high):
+            raise self.error(f"parameter {name!r} must be a number of seconds from 0 to {high:.0f}, got {raw!r}")
         return number
 
     def take_choice(self, name: str, choices: tuple[str, ...]) -> str:

@@ -70,6 +70,8 @@ class SecretsManagerSource:
                 f"secretsmanager prefix {self.prefix!r}: a secret name holds only ASCII letters, digits and /_+=.@-"
             )
         self.url = url or f"secretsmanager://{self.prefix}" + ("?layout=secrets" if layout == "secrets" else "")
+        # A forced refresh of some keys reads just their secrets (``fetch_keys``): each is a secret of its own.
+        self.refreshes_keys = layout == "secrets"
         self.ttl: float | None = None
         self.aws = Caller(self.url, transport)
 
@@ -111,6 +113,27 @@ class SecretsManagerSource:
         response = self.read(self.secret_id(stage))
         document = self.document(response, self.secret_id(stage)) if response is not None else {}
         return Fetched(document, secret=document.keys())
+
+    def fetch_keys(self, stage: str, keys: Collection[str]) -> Fetched:
+        """Just ``keys`` of a stage of the secrets layout (``refreshes_keys``): a ``refresh_on(keys=...)`` or a
+        forced read after a rotation costs one GetSecretValue per key, not the stage's pages again."""
+        values: dict[str, str] = {}
+        errors: dict[str, SourceError] = {}
+        for key in keys:
+            name = self.secret_name(stage, key)
+            response = self.read(name)
+            if response is None:
+                continue  # gone: absent
+            text = response.get("SecretString")
+            if isinstance(text, str):
+                values[key] = text
+            else:
+                errors[key] = SourceError(
+                    f"secret {name} has no SecretString (binary secrets are not supported)",
+                    source=self.url,
+                    operation=GET,
+                )
+        return Fetched(values, secret=values.keys(), errors=errors)
 
     # -- the document layout ---------------------------------------------------------------------
 

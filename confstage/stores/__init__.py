@@ -7,7 +7,8 @@
     ├── S3Store (s3.py)             the versioned bucket; objects or the stage document, rewritten conditionally
     ├── SSMStore (ssm.py)           String and SecureString parameters and their history
     ├── SecretsManagerStore (...)   the stage's secret, rewritten as a new version (layout=document)
-    └── SecretsStore (...)          a secret per key, each write a new version (layout=secrets)
+    ├── SecretsStore (...)          a secret per key, each write a new version (layout=secrets)
+    └── AppConfigStore (...)        reads only: a deployment belongs to the deployment pipeline
 
 Each store wraps the runtime source of its URL (``store.reader``: where keys live, how values decode) and
 writes through the call layer over a botocore transport. A Lambda never imports this package.
@@ -30,9 +31,11 @@ __all__ = ["STORES", "PartialWriteError", "Store", "StoredValue", "Version", "bu
 # scheme -> "module:name"; the class (or factory) takes the scheme's source (and a transport).
 STORES: dict[str, str] = {
     "dynamodb": "confstage.stores.dynamodb:DynamoDBStore",
+    "file": "confstage.stores.file:FileStore",
     "s3": "confstage.stores.s3:S3Store",
     "ssm": "confstage.stores.ssm:SSMStore",
     "secretsmanager": "confstage.stores.secretsmanager:open_store",
+    "appconfig": "confstage.stores.appconfig:AppConfigStore",
 }
 
 
@@ -46,5 +49,6 @@ def build_store(url: str, *, transport: Transport | None = None) -> Store | None
     transport = admin_transport(transport)
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    store: Store = cls(build_source(url, transport=transport), transport)
+    # The home region's source: writes never fail over (``?fallback_regions=`` is for the runtime's reads).
+    store: Store = cls(build_source(url, transport=transport, fallback_regions=()), transport)
     return store

@@ -8,6 +8,7 @@ one base class: the validation and the bookkeeping of partial writes live there 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from confstage.transport import Transport
 
 __all__ = [
+    "NOT_RECORDED",
     "PartialWriteError",
     "Store",
     "StoredValue",
@@ -39,13 +41,21 @@ class StoredValue(NamedTuple):
     version: str | None = None
 
 
+# Why a version of a store confstage writes has no writer: written before confstage recorded one, by another tool,
+# or while STS did not answer.
+NOT_RECORDED = "not recorded (written by another tool, by an older confstage, or while STS did not answer)"
+
+
 class Version(NamedTuple):
-    """One stored version of a key."""
+    """One stored version of a key, and who wrote it: ``by`` (an IAM ARN) when the store knows, else None and
+    ``by_unknown`` saying why (never a guess)."""
 
     version: str
     modified: datetime | None
     latest: bool
     secure: bool = False
+    by: str | None = None
+    by_unknown: str | None = None
 
 
 class Store:
@@ -71,6 +81,25 @@ class Store:
         self.url: str = reader.url
         self.transport = admin_transport(transport or reader.aws.transport)
         self.aws = Caller(self.url, self.transport)
+        self._writer: str | None = None
+        self._writer_asked = False
+        self._writer_lock = threading.Lock()
+
+    def writer(self) -> str | None:
+        """The ARN of the principal writing (STS GetCallerIdentity, asked once per store, on the first write that
+        records it); None when STS does not answer: the write goes on, and its version says "not recorded"."""
+        with self._writer_lock:
+            if not self._writer_asked:
+                try:
+                    arn = self.aws.call("sts:GetCallerIdentity", {}).get("Arn")
+                except SourceError as exc:
+                    from confstage import _log as log
+
+                    log.warning("writes to %s will not record who made them: %s", self.url, exc)
+                    arn = None
+                self._writer = arn if isinstance(arn, str) and arn else None
+                self._writer_asked = True
+            return self._writer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

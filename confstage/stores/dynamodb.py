@@ -1,7 +1,8 @@
 """The admin side of ``dynamodb://``: the table created, items written, listed and (not) rolled back.
 
-Items written by confstage carry ``version`` (N, incremented by every ``put``), ``secure`` (BOOL) and
-``modified`` (S, ISO 8601 UTC) beside ``value``; flat items also carry ``key`` (S), so listing a stage is
+Items written by confstage carry ``version`` (N, incremented by every ``put``), ``secure`` (BOOL),
+``modified`` (S, ISO 8601 UTC) and ``by`` (S, the writer's ARN from STS GetCallerIdentity, asked once per store)
+beside ``value``; flat items also carry ``key`` (S), so listing a stage is
 not fooled by keys and stages that contain underscores. The envelope itself is what identifies a secure
 value; the ``secure`` attribute is informational (listings, the console).
 
@@ -21,7 +22,7 @@ from confstage.aws import ErrorAnswer
 from confstage.errors import ConfigurationError, SourceError
 from confstage.sources.dynamodb import DynamoDBSource, flat_id, string, value_of
 
-from .base import Store, StoredValue, Version, WriteLog, utf8_size
+from .base import NOT_RECORDED, Store, StoredValue, Version, WriteLog, utf8_size
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
@@ -32,7 +33,9 @@ _BATCH_WRITE = 25  # BatchWriteItem limit
 _MAX_SORT_KEY = 1024  # bytes of a sort key (the stage-key layout's key)
 _MAX_HASH_KEY = 2048  # bytes of a partition key (the flat layout's {key}_{STAGE})
 _MAX_ITEM = 400 * 1024  # bytes of an item, attribute names included
-_ITEM_OVERHEAD = 64  # attribute names and the secure/modified/version attributes of a written item
+# Attribute names and the secure/modified/version attributes of a written item, and its ``by``: an ARN of at most
+# 640 bytes (a user's: a 512-character path and a 64-character name; a role session's: 64 and 64).
+_ITEM_OVERHEAD = 64 + 640
 _ACTIVE_WAIT = 60  # seconds init waits for a new table to become ACTIVE
 
 
@@ -95,6 +98,14 @@ class DynamoDBStore(Store):
             ":one": {"N": "1"},
         }
         update = "SET #v = :v, #sec = :sec, #m = :m, #n = if_not_exists(#n, :zero) + :one"
+        writer = self.writer()
+        if writer is not None:
+            names["#by"] = "by"
+            values[":by"] = {"S": writer}
+            update += ", #by = :by"
+        else:
+            names["#by"] = "by"
+            update += " REMOVE #by"  # a writer recorded earlier did not write this version
         if self.reader.layout == "flat":
             names["#k"] = "key"
             values[":k"] = {"S": key}
@@ -134,6 +145,7 @@ class DynamoDBStore(Store):
         self.refuse(stage, {key: value for key, (value, _) in stored.items()})
         current = {key: item.version for key, item in self._stored(stage, values.keys()).items()}
         modified = _now()
+        writer = self.writer()
         requests = []
         for key, (value, is_secure) in stored.items():
             item: dict[str, Any] = {
@@ -144,6 +156,8 @@ class DynamoDBStore(Store):
                 "version": {"N": str(int(current.get(key) or 0) + 1)},
                 "key": {"S": key},  # the flat layout needs it; the stage-key layout has it as its sort key
             }
+            if writer is not None:
+                item["by"] = {"S": writer}
             requests.append({"PutRequest": {"Item": item}})
         return requests
 
@@ -184,12 +198,15 @@ class DynamoDBStore(Store):
         if not item:
             return []
         modified = item.get("modified", {}).get("S")
+        by = item.get("by", {}).get("S")
         return [
             Version(
                 version=str(item.get("version", {}).get("N", "0")),
                 modified=datetime.fromisoformat(modified) if modified else None,
                 latest=True,
                 secure=crypto.is_envelope(value_of(item, self.reader, stage, key)),
+                by=by or None,
+                by_unknown=None if by else NOT_RECORDED,
             )
         ]
 

@@ -2,10 +2,11 @@
 
 ``init`` creates the bucket with versioning on and public access blocked. Versions are S3 version ids.
 Objects written by ``put`` carry the metadata ``confstage-secure: true|false``, for people browsing the
-bucket; reads rely on the envelope alone. In the document layout ``put`` and ``delete`` rewrite the
-document conditionally (``If-Match`` on its ETag, ``If-None-Match: *`` when it is new), re-reading and
-retrying when someone else wrote in between, so no update is lost; ``history`` lists the document versions
-that hold the key, and ``rollback`` writes that version's value back.
+bucket (reads rely on the envelope alone), and ``confstage-by``: the writer's ARN (STS GetCallerIdentity, asked
+once per store), which ``history`` shows per version; a rollback's copy names who rolled back. In the document
+layout ``put`` and ``delete`` rewrite the document conditionally (``If-Match`` on its ETag, ``If-None-Match: *``
+when it is new), re-reading and retrying when someone else wrote in between, so no update is lost; ``history``
+lists the document versions that hold the key, and ``rollback`` writes that version's value back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from confstage.aws import ErrorAnswer
 from confstage.errors import SourceError
 from confstage.sources.s3 import DOCUMENT, NOT_FOUND, S3Source
 
-from .base import Store, StoredValue, Version, WriteLog, utf8_size
+from .base import NOT_RECORDED, Store, StoredValue, Version, WriteLog, utf8_size
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["S3Store"]
 
 _SECURE_META = "confstage-secure"
+_BY_META = "confstage-by"
 _REWRITE_ATTEMPTS = 5
 _MAX_OBJECT_KEY = 1024  # bytes of an S3 object key
 _CONFLICT = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
@@ -172,15 +174,24 @@ class S3Store(Store):
 
         def describe(entry: dict[str, Any]) -> Version | None:
             version_id = str(entry["VersionId"])
+            extra = {"VersionId": version_id}
+            if self.reader.layout != "document":
+                extra["Range"] = "bytes=0-3"  # enough to tell an envelope; the metadata comes with any GET
+            response = self._get_response(object_key, **extra)
+            if response is None:
+                return None
+            data = self._body(response, object_key)
             if self.reader.layout == "document":
-                value = self._document_value(object_key, version_id, key)
+                body = self.reader.decode(data, object_key)
+                value = self.reader.parse_document(body, object_key).get(key)
                 if value is None:
                     return None
                 secure = crypto.is_envelope(value)
             else:
-                head = self._get(object_key, version_id, byte_range="bytes=0-3")[0]
-                secure = head == crypto.PREFIX
-            return Version(version_id, entry.get("LastModified"), bool(entry.get("IsLatest")), secure)
+                secure = data.decode("utf-8", "replace") == crypto.PREFIX
+            by = (response.get("Metadata") or {}).get(_BY_META) or None
+            modified, latest = entry.get("LastModified"), bool(entry.get("IsLatest"))
+            return Version(version_id, modified, latest, secure, by, None if by else NOT_RECORDED)
 
         return [v for v in self.reader.map(describe, versions) if v is not None]  # S3 lists newest first
 
@@ -196,12 +207,17 @@ class S3Store(Store):
                     operation="rollback",
                 )
             return self._rewrite(stage, lambda document: document.update({key: old}), None)
+        head = self._call("HeadObject", object_key, Key=object_key, VersionId=version)
+        old_meta = head.get("Metadata") or {}
         response = self._call(
             "CopyObject",
             object_key,
             Key=object_key,
             CopySource={"Bucket": self.bucket, "Key": object_key, "VersionId": version},
-            MetadataDirective="COPY",
+            # REPLACE, so the restored version names who restored it; the rest of its metadata is kept.
+            MetadataDirective="REPLACE",
+            Metadata=self._metadata(str(old_meta.get(_SECURE_META, "false"))),
+            ContentType=str(head.get("ContentType") or "text/plain; charset=utf-8"),
         )
         return _version_of(response)
 
@@ -212,6 +228,11 @@ class S3Store(Store):
             return value
         return crypto.encrypt(value, stage=stage, key=key, kms_key=kms_key, kms=self.aws)
 
+    def _metadata(self, secure: str) -> dict[str, str]:
+        """The metadata of an object confstage writes: whether it is secure, and who wrote it (when known)."""
+        writer = self.writer()
+        return {_SECURE_META: secure, **({_BY_META: writer} if writer else {})}
+
     def _put_object(self, object_key: str, body: str, **condition: str) -> dict[str, Any] | None:
         """PUT one object; None when its condition (``If-Match``/``If-None-Match``) failed."""
         secure = "true" if crypto.is_envelope(body) else "false"
@@ -221,7 +242,7 @@ class S3Store(Store):
             "Key": object_key,
             "Body": body.encode("utf-8"),
             "ContentType": content_type,
-            "Metadata": {_SECURE_META: secure},
+            "Metadata": self._metadata(secure),
             **condition,
         }
         response = self.aws.call("s3:PutObject", request, target=self._where(object_key), answers=_CONFLICT)

@@ -29,7 +29,11 @@ from .base import Store, StoredValue, Version, WriteLog, utf8_size
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["SecretsManagerStore", "SecretsStore", "open_store"]
+__all__ = ["UNKNOWN_WRITER", "SecretsManagerStore", "SecretsStore", "open_store"]
+
+# ListSecretVersionIds gives each version's dates and stages, never who wrote it; CloudTrail's PutSecretValue
+# events do, outside this API.
+UNKNOWN_WRITER = "the Secrets Manager API does not record the principal (CloudTrail does)"
 
 _MAX_SECRET = 65536  # bytes of a SecretString
 _MAX_NAME = 512  # characters of a secret name
@@ -274,7 +278,14 @@ def secret_versions(aws: Caller, secret_id: str) -> list[Version]:
     )
     versions.sort(key=lambda v: v["CreatedDate"].timestamp() if v.get("CreatedDate") else 0.0, reverse=True)
     return [
-        Version(v["VersionId"], v.get("CreatedDate"), "AWSCURRENT" in v.get("VersionStages", ()), True)
+        Version(
+            v["VersionId"],
+            v.get("CreatedDate"),
+            "AWSCURRENT" in v.get("VersionStages", ()),
+            True,
+            by=None,
+            by_unknown=UNKNOWN_WRITER,
+        )
         for v in versions
     ]
 

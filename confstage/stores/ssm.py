@@ -78,10 +78,17 @@ class SSMStore(Store):
         }
 
     def history(self, stage: str, key: str) -> list[Version]:
-        """Versions of a parameter, newest first (SSM keeps the last 100)."""
+        """Versions of a parameter, newest first (SSM keeps the last 100), each with its ``LastModifiedUser``."""
         entries = self._history(self.reader.name(stage, key))
         return [
-            Version(str(p["Version"]), p.get("LastModifiedDate"), i == 0, p.get("Type") == "SecureString")
+            Version(
+                str(p["Version"]),
+                p.get("LastModifiedDate"),
+                i == 0,
+                p.get("Type") == "SecureString",
+                by=_principal(p),
+                by_unknown=None if _principal(p) else _why_unknown(p),
+            )
             for i, p in enumerate(entries)
         ]
 
@@ -146,3 +153,16 @@ class SSMStore(Store):
         """One SSM call on parameter ``name``; None when the parameter (or version) does not exist."""
         response = self.aws.call(f"ssm:{operation}", request, target=name, answers=_MISSING)
         return None if isinstance(response, ErrorAnswer) else dict(response)
+
+
+def _principal(parameter: dict[str, Any]) -> str | None:
+    """A version's ``LastModifiedUser`` when it names a principal (an ARN); None otherwise."""
+    user = parameter.get("LastModifiedUser")
+    return user if isinstance(user, str) and user.startswith("arn:") else None
+
+
+def _why_unknown(parameter: dict[str, Any]) -> str:
+    user = parameter.get("LastModifiedUser")
+    if not user:
+        return "SSM returned no LastModifiedUser"
+    return f"SSM's LastModifiedUser is {str(user)[:40]!r}, not an ARN"  # moto answers "N/A"

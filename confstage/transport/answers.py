@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
-from .protocols import _JSON_SERVICES, _unsupported, parse_http_date
+from .protocols import _JSON_SERVICES, REST_JSON_SERVICES, _unsupported, parse_http_date
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -66,6 +66,19 @@ _S3_OBJECT_OUTPUT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "x-amz-checksum-crc64nvme": ("ChecksumCRC64NVME", str),
     "x-amz-checksum-sha1": ("ChecksumSHA1", str),
     "x-amz-checksum-sha256": ("ChecksumSHA256", str),
+}
+# rest-json outputs: members carried by headers (header → member, reader), and the member that is the raw body.
+_REST_JSON_OUTPUT: dict[tuple[str, str], tuple[dict[str, tuple[str, Callable[[str], Any]]], str | None]] = {
+    ("appconfigdata", "StartConfigurationSession"): ({}, None),
+    ("appconfigdata", "GetLatestConfiguration"): (
+        {
+            "next-poll-configuration-token": ("NextPollConfigurationToken", str),
+            "next-poll-interval-in-seconds": ("NextPollIntervalInSeconds", int),
+            "content-type": ("ContentType", str),
+            "version-label": ("VersionLabel", str),
+        },
+        "Configuration",
+    ),
 }
 # A status with no body to say more (HEAD, 304): botocore's code would be the number; these read better.
 _STATUS_CODES = {304: "NotModified", 400: "BadRequest", 403: "Forbidden", 404: "NotFound", 412: "PreconditionFailed"}
@@ -157,6 +170,8 @@ def parse(request: AwsRequest, status: int, headers: Mapping[str, str], body: by
                     raise _garbled(request, status, f"a {member} entry that is not an object")
                 _convert(request, status, entry, blobs, stamps)
         return parsed
+    if service in REST_JSON_SERVICES:
+        return _rest_json(request, status, headers, body)
     if service == "s3" and operation == "ListObjectsV2":
         return _list_objects(request, status, body)
     if service == "s3":  # HeadObject (GetObject's body is a stream, see s3_object_fields)
@@ -168,6 +183,35 @@ def parse(request: AwsRequest, status: int, headers: Mapping[str, str], body: by
             raise _garbled(request, status, "XML without a GetCallerIdentityResult")
         return {_local(node.tag): node.text or "" for node in result}
     raise _unsupported(request)
+
+
+def _rest_json(request: AwsRequest, status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """A rest-json answer: members from headers, and either the raw body as a blob member or a JSON object."""
+    known = _REST_JSON_OUTPUT.get((request.service, request.operation))
+    if known is None:
+        raise _unsupported(request)
+    in_headers, payload = known
+    out: dict[str, Any] = {}
+    for name, (member, reader) in in_headers.items():
+        value = headers.get(name)
+        if value is not None:
+            try:
+                out[member] = reader(value)
+            except ValueError:
+                raise _garbled(request, status, f"a {name} header that does not parse") from None
+    if payload is not None:
+        out[payload] = body  # a blob payload: the bytes as they came (botocore hands them over as a stream)
+        return out
+    if not body:
+        return out
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise _garbled(request, status, "a body that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise _garbled(request, status, "JSON that is not an object")
+    _clean(request, status, parsed, attributes=False)
+    return {**parsed, **out}
 
 
 def s3_object_fields(headers: Mapping[str, str]) -> dict[str, Any]:
@@ -291,7 +335,7 @@ def error(request: AwsRequest, status: int, headers: Mapping[str, str], body: by
     """The ``AwsError`` of a non-2xx answer: botocore's code, the service's message (shortened)."""
     operation = f"{request.service}:{request.operation}"
     code, message = "", ""
-    if request.service in _JSON_SERVICES:
+    if request.service in _JSON_SERVICES or request.service in REST_JSON_SERVICES:
         code, message = _json_error(body)
         if not code:
             code = headers.get("x-amzn-errortype", "").split(":", 1)[0]

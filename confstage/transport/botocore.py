@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,22 @@ __all__ = ["ADMIN_READ_TIMEOUT", "BotocoreTransport", "add_client_hook", "client
 ADMIN_READ_TIMEOUT = 30.0
 
 _hooks: list[Callable[[Any], None]] = []
+
+# The deadline of the call this thread is making: botocore retries inside one API call, so each attempt's
+# ``before-send`` event (``_refuse_late``) checks it and no attempt starts after it.
+_deadlines = threading.local()
+
+
+class _DeadlinePassed(Exception):
+    """Raised from ``before-send`` to stop botocore before an attempt that would start past the deadline."""
+
+
+def _refuse_late(**_: Any) -> None:
+    deadline = getattr(_deadlines, "value", None)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise _DeadlinePassed
+
+
 _hooks_lock = threading.Lock()
 
 # botocore exceptions whose message names a setting, never a request: shown after the type.
@@ -58,11 +75,11 @@ def client_config(read_timeout: float | None = None) -> Any:
 
     from confstage.variables import env_float
 
-    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, what="a number of attempts")
+    attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3)
     return Config(
         connect_timeout=env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0),
         read_timeout=read_timeout if read_timeout is not None else env_float("CONFSTAGE_READ_TIMEOUT", 3.0),
-        retries={"mode": "standard", "total_max_attempts": max(1, int(attempts))},
+        retries={"mode": "standard", "total_max_attempts": int(attempts)},
         user_agent_extra="confstage",
     )
 
@@ -106,10 +123,15 @@ class BotocoreTransport:
         from ._responses import UnparseableResponseError
 
         what = f"{request.service}:{request.operation}"
+        if request.deadline is not None and time.monotonic() >= request.deadline:
+            raise NetworkError(f"{what}: the deadline passed before the call", operation=what)
         unreadable = ""
+        _deadlines.value = request.deadline  # each attempt's before-send hook (``_refuse_late``) reads it
         try:
             made = self.client(request.service, region=request.region, endpoint_url=request.endpoint_url)
             response: dict[str, Any] = getattr(made, xform_name(request.operation))(**request.params)
+        except _DeadlinePassed:
+            raise NetworkError(f"{what}: the deadline passed before a retry", operation=what) from None
         except ClientError as exc:
             raise _aws_error(exc, what) from exc
         except UnparseableResponseError as exc:
@@ -119,6 +141,8 @@ class BotocoreTransport:
         except (ResponseParserError, ValueError, TypeError, AttributeError, LookupError) as exc:
             # botocore's parser on a body it cannot read (the before-parse hook refuses most such bodies first).
             unreadable = type(exc).__name__
+        finally:
+            _deadlines.value = None
         if unreadable:
             # Raised outside the ``except``: the parser's exception can hold the body (UnicodeDecodeError.object).
             raise NetworkError(
@@ -127,6 +151,9 @@ class BotocoreTransport:
         body = response.get("Body")
         if body is not None:
             response["Body"] = _Body(body, what)
+        payload = response.get(_BLOB_PAYLOADS.get(what, ""))
+        if payload is not None and hasattr(payload, "read"):
+            response[_BLOB_PAYLOADS[what]] = _Body(payload, what).read()  # a blob, as the lite transport gives it
         return response
 
     def client(self, service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
@@ -228,6 +255,10 @@ def _network_error(exc: BaseException, operation: str) -> NetworkError:
     return NetworkError(shown, operation=operation)
 
 
+# Blob payloads botocore hands over as a stream although they are small and read whole (rest-json): read
+# here, so every transport answers ``bytes``.
+_BLOB_PAYLOADS = {"appconfigdata:GetLatestConfiguration": "Configuration"}
+
 _guarded: Any = None  # weakref.WeakSet of the clients the body check is registered on
 
 
@@ -242,6 +273,7 @@ def _guard(made: Any) -> None:
         _guarded = weakref.WeakSet()
     if made in _guarded:
         return
+    made.meta.events.register_first("before-send", _refuse_late, unique_id="confstage-deadline")
     model = made.meta.service_model
     if getattr(model, "resolved_protocol", model.protocol) == "json":
         service_id = model.service_id.hyphenize()

@@ -4,7 +4,8 @@
 
     LiteTransport.call(request)
     ├── protocols.prepare      botocore's input shape → method, address, query, headers, body
-    ├── sigv4.sign             credentials from the environment, read on every call
+    ├── sigv4.sign             the key variables, read on every call; else the container endpoint's
+    │                          credentials (container.py), kept and refreshed before they expire
     ├── connections.Pool       keep-alive connections per endpoint, each used by one thread at a time
     │   └── _http.Connection   HTTP/1.1 on a socket; every socket operation within min(timeout, time left)
     ├── retries                botocore's standard mode: attempts, jittered backoff, a retry quota
@@ -23,13 +24,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confstage.errors import ConfigurationError
 
 from . import AwsError, AwsRequest, NetworkError, _http, answers, protocols, sigv4
 from .connections import Pool, StreamingBody, TransientNetworkError, network_error
 from .selection import environment_credentials, environment_region, lite_blocker
+from .sigv4 import Credentials
+
+if TYPE_CHECKING:
+    from .container import ContainerCredentials
 
 __all__ = ["LiteTransport", "Settings", "StreamingBody"]
 
@@ -56,11 +61,11 @@ class Settings:
         """``CONFSTAGE_CONNECT_TIMEOUT``, ``_READ_TIMEOUT``, ``_MAX_ATTEMPTS``, read as ``confstage.aws`` reads them."""
         from confstage.variables import env_float
 
-        attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, environ, what="a number of attempts")
+        attempts = env_float("CONFSTAGE_MAX_ATTEMPTS", 3, environ)
         return cls(
             env_float("CONFSTAGE_CONNECT_TIMEOUT", 1.0, environ),
             env_float("CONFSTAGE_READ_TIMEOUT", 3.0, environ),
-            max(1, int(attempts)),
+            int(attempts),
         )
 
     def __repr__(self) -> str:
@@ -139,8 +144,9 @@ class _RetryQuota:
 class LiteTransport:
     """AWS API calls over HTTP/1.1 with SigV4: thread-safe, kept for the life of the process.
 
-    Credentials and region come from the environment (``ConfigurationError`` when absent, or when FIPS,
-    dual-stack or a proxy is asked for). ``clock`` (monotonic: deadlines), ``sleep``, ``jitter`` and ``wall``
+    Credentials come from the key variables, else from the container credentials endpoint they name, and the
+    region from the environment (``ConfigurationError`` when absent, or when FIPS, dual-stack or a proxy is
+    asked for). ``clock`` (monotonic: deadlines), ``sleep``, ``jitter`` and ``wall``
     (wall clock: how long a connection sat idle) are injectable for tests.
     """
 
@@ -169,6 +175,9 @@ class LiteTransport:
         self._ssl: Any = None
         self._ssl_lock = threading.Lock()
         self._pool = Pool(clock, self._ssl_context, wall)
+        self._wall = wall
+        self._container: ContainerCredentials | None = None
+        self._container_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LiteTransport({self.settings!r})"
@@ -179,13 +188,45 @@ class LiteTransport:
 
     def identity(self, service: str) -> str:
         """Where this transport reaches ``service`` (``aws.store_identity``): region, endpoint and a digest of the
-        access key id, from the environment it signs with, which is all it reads."""
+        access key id it signs with. With container credentials that is the fetched key id (fetching them if
+        need be), not the endpoint's URI: one URI can serve different roles (every SnapStart function's is
+        alike), and a snapshot must never be shared across principals. New credentials name a new principal,
+        which costs a /tmp cache miss, never a wrong share."""
         from confstage.aws import environment_identity
 
-        found = environment_identity(service, self._environ)
+        env: Mapping[str, str] = self._environ
+        if environment_credentials(env) is None and environment_region(env) is not None:
+            signing = self._credentials(None, f"{service}: naming the store")
+            env = {**env, "AWS_ACCESS_KEY_ID": signing.access_key, "AWS_SECRET_ACCESS_KEY": "-"}  # names, not signs
+        found = environment_identity(service, env)
         if found is None:
             raise ConfigurationError(f"{service}: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the region is unset")
         return found
+
+    def _credentials(self, deadline: float | None, what: str) -> Credentials:
+        """The key variables (read on every call), else the container endpoint's credentials (botocore's order)."""
+        found = environment_credentials(self._environ)
+        if found is not None:
+            return found
+        with self._container_lock:
+            if self._container is None:
+                from .container import ContainerCredentials, container_uri
+
+                if container_uri(self._environ) is None:
+                    raise ConfigurationError(
+                        f"{what}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are no longer set, "
+                        "nor a container credentials endpoint"
+                    )
+                self._container = ContainerCredentials(
+                    self._environ, now=self._wall, clock=self._clock, sleep=self._sleep, ssl_context=self._ssl_context
+                )
+            container = self._container
+        try:
+            return container.get(deadline)
+        except NetworkError as exc:
+            raise NetworkError(f"{what}: {exc}", operation=what) from exc
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{what}: {exc}") from exc
 
     # -- one call ----------------------------------------------------------------------------
 
@@ -275,9 +316,7 @@ class LiteTransport:
         self, request: AwsRequest, prepared: protocols.Prepared, what: str
     ) -> tuple[int, dict[str, str], bytes, StreamingBody | None]:
         """Sign, send and read one HTTP exchange: status, headers, body (or the stream of a 2xx GetObject)."""
-        credentials = environment_credentials(self._environ)
-        if credentials is None:
-            raise ConfigurationError(f"{what}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are no longer set")
+        credentials = self._credentials(request.deadline, what)
         address = prepared.address
         payload_hash = hashlib.sha256(prepared.body).hexdigest() if prepared.body else sigv4.EMPTY_SHA256
         signed = sigv4.sign(

@@ -4,6 +4,7 @@
 
     JSON 1.0/1.1   dynamodb, kms, ssm, secretsmanager   POST /, X-Amz-Target, any operation
     REST-XML       s3: GetObject, HeadObject, ListObjectsV2   GET, headers and query from the params
+    REST-JSON      appconfigdata: StartConfigurationSession (POST JSON), GetLatestConfiguration (GET, query)
     query          sts: GetCallerIdentity                    POST form, XML answer
 
 Blobs go out base64-encoded; a parameter this transport cannot send is refused before any request.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # imported where a timestamp is met: a DynamoDB read never ne
     from datetime import datetime
 
 __all__ = [
+    "REST_JSON_SERVICES",
     "SPECIAL_BUCKET_SUFFIXES",
     "TRANSIENT_CODES",
     "Prepared",
@@ -41,6 +43,17 @@ _JSON_SERVICES = {
     "ssm": ("application/x-amz-json-1.1", "AmazonSSM"),
     "secretsmanager": ("application/x-amz-json-1.1", "secretsmanager"),
 }
+
+# rest-json operations: botocore's service → {operation: (method, path, query members as wire names)}; the
+# members not in the query go in a JSON body. Signed as ``appconfig`` (the service model's signingName).
+_REST_JSON = {
+    "appconfigdata": {
+        "StartConfigurationSession": ("POST", "/configurationsessions", {}),
+        "GetLatestConfiguration": ("GET", "/configuration", {"ConfigurationToken": "configuration_token"}),
+    },
+}
+_SIGNING_NAMES = {"appconfigdata": "appconfig"}
+REST_JSON_SERVICES = frozenset(_REST_JSON)
 
 # S3 input members → (where, wire name), from the service model of GetObject/HeadObject/ListObjectsV2.
 _S3_OBJECT_INPUT = {
@@ -156,12 +169,35 @@ def prepare(request: AwsRequest, region: str, *, environ: Mapping[str, str] | No
         return Prepared("POST", address, (), headers, body, service)
     if service == "s3":
         return _prepare_s3(request, region, environ)
+    if service in _REST_JSON:
+        return _prepare_rest_json(request, region, environ)
     if service == "sts" and request.operation == "GetCallerIdentity":
         address = resolve(service, region, endpoint_url=request.endpoint_url, environ=environ)
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         body = b"Action=GetCallerIdentity&Version=2011-06-15"
         return Prepared("POST", address, (), headers, body, "sts")
     raise _unsupported(request)
+
+
+def _prepare_rest_json(request: AwsRequest, region: str, environ: Mapping[str, str] | None) -> Prepared:
+    known = _REST_JSON[request.service].get(request.operation)
+    if known is None:
+        raise _unsupported(request)
+    method, path, in_query = known
+    params = dict(request.params)
+    query = tuple((wire, _text(params.pop(name))) for name, wire in in_query.items() if name in params)
+    address = resolve(request.service, region, endpoint_url=request.endpoint_url, environ=environ)
+    base = address.path.rstrip("/")
+    address = address._replace(path=base + path)
+    headers: dict[str, str] = {}
+    body = b""
+    if method == "POST":
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(params, separators=(",", ":"), default=_json_default).encode("utf-8")
+    elif params:
+        raise _unsupported(request, f"parameter {sorted(params)[0]}")
+    signing = _SIGNING_NAMES.get(request.service, request.service)
+    return Prepared(method, address, query, headers, body, signing)
 
 
 def _prepare_s3(request: AwsRequest, region: str, environ: Mapping[str, str] | None) -> Prepared:

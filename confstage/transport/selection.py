@@ -4,7 +4,10 @@
 environment, and when nothing is configured that only botocore honours::
 
     outside Lambda (AWS_LAMBDA_FUNCTION_NAME unset)          → botocore
-    no AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY             → botocore (its chain finds other credentials)
+    no AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, and no
+      container credentials endpoint (SnapStart, ECS)        → botocore (its chain finds other credentials)
+    no key variables, AWS_WEB_IDENTITY_TOKEN_FILE + ROLE_ARN → botocore (web identity comes before containers)
+    a container endpoint over http to another host           → botocore (which refuses it too)
     no AWS_REGION / AWS_DEFAULT_REGION                       → botocore
     a profile (AWS_PROFILE, AWS_DEFAULT_PROFILE)             → botocore (profiles, SSO, assume-role)
     shared config files (AWS_CONFIG_FILE, ~/.aws/config, …)  → botocore (settings lite does not read)
@@ -15,8 +18,10 @@ environment, and when nothing is configured that only botocore honours::
     an S3 directory bucket or Outposts alias in the sources  → botocore (S3 Express, s3-outposts)
     otherwise                                                → lite
 
-``lite`` forced is refused with ``ConfigurationError`` when it cannot do what was asked (no credentials
-or region in the environment, FIPS, dual-stack, a proxy); a CA bundle is honoured. The admin CLI and every
+Credentials are botocore's first two providers: the key variables, else the container credentials endpoint
+(``AWS_CONTAINER_CREDENTIALS_FULL_URI`` or ``_RELATIVE_URI``, see ``container.py``). ``lite`` forced is refused
+with ``ConfigurationError`` when it cannot do what was asked (neither kind of credentials, a container endpoint
+on a host botocore refuses, no region, FIPS, dual-stack, a proxy); a CA bundle is honoured. The admin CLI and every
 write keep botocore whatever this says.
 """
 
@@ -30,7 +35,15 @@ from confstage.errors import ConfigurationError
 
 from .sigv4 import Credentials
 
-__all__ = ["CHOICES", "Choice", "choose", "environment_credentials", "environment_region", "lite_blocker"]
+__all__ = [
+    "CHOICES",
+    "Choice",
+    "choose",
+    "credentials_blocker",
+    "environment_credentials",
+    "environment_region",
+    "lite_blocker",
+]
 
 CHOICES = ("auto", "botocore", "lite")
 _PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -62,11 +75,31 @@ def _true(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() == "true"
 
 
+def credentials_blocker(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the lite transport has no credentials to sign with here, or None: the key variables, else (as
+    botocore's chain, once a web identity is ruled out) a container endpoint on a host botocore allows."""
+    env = os.environ if environ is None else environ
+    if environment_credentials(env) is not None:
+        return None
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN"):
+        return "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN ask for assume-role-with-web-identity"
+    from .container import container_uri, uri_problem
+
+    uri = container_uri(env)
+    if uri is None:
+        return (
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set, "
+            "nor AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+        )
+    return uri_problem(uri)
+
+
 def lite_blocker(environ: Mapping[str, str] | None = None) -> str | None:
     """Why the lite transport cannot serve this environment at all, or None."""
     env = os.environ if environ is None else environ
-    if environment_credentials(env) is None:
-        return "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set"
+    problem = credentials_blocker(env)
+    if problem is not None:
+        return problem
     if environment_region(env) is None:
         return "neither AWS_REGION nor AWS_DEFAULT_REGION is set"
     for name in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
@@ -148,4 +181,6 @@ def choose(environ: Mapping[str, str] | None = None) -> Choice:
         reason = check(env)
         if reason is not None:
             return Choice("botocore", reason)
+    if environment_credentials(env) is None:
+        return Choice("lite", "inside Lambda, container credentials and a region, nothing needs botocore")
     return Choice("lite", "inside Lambda, credentials and region in the environment, nothing needs botocore")

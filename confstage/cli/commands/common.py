@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 
 from confstage.cli.checks import decode, read_input, valid_key
-from confstage.cli.errors import Failed, UsageFailed
+from confstage.cli.errors import Failed, UsageFailed, failure
 from confstage.cli.options import Settings
 from confstage.client import Config
 from confstage.errors import ConfstageError
@@ -33,8 +33,8 @@ def store(options: Settings) -> Store:
             return found
     urls = ", ".join(source.url for source in sources)
     raise UsageFailed(
-        f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH "
-        "or secretsmanager://PREFIX (or set CONFSTAGE_SOURCES)"
+        f"no writable source among {urls}; pass --source dynamodb://TABLE, s3://BUCKET, ssm:///PATH, "
+        "secretsmanager://PREFIX or file://PATH (or set CONFSTAGE_SOURCES)"
     )
 
 
@@ -85,4 +85,4 @@ def writing(what: str) -> Iterator[None]:
             lines.append(f"not written ({len(exc.not_written)}): {', '.join(exc.not_written)}")
         raise Failed("\n".join(lines)) from None
     except ConfstageError as exc:
-        raise Failed(f"{what} failed, nothing written: {exc}") from None
+        raise failure(exc, f"{what} failed, nothing written: {exc}") from None

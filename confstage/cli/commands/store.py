@@ -11,8 +11,8 @@ import click
 
 from confstage.cli.checks import valid_key
 from confstage.cli.errors import UsageFailed
-from confstage.cli.options import Settings, ValueCommand
-from confstage.cli.output import emit, emit_json, mask, message, table
+from confstage.cli.options import ConfstageCommand, Settings, ValueCommand
+from confstage.cli.output import emit, emit_json, mask, message, report, table
 from confstage.errors import KeyNotFoundError
 
 from .common import client, keyed, read_value, store
@@ -20,7 +20,7 @@ from .common import client, keyed, read_value, store
 __all__ = ["COMMANDS"]
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.pass_obj
 def init(options: Settings) -> None:
     """Create what the store needs: the DynamoDB table (on-demand), the versioned S3 bucket.
@@ -29,7 +29,7 @@ def init(options: Settings) -> None:
     """
     target = store(options)
     target.init()
-    message(f"ready: {target.url}")
+    report(options.json, {"action": "init", "store": target.url}, f"ready: {target.url}")
 
 
 @click.command(cls=ValueCommand)
@@ -62,10 +62,14 @@ def put(
     version = target.put(stage, key, text, kms_key=kms_key if secure else None, expect_version=expect_version)
     what = "secure value" if secure else "value"
     suffix = f" (version {version})" if version else ""
-    message(f"wrote {what} of {key!r} for stage {stage} to {target.url}{suffix}")
+    report(
+        options.json,
+        {"action": "put", "key": key, "stage": stage, "store": target.url, "secure": secure, "version": version},
+        f"wrote {what} of {key!r} for stage {stage} to {target.url}{suffix}",
+    )
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("key")
 @click.option("--reveal", is_flag=True, help="Print a secret in plaintext.")
 @click.pass_obj
@@ -81,7 +85,7 @@ def get(options: Settings, key: str, reveal: bool) -> None:
         emit(shown)
 
 
-@click.command(name="list")
+@click.command(cls=ConfstageCommand, name="list")
 @click.option("--reveal", is_flag=True, help="Show secure values in plaintext.")
 @click.pass_obj
 def list_(options: Settings, reveal: bool) -> None:
@@ -101,7 +105,7 @@ def list_(options: Settings, reveal: bool) -> None:
         message(f"stage {stage} has no keys in {target.url}")
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("key")
 @click.pass_obj
 def delete(options: Settings, key: str) -> None:
@@ -109,14 +113,18 @@ def delete(options: Settings, key: str) -> None:
     stage, target = keyed(options, key)
     if not target.delete(stage, key):
         raise KeyNotFoundError(key, stage, [target.url])
-    message(f"deleted {key!r} from stage {stage} in {target.url}")
+    report(
+        options.json,
+        {"action": "delete", "key": key, "stage": stage, "store": target.url},
+        f"deleted {key!r} from stage {stage} in {target.url}",
+    )
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("key")
 @click.pass_obj
 def history(options: Settings, key: str) -> None:
-    """List the stored versions of KEY, newest first."""
+    """List the stored versions of KEY, newest first, with when and by whom each was written (where known)."""
     stage, target = keyed(options, key)
     versions = target.history(stage, key)
     if not versions:
@@ -125,13 +133,21 @@ def history(options: Settings, key: str) -> None:
         emit_json([{**v._asdict(), "modified": v.modified.isoformat() if v.modified else None} for v in versions])
         return
     rows = [
-        (v.version, v.modified.isoformat(timespec="seconds") if v.modified else "", "yes" if v.latest else "")
+        (
+            v.version,
+            v.modified.isoformat(timespec="seconds") if v.modified else "",
+            "yes" if v.latest else "",
+            v.by or "unknown",
+        )
         for v in versions
     ]
-    table(("version", "modified", "latest"), rows, title=f"{key} — stage {stage} in {target.url}")
+    table(("version", "modified", "latest", "by"), rows, title=f"{key} — stage {stage} in {target.url}")
+    unknown = sorted({v.by_unknown for v in versions if v.by is None and v.by_unknown})
+    for why in unknown:
+        message(f"by unknown: {why}")
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("key")
 @click.option("--to", "version", required=True, metavar="VERSION", help="The version to restore (see history).")
 @click.pass_obj
@@ -140,7 +156,11 @@ def rollback(options: Settings, key: str, version: str) -> None:
     stage, target = keyed(options, key)
     new = target.rollback(stage, key, version)
     suffix = f" as version {new}" if new and new != version else ""
-    message(f"restored {key!r} of stage {stage} to version {version}{suffix} in {target.url}")
+    report(
+        options.json,
+        {"action": "rollback", "key": key, "stage": stage, "store": target.url, "restored": version, "version": new},
+        f"restored {key!r} of stage {stage} to version {version}{suffix} in {target.url}",
+    )
 
 
 COMMANDS: list[click.Command] = [init, put, get, list_, delete, history, rollback]

@@ -10,7 +10,7 @@ from confstage.cli.checks import valid_stage
 from confstage.cli.errors import Failed
 from confstage.cli.iam import Account, build_policy
 from confstage.cli.lambda_kms import encrypt_for_lambda
-from confstage.cli.options import Settings, ValueCommand
+from confstage.cli.options import ConfstageCommand, Settings, ValueCommand
 from confstage.cli.output import emit, emit_json
 from confstage.errors import StageError
 from confstage.stage import parse_aliases, parse_arn
@@ -33,10 +33,14 @@ def encrypt(options: Settings, value: str | None, kms_key: str, function: str) -
     size = len(plaintext.encode("utf-8", "surrogatepass"))
     if not 0 < size <= _MAX_PLAINTEXT:
         raise Failed(f"the value to encrypt is {size} bytes; KMS encrypts 1 to {_MAX_PLAINTEXT}")
-    emit(encrypt_for_lambda(plaintext, kms_key=kms_key, function=function, transport=options.transport()))
+    ciphertext = encrypt_for_lambda(plaintext, kms_key=kms_key, function=function, transport=options.transport())
+    if options.json:
+        emit_json({"ciphertext": ciphertext, "kms_key": kms_key, "function": function})
+    else:
+        emit(ciphertext)
 
 
-@click.command(name="iam-policy")
+@click.command(cls=ConfstageCommand, name="iam-policy")
 @click.option("--account", metavar="ID", help="Account id in ARNs (default ${AWS::AccountId}).")
 @click.option("--partition", metavar="NAME", help="Partition in ARNs (default: from --region, else ${AWS::Partition}).")
 @click.option("--kms-key", "kms_keys", multiple=True, metavar="KEY", help="Key that encrypts values (repeatable).")
@@ -98,7 +102,7 @@ def _partition_of(region: str) -> str | None:
     return "aws"
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("arn")
 @click.option("--aliases", metavar="ALIAS=STAGE,…", help="Alias map (default $CONFSTAGE_ALIASES).")
 @click.pass_obj

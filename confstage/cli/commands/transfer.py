@@ -10,8 +10,8 @@ import click
 from confstage.cli.checks import decode, read_input, valid_key, valid_stage
 from confstage.cli.dotenv import DotenvError, Entry, format_dotenv, load_entries
 from confstage.cli.errors import Failed, UsageFailed
-from confstage.cli.options import Settings
-from confstage.cli.output import MASK, emit_json, message, progress, table
+from confstage.cli.options import ConfstageCommand, Settings
+from confstage.cli.output import MASK, emit_json, message, progress, reading, report, table
 from confstage.stores import StoredValue
 
 from .common import store, writing
@@ -19,7 +19,7 @@ from .common import store, writing
 __all__ = ["COMMANDS", "compare"]
 
 
-@click.command(name="import")
+@click.command(cls=ConfstageCommand, name="import")
 @click.argument("file", metavar="FILE")
 @click.option("--secure", is_flag=True, help="Envelope-encrypt every imported value (needs --kms-key).")
 @click.option("--kms-key", metavar="KEY", help="KMS key for --secure.")
@@ -46,16 +46,26 @@ def import_(options: Settings, file: str, secure: bool, kms_key: str | None, dry
     refused = target.check_write(stage, values)
     if refused:
         raise Failed(_refused_lines(refused, entries, name=name, url=target.url))
+    record = {"action": "import", "file": name, "stage": stage, "store": target.url, "secure": secure}
     if dry_run:
         current = target.items(stage)
-        for key in values:
-            change = "change" if key in current else "add"
-            message(f"would {change} {key}")
-        message(f"dry run: {len(values)} value(s) for stage {stage} in {target.url}; nothing written")
+        changes = {key: "change" if key in current else "add" for key in values}
+        if not options.json:
+            for key, change in changes.items():
+                message(f"would {change} {key}")
+        report(
+            options.json,
+            {**record, "dry_run": True, "count": len(values), "keys": changes},
+            f"dry run: {len(values)} value(s) for stage {stage} in {target.url}; nothing written",
+        )
         return
     with writing(f"import into stage {stage} of {target.url}"), progress(f"importing into {stage}", len(values)) as bar:
         target.put_many(stage, values, kms_key=kms_key if secure else None, progress=bar.advance)
-    message(f"imported {len(values)} value(s) into stage {stage} of {target.url}")
+    report(
+        options.json,
+        {**record, "dry_run": False, "count": len(values), "keys": list(values)},
+        f"imported {len(values)} value(s) into stage {stage} of {target.url}",
+    )
 
 
 def _refused_lines(refused: Mapping[str, str], entries: Mapping[str, Entry], *, name: str, url: str) -> str:
@@ -69,7 +79,7 @@ def _refused_lines(refused: Mapping[str, str], entries: Mapping[str, Entry], *, 
     return text + "; nothing written"
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.option("--format", "format_", type=click.Choice(["dotenv", "json"]), default="dotenv", show_default=True)
 @click.option("--reveal", is_flag=True, help="Include secure values in plaintext (left out otherwise).")
 @click.pass_obj
@@ -77,7 +87,8 @@ def export(options: Settings, format_: str, reveal: bool) -> None:
     """Print every value of the stage as .env or a JSON object (secure values left out unless --reveal)."""
     stage = options.require_stage()
     target = store(options)
-    stored = target.items(stage, decrypt=reveal)
+    with reading(f"reading stage {stage} of {target.url}"):
+        stored = target.items(stage, decrypt=reveal)
     values = {key: item.value for key, item in sorted(stored.items()) if reveal or not item.secure}
     left_out = sorted(key for key, item in stored.items() if item.secure and not reveal)
     if format_ == "json" or options.json:
@@ -101,7 +112,7 @@ def _shown(item: StoredValue) -> str:
     return MASK if item.secure else item.value
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("stage_a")
 @click.argument("stage_b")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when the stages differ (like git diff --exit-code).")
@@ -137,7 +148,7 @@ def diff(options: Settings, stage_a: str, stage_b: str, exit_code: bool) -> None
         raise click.exceptions.Exit(1)
 
 
-@click.command()
+@click.command(cls=ConfstageCommand)
 @click.argument("from_stage")
 @click.argument("to_stage")
 @click.option("--keys", "keys", multiple=True, metavar="KEY[,KEY…]", help="Only these keys (repeatable).")
@@ -158,13 +169,14 @@ def promote(
         raise click.UsageError("FROM and TO are the same stage")
     wanted = [valid_key(k.strip(), what="a key of --keys") for spec in keys for k in spec.split(",")]
     target = store(options)
-    source = target.items(from_stage, decrypt=True)
+    with reading(f"reading stages {from_stage} and {to_stage} of {target.url}"):
+        source = target.items(from_stage, decrypt=True)
+        dest = target.items(to_stage, decrypt=True)
     if wanted:
         missing = sorted(set(wanted) - source.keys())
         if missing:
             raise Failed(f"stage {from_stage} has no key(s) {', '.join(missing)} in {target.url}")
         source = {k: source[k] for k in wanted}
-    dest = target.items(to_stage, decrypt=True)
     todo = {k: v for k, v in sorted(source.items()) if k not in dest or dest[k].value != v.value}
     secure = sorted(k for k, v in todo.items() if v.secure)
     kms_key = kms_key or target.default_kms_key
@@ -178,17 +190,33 @@ def promote(
         reasons = "; ".join(f"{key}: {reason}" for key, reason in sorted(refused.items()))
         raise Failed(f"{target.url} cannot take these keys in stage {to_stage}, nothing written: {reasons}")
     rows = [("add" if k not in dest else "change", k, _shown(v)) for k, v in todo.items()]
-    if options.json:
-        emit_json({k: {"action": action, "value": shown} for action, k, shown in rows})
-    elif rows:
+    record = {
+        "action": "promote",
+        "from": from_stage,
+        "to": to_stage,
+        "store": target.url,
+        "dry_run": dry_run,
+        "count": len(todo),
+        "unchanged": len(source) - len(todo),
+        "keys": {k: action for action, k, _ in rows},
+        "secure": secure,
+    }
+    if rows and not options.json:
         table(("action", "key", "value"), rows, title=f"{from_stage} → {to_stage} in {target.url}")
     if dry_run:
-        message(f"dry run: {len(todo)} value(s) would be promoted; nothing written")
+        report(options.json, record, f"dry run: {len(todo)} value(s) would be promoted; nothing written")
         return
     if values:
-        with writing(f"promote from {from_stage} to {to_stage} in {target.url}"):
-            target.put_many(to_stage, values, kms_key=kms_key if secure else None, secure=secure)
-    message(f"promoted {len(todo)} value(s) from {from_stage} to {to_stage} ({len(source) - len(todo)} already equal)")
+        with (
+            writing(f"promote from {from_stage} to {to_stage} in {target.url}"),
+            progress(f"promoting to {to_stage}", len(values)) as bar,
+        ):
+            target.put_many(to_stage, values, kms_key=kms_key if secure else None, secure=secure, progress=bar.advance)
+    report(
+        options.json,
+        record,
+        f"promoted {len(todo)} value(s) from {from_stage} to {to_stage} ({len(source) - len(todo)} already equal)",
+    )
 
 
 COMMANDS: list[click.Command] = [import_, export, diff, promote]
