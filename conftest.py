@@ -85,8 +85,8 @@ SLOW_MODULES = frozenset(
 
 
 # Test modules whose module-scoped fixture is costly: a server process of their own, seeded; a benchmark run; a
-# layer build. Under ``pytest -n 2`` each is one unit of work for one worker, so the fixture is built once rather
-# than once on each worker that happens to get one of its tests; every other test is scheduled on its own.
+# layer or wheel build. Under ``pytest -n 2`` each is one unit of work for one worker, so the fixture is built
+# once rather than once on each worker that happens to get one of its tests; every other test is scheduled alone.
 GROUPED_MODULES = frozenset(
     {
         "test_bench.py",
@@ -95,6 +95,7 @@ GROUPED_MODULES = frozenset(
         "test_iam_enforced.py",
         "test_layer.py",
         "test_lite_iam.py",
+        "test_packaging.py",
     }
 )
 
