@@ -58,6 +58,25 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Non
     aws.reset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session of the test process shares one data loader (one per ``AWS_DATA_PATH``).
+
+    Each test starts on fresh transports (``aws.reset()``), as a new Lambda process would, and each transport makes
+    its own boto3 session, whose new loader parsed the service models, endpoints and rule sets again: about a
+    fifth of the CPU of an integration test went to ``json.loads``. One loader parses each file once per worker;
+    the sessions, clients and everything confstage does with them stay per test.
+    """
+    import functools
+
+    import botocore.session
+
+    shared = functools.cache(botocore.session.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
+
+
 @pytest.fixture(scope="session", name="aws_server")
 def fixture_aws_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (random port) for the whole session; yields its URL."""

@@ -25,7 +25,7 @@ from confstage.transport.endpoints import s3_address
 
 STAMP = "20260314T092653Z"
 NOW = datetime.datetime(2026, 3, 14, 9, 26, 53, tzinfo=datetime.timezone.utc)
-EXAMPLES = 250
+EXAMPLES = 100  # each example signs twice (ours and botocore's); TRICKY makes every one count
 
 # Characters that stress the encoders: reserved, unreserved, percent, plus, space, unicode of every width.
 TRICKY = "aZ09-_.~!$&'()*+,;=:@/?#[]% \t\"<>\\^`{|}é中𝄞\u00a0\u2028"
