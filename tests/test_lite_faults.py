@@ -105,15 +105,17 @@ def timed_call(lite: LiteTransport, request: AwsRequest) -> tuple[Any, float]:
     return result, time.monotonic() - started
 
 
-# fault → per protocol: expected error class, code (None: NetworkError), requests the proxy sees
-EXPECTED: dict[str, tuple[type[Exception], dict[str, str | None], int]] = {
-    "500": (AwsError, {"json": "InternalServerError", "xml": "InternalError"}, 3),
-    "throttle": (AwsError, {"json": "ThrottlingException", "xml": "SlowDown"}, 3),
-    "drop": (NetworkError, {}, 3),
-    "slow": (NetworkError, {}, 3),
-    "hang": (NetworkError, {}, 3),
-    "trickle": (NetworkError, {}, 1),
-    "garbage": (NetworkError, {}, 1),
+# fault → per protocol: expected error class, code (None: NetworkError), the requests the proxy may see. A read
+# timeout (slow, hang) costs 0.5 s an attempt: the third starts at about 1.2 s of the 2 s deadline, or, on a loaded
+# machine whose first attempts ran long, not before the deadline at all (the deadline, not the count, is the rule).
+EXPECTED: dict[str, tuple[type[Exception], dict[str, str | None], tuple[int, ...]]] = {
+    "500": (AwsError, {"json": "InternalServerError", "xml": "InternalError"}, (3,)),
+    "throttle": (AwsError, {"json": "ThrottlingException", "xml": "SlowDown"}, (3,)),
+    "drop": (NetworkError, {}, (3,)),
+    "slow": (NetworkError, {}, (2, 3)),
+    "hang": (NetworkError, {}, (2, 3)),
+    "trickle": (NetworkError, {}, (1,)),
+    "garbage": (NetworkError, {}, (1,)),
 }
 
 
@@ -135,7 +137,7 @@ def test_fault_ends_within_the_deadline_with_the_right_error(
     assert isinstance(result, error), result
     if isinstance(result, AwsError):
         assert result.code == codes["json" if operation.startswith("dynamodb") else "xml"]
-    assert proxy.requests == requests
+    assert proxy.requests in requests
     if fault in ("trickle",):
         assert "deadline" in str(result)
         assert elapsed > DEADLINE - SLACK  # it was the deadline, not a timeout, that ended it

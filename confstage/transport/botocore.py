@@ -194,6 +194,16 @@ class BotocoreTransport:
             self._clients.clear()
             self._session = None
 
+    def close(self) -> None:
+        """Close every client's idle connections and forget the clients (``aws.reset``; tests)."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for made in clients:
+            closing = getattr(made, "close", None)
+            if callable(closing):
+                closing()
+
 
 def client_identity(made: Any) -> str:
     """What a botocore client reaches: its region, endpoint and a digest of its access key id (the principal)."""
