@@ -78,7 +78,7 @@ def seed(boto: Callable[..., Any], region: str, value: str) -> None:
 
 @pytest.fixture(scope="module", name="proxies")
 def fixture_proxies(aws_server: str) -> Iterator[tuple[FaultProxy, FaultProxy]]:
-    """Two proxies in front of moto for the module (stopping one takes half a second)."""
+    """Two proxies in front of moto for the module (one pair for every test: fewer servers to start)."""
     home = FaultProxy(aws_server, slow_seconds=1.0).start()
     west = FaultProxy(aws_server).start()
     yield home, west
