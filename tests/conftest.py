@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from confstage.stores.s3 import S3Store
 from confstage.transport.botocore import ADMIN_READ_TIMEOUT, BotocoreTransport, add_client_hook
 
 from ._motoserver import threaded_moto
+from .faultproxy import FaultProxy
 
 # Nothing in the test suite may reach real AWS: credentials are fake and any client that is not
 # pointed at the local endpoint (or inside moto.mock_aws) talks to a closed loopback port.
@@ -218,6 +219,49 @@ def fixture_bucket(admin: BotocoreTransport) -> S3Store:
 def fixture_document(bucket: S3Store, admin: BotocoreTransport) -> S3Store:
     """The document layout on the same bucket and prefix."""
     return S3Store(S3Source(BUCKET, "app", layout="document", transport=admin), admin)
+
+
+@pytest.fixture(name="fault_proxy")
+def fixture_fault_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FaultProxy]]:
+    """The one way a test puts a fault proxy (``tests/faultproxy.py``) in front of the local endpoint:
+    ``fault_proxy(settings={...}, **proxy_options)`` starts one, points ``AWS_ENDPOINT_URL`` at it (``route=False``:
+    not), sets each ``CONFSTAGE_*`` setting given (None: unset it), and stops every proxy after the test."""
+    started: list[FaultProxy] = []
+
+    def start(*, route: bool = True, settings: Mapping[str, str | None] | None = None, **options: float) -> FaultProxy:
+        proxy = FaultProxy(aws_endpoint, **options).start()
+        started.append(proxy)
+        if route:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        for name, value in (settings or {}).items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        aws.reset()  # the runtime's transport is made again, for the proxy and these settings
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+def seed_stage(boto: Callable[[str], Any], table: str, stage: str, values: Mapping[str, str]) -> str:
+    """A stage-key table (made as ``confstage init`` makes it, unless it exists) holding ``values`` for ``stage``,
+    written with plain boto3; its source URL."""
+    dynamodb = boto("dynamodb")
+    if table not in dynamodb.list_tables()["TableNames"]:
+        create_stage_key_table(dynamodb, table)
+    for key, value in values.items():
+        dynamodb.put_item(TableName=table, Item={"stage": {"S": stage}, "key": {"S": key}, "value": {"S": value}})
+    return f"dynamodb://{table}"
+
+
+@pytest.fixture(name="cfg_table")
+def fixture_cfg_table(aws_endpoint: str) -> str:
+    """The stage-key table cfg on the local endpoint, made by its store's ``init``; its source URL."""
+    DynamoDBStore(DynamoDBSource("cfg")).init()
+    return "dynamodb://cfg"
 
 
 def create_stage_key_table(dynamodb: Any, name: str) -> None:

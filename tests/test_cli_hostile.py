@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 
-from confstage.sources.dynamodb import DynamoDBSource
-from confstage.stores.dynamodb import DynamoDBStore
-
 from ._cli import assert_one_line_error, invoke
 
 TABLE = "dynamodb://cfg"
@@ -48,10 +45,9 @@ def test_keys_that_break_the_rule_exit_2_without_being_repeated(command: tuple[s
 
 
 @pytest.fixture(name="table")
-def fixture_table(aws_endpoint: str) -> str:
-    """The stage-key table on the local endpoint."""
-    DynamoDBStore(DynamoDBSource("cfg")).init()
-    return TABLE
+def fixture_table(cfg_table: str) -> str:
+    """The stage-key table cfg on the local endpoint (conftest's)."""
+    return cfg_table
 
 
 @pytest.mark.integration

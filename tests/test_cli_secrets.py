@@ -16,8 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confstage.cli.dotenv import DotenvError, load_entries
-from confstage.sources.dynamodb import DynamoDBSource
-from confstage.stores.dynamodb import DynamoDBStore
 
 from ._cli import assert_one_line_error, invoke
 
@@ -131,10 +129,9 @@ def test_errors_name_the_line_and_column_instead(document: str, where: str) -> N
 
 
 @pytest.fixture(name="table")
-def fixture_table(aws_endpoint: str) -> str:
-    """The stage-key table on the local endpoint."""
-    DynamoDBStore(DynamoDBSource("cfg")).init()
-    return TABLE
+def fixture_table(cfg_table: str) -> str:
+    """The stage-key table cfg on the local endpoint (conftest's)."""
+    return cfg_table
 
 
 @pytest.mark.integration

@@ -6,13 +6,12 @@ through the fault proxy; each effect is checked with plain boto3 on the endpoint
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from confstage import aws
 from confstage.stores import Store, build_store
 
 from ._cli import assert_one_line_error, invoke
@@ -50,15 +49,9 @@ def fixture_table(aws_endpoint: str) -> Store:
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def fixture_proxy(fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """The fault proxy in front of the local endpoint; one attempt per request, so a fault is final at once."""
-    proxy = FaultProxy(aws_endpoint).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "20")
-    aws.reset()
-    yield proxy
-    proxy.stop()
+    return fault_proxy(settings={"CONFSTAGE_MAX_ATTEMPTS": "1", "CONFSTAGE_READ_TIMEOUT": "20"})
 
 
 def dotenv(tmp_path: Path, lines: list[str]) -> str:

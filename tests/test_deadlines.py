@@ -21,10 +21,8 @@ import pytest
 
 from confstage import Config, SourceError, variables
 from confstage.cache import Backoff
-from confstage.sources.dynamodb import DynamoDBSource
-from confstage.stores.dynamodb import DynamoDBStore
 
-from .conftest import FakeClock
+from .conftest import FakeClock, seed_stage
 from .fakes import DictSource
 from .faultproxy import FaultProxy
 
@@ -46,20 +44,14 @@ def fixture_deadline_report() -> Iterator[dict[str, dict[str, str]]]:
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def fixture_proxy(fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """A fault proxy in front of the local endpoint; confstage's clients use the default timeouts and attempts."""
-    proxy = FaultProxy(aws_endpoint, trickle_seconds=0.5).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    for name in ("CONFSTAGE_CONNECT_TIMEOUT", "CONFSTAGE_READ_TIMEOUT", "CONFSTAGE_MAX_ATTEMPTS"):
-        monkeypatch.delenv(name, raising=False)
-    yield proxy
-    proxy.stop()
+    defaults = dict.fromkeys(("CONFSTAGE_CONNECT_TIMEOUT", "CONFSTAGE_READ_TIMEOUT", "CONFSTAGE_MAX_ATTEMPTS"))
+    return fault_proxy(settings=defaults, trickle_seconds=0.5)
 
 
 def seeded(boto: Callable[[str], Any]) -> str:
-    DynamoDBStore(DynamoDBSource("cfg")).init()
-    boto("dynamodb").put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
-    return "dynamodb://cfg"
+    return seed_stage(boto, "cfg", "DEV", {"k": VALUE})
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:

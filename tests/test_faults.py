@@ -16,7 +16,7 @@ import pytest
 
 from confstage import Config, SourceError
 
-from .conftest import FakeClock, create_stage_key_table
+from .conftest import FakeClock, seed_stage
 from .faultproxy import FAULTS, FaultProxy
 
 VALUE = "fault-tolerant-value"
@@ -27,12 +27,9 @@ REPORT: dict[str, dict[str, str]] = {}
 
 
 def seed_dynamodb(boto: Callable[[str], Any]) -> str:
-    ddb = boto("dynamodb")
-    # The stage-key table, as `confstage init` makes it; made with boto directly (the store would go through the
-    # proxy with this module's 0.5 s read timeout, and CreateTable on a loaded machine may take longer).
-    create_stage_key_table(ddb, "cfg")
-    ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
-    return "dynamodb://cfg"
+    # Made with boto directly: the store would go through the proxy with this module's 0.5 s read timeout, and
+    # CreateTable on a loaded machine may take longer.
+    return seed_stage(boto, "cfg", "DEV", {"k": VALUE})
 
 
 def seed_s3(boto: Callable[[str], Any]) -> str:
@@ -76,15 +73,10 @@ def fixture_fault_report() -> Iterator[dict[str, dict[str, str]]]:
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def fixture_proxy(fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """A fault proxy in front of the local endpoint, with confstage's clients pointed at it."""
-    proxy = FaultProxy(aws_endpoint).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("CONFSTAGE_CONNECT_TIMEOUT", "0.5")
-    monkeypatch.setenv("CONFSTAGE_READ_TIMEOUT", "0.5")
-    yield proxy
-    proxy.stop()
+    timeouts = {"CONFSTAGE_MAX_ATTEMPTS": "2", "CONFSTAGE_CONNECT_TIMEOUT": "0.5", "CONFSTAGE_READ_TIMEOUT": "0.5"}
+    return fault_proxy(settings=timeouts)
 
 
 @pytest.mark.integration

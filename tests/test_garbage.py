@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from confstage.stores import Store, build_store
 from confstage.transport import NetworkError
 from confstage.transport.botocore import BotocoreTransport
 
+from .conftest import seed_stage
 from .fakes import DictSource
 from .faultproxy import GARBAGE, FaultProxy
 
@@ -57,9 +58,7 @@ def store(boto: Callable[[str], Any], url: str) -> Store:
 
 
 def seed_stage_key(boto: Callable[[str], Any]) -> str:
-    store(boto, "dynamodb://cfg").init()
-    boto("dynamodb").put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": VALUE}})
-    return "dynamodb://cfg"
+    return seed_stage(boto, "cfg", "DEV", {"k": VALUE})
 
 
 def seed_flat(boto: Callable[[str], Any]) -> str:
@@ -109,13 +108,9 @@ CASES = {
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def fixture_proxy(fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """A fault proxy in front of the local endpoint; confstage's clients go through it, ``boto`` does not."""
-    proxy = FaultProxy(aws_endpoint).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    monkeypatch.setenv("CONFSTAGE_MAX_ATTEMPTS", "2")
-    yield proxy
-    proxy.stop()
+    return fault_proxy(settings={"CONFSTAGE_MAX_ATTEMPTS": "2"})
 
 
 def timed_fetch(source: Source, keys: tuple[str, ...]) -> tuple[Any, float]:

@@ -20,6 +20,7 @@ import pytest
 from confstage.transport import AwsError, AwsRequest, NetworkError
 from confstage.transport.lite import LiteTransport, Settings
 
+from .conftest import seed_stage
 from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -40,22 +41,13 @@ def fixture_report() -> Iterator[dict[str, dict[str, float]]]:
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, boto: Callable[[str], Any]) -> Iterator[FaultProxy]:
+def fixture_proxy(boto: Callable[[str], Any], fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """A fault proxy in front of the local endpoint, with a DynamoDB stage and an S3 object behind it."""
-    ddb = boto("dynamodb")
-    ddb.create_table(
-        TableName="cfg",
-        KeySchema=[{"AttributeName": "stage", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("stage", "key")],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.put_item(TableName="cfg", Item={"stage": {"S": "DEV"}, "key": {"S": "k"}, "value": {"S": "v" * 50}})
+    seed_stage(boto, "cfg", "DEV", {"k": "v" * 50})
     s3 = boto("s3")
     s3.create_bucket(Bucket="cfg")
     s3.put_object(Bucket="cfg", Key="DEV/config.json", Body=json.dumps({"k": "v" * 50}).encode())
-    proxy = FaultProxy(aws_endpoint, slow_seconds=1.0, trickle_seconds=0.2).start()
-    yield proxy
-    proxy.stop()
+    return fault_proxy(route=False, slow_seconds=1.0, trickle_seconds=0.2)
 
 
 @pytest.fixture(name="lite")

@@ -13,7 +13,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,15 @@ MODEL = bytes(range(256)) * 1200  # 300 kB
 
 
 @pytest.fixture(name="proxy")
-def fixture_proxy(aws_endpoint: str, table: DynamoDBStore, boto: Any) -> Iterator[FaultProxy]:
+def fixture_proxy(table: DynamoDBStore, boto: Any, fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
     """The PRD stage (a DynamoDB stage-key table, an S3 object) behind a proxy that answers after 0.3 s."""
     table.put("PRD", "db", "postgres://prd")
     s3 = boto("s3")
     s3.create_bucket(Bucket="objects")
     s3.put_object(Bucket="objects", Key="app/PRD/model.bin", Body=MODEL)
-    proxy = FaultProxy(aws_endpoint, slow_seconds=0.3).start()
+    proxy = fault_proxy(route=False, slow_seconds=0.3)
     proxy.fault = "slow"  # every answer takes 0.3 s: the processes' fetches overlap, as on a cold start
-    yield proxy
-    proxy.stop()
+    return proxy
 
 
 def environment(proxy: FaultProxy, **extra: str) -> dict[str, str]:
