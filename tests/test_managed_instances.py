@@ -120,3 +120,27 @@ def test_processes_killed_mid_fetch_hold_nobody_up(proxy: FaultProxy, tmp_path: 
     for path in cache.iterdir():
         if path.suffix == ".json":
             json.loads(path.read_text())  # never torn: written to a temporary file, then renamed
+
+
+def test_a_secret_never_reaches_tmp_in_plaintext_under_contention(
+    proxy: FaultProxy, tmp_path: Path, table: DynamoDBStore, kms_key: str
+) -> None:
+    """A stage holding a secure value, read by 16 processes at once with a third killed: no file in the cache
+    directory (or beside it) ever holds the plaintext; without a cache KMS key each process fetches the secret."""
+    table.put("PRD", "password", "hunter2-plaintext", kms_key=kms_key)
+    cache = tmp_path / "cache"
+    processes = start(16, "value", cache, environment(proxy))
+    rng = random.Random(7)
+    doomed = set(rng.sample(range(16), 5))
+    for index in sorted(doomed):
+        time.sleep(rng.uniform(0.0, 0.2))
+        processes[index].kill()
+    found = results([p for i, p in enumerate(processes) if i not in doomed])
+    for index in doomed:
+        processes[index].communicate(timeout=30)
+    assert [r["values"] for r in found] == [["postgres://prd"]] * 11
+    (stage_file,) = [p for p in cache.iterdir() if p.suffix == ".json"]
+    assert json.loads(stage_file.read_text())["withheld"] == ["password"]  # named, never held
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"hunter2-plaintext" not in path.read_bytes(), path
