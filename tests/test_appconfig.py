@@ -237,7 +237,8 @@ def test_the_environment_template(server: AppConfigServer, clock: FakeClock) -> 
 def test_a_tmp_snapshot_serves_a_new_process_and_never_holds_a_token(
     server: AppConfigServer, transport: Transport, clock: FakeClock, tmp_path: Path
 ) -> None:
-    """A second client (a new process) reads the snapshot with no request; no file holds a session token."""
+    """A second client (a new process) reads the stage file with no request, and knows its version label; no file
+    holds a session token."""
     cache = str(tmp_path / "snapshots")
     src = source(transport, clock)
     assert client(src, clock, cache_dir=cache).get("db_url") == "postgres://prd"
@@ -246,6 +247,12 @@ def test_a_tmp_snapshot_serves_a_new_process_and_never_holds_a_token(
     again = client(source(transport, clock), clock, cache_dir=cache)
     assert again.get_int("port") == 5432
     assert server.requests == [START, LATEST]
+    # The version label travels with the values (the new process knows what it serves), the token never does.
+    label = src.version("PRD")
+    assert label
+    assert again._chain.layers[0].version("PRD") == label
+    stage_files = list(Path(cache).rglob("*.json"))
+    assert [json.loads(p.read_text()).get("version") for p in stage_files] == [label]
     for path in Path(cache).rglob("*"):
         if path.is_file():
             assert token not in path.read_text()

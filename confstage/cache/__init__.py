@@ -203,6 +203,12 @@ class CachedSource:
         finally:  # this frame must not hold the error (or its flight) that the error's traceback holds
             del error, flight
 
+    def version(self, stage: str) -> str | None:
+        """What the store calls the version of ``stage`` held in memory (AppConfig's label), from the fetch or the
+        /tmp file it came from; None when it says nothing or nothing is held."""
+        data = self._state(stage).data
+        return None if data is None else data.version
+
     def load(self, stage: str) -> None:
         """Make sure the whole stage is in memory (a no-op while it is fresh; per-key sources: nothing to do)."""
         if self._whole:

@@ -83,6 +83,7 @@ class StageFile(NamedTuple):
     secrets: dict[str, tuple[str, float]]  # key -> (secret value, fetched at): sealed on disk, or withheld
     complete_at: float | None  # when the whole stage was loaded; None when it holds single keys only
     withheld: frozenset[str] = frozenset()  # keys of a complete stage the file leaves out: only a fetch knows them
+    version: str | None = None  # what the store calls this version of the stage (AppConfig's label), if it says
 
 
 def source_identity(source: Source) -> str | None:
@@ -370,6 +371,8 @@ class DiskCache:
             # secrets left out (no sealer), and keys a new process must fetch to know (a value that did not open)
             "withheld": sorted((set(secrets) if complete and sealed is None else set()) | stored.withheld),
         }
+        if stored.version is not None:
+            payload["version"] = stored.version  # the store's name for this version (AppConfig's label)
         try:
             return json.dumps(payload, separators=(",", ":"))  # ASCII: as many bytes as characters
         except (TypeError, ValueError) as exc:
@@ -492,7 +495,10 @@ def _validate(data: Any, store: str, stage: str, *, latest: float) -> tuple[Stag
         if entries is None:
             return None
         sealed = _SealedEntries(raw["key"], entries)
-    return StageFile(values, {}, complete_at, frozenset(withheld)), sealed
+    version = data.get("version")
+    if version is not None and not isinstance(version, str):
+        return None
+    return StageFile(values, {}, complete_at, frozenset(withheld), version), sealed
 
 
 def _entries(raw: Any, latest: float, *, absent: bool) -> dict[str, tuple[Any, float]] | None:

@@ -27,7 +27,7 @@ __all__ = ["Answer", "Stage", "StageData", "answer", "file_of", "merge_file", "r
 class StageData:
     """One load of a whole stage; never changed once made, so an invocation can hold on to it."""
 
-    __slots__ = ("at", "errors", "refreshed", "secret", "values", "withheld")
+    __slots__ = ("at", "errors", "refreshed", "secret", "values", "version", "withheld")
 
     def __init__(
         self,
@@ -38,8 +38,10 @@ class StageData:
         errors: Mapping[str, ConfstageError] | None = None,
         withheld: Collection[str] = (),
         refreshed: Mapping[str, float] | None = None,
+        version: str | None = None,
     ) -> None:
         self.values = dict(values)
+        self.version = version  # what the store calls this version (AppConfig's label), when it says
         self.at = at
         self.secret = frozenset(secret)
         self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
@@ -157,7 +159,7 @@ def record(state: Stage, flight: Flight, fetched: Fetched, *, whole: bool) -> No
         flight.data = state.data = refreshed(state.data, flight.keys, fetched, at)
         return
     if whole:
-        flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors)
+        flight.data = StageData(fetched, at, secret=fetched.secret, errors=fetched.errors, version=fetched.version)
         if state.data is None or state.data.at <= at:
             state.data = flight.data
         return
@@ -192,7 +194,15 @@ def refreshed(base: StageData, keys: Collection[str], fetched: Fetched, at: floa
     errors.update(fetched.errors)
     secret = (base.secret - set(keys)) | fetched.secret
     times = {**base.refreshed, **dict.fromkeys(keys, at)}
-    return StageData(values, base.at, secret=secret, errors=errors, withheld=base.withheld - set(keys), refreshed=times)
+    return StageData(
+        values,
+        base.at,
+        secret=secret,
+        errors=errors,
+        withheld=base.withheld - set(keys),
+        refreshed=times,
+        version=base.version,
+    )
 
 
 def merge_file(state: Stage, stored: StageFile, *, whole: bool) -> None:
@@ -203,7 +213,7 @@ def merge_file(state: Stage, stored: StageFile, *, whole: bool) -> None:
             return
         values = {k: v for k, (v, _) in stored.values.items() if v is not None}
         values.update((k, v) for k, (v, _) in stored.secrets.items())
-        state.data = StageData(values, at, secret=stored.secrets, withheld=stored.withheld)
+        state.data = StageData(values, at, secret=stored.secrets, withheld=stored.withheld, version=stored.version)
         return
     for entries, secret in ((stored.values, False), (stored.secrets, True)):
         for key, (value, at) in entries.items():
@@ -230,7 +240,7 @@ def file_of(state: Stage, keys: Collection[str] | None = None) -> StageFile:
                 secrets[key] = (value, data.at)
             else:
                 values[key] = (value, data.at)
-        return StageFile(values, secrets, data.at, frozenset(data.errors) | data.withheld)
+        return StageFile(values, secrets, data.at, frozenset(data.errors) | data.withheld, data.version)
     entries = state.entries
     chosen = entries.items() if keys is None else ((k, entries[k]) for k in keys if k in entries)
     for key, (maybe, at) in chosen:

@@ -227,7 +227,8 @@ class AppConfigSource:
         environment = self.environment_of(stage)
         if self.via == "agent":
             return Fetched(self._from_agent(environment))
-        return Fetched(self._from_api(stage, environment))
+        values = self._from_api(stage, environment)
+        return Fetched(values, version=self.version(stage))  # the label goes to /tmp with the values, a token never
 
     # -- AppConfigData -----------------------------------------------------------------------
 

@@ -30,20 +30,24 @@ class Fetched(Mapping[str, str]):
     """What one fetch returned: values by key, which of them are secrets (never on disk in plaintext),
     and the keys the source holds but could not give (``errors``: a value that does not decrypt).
 
-    A key in ``errors`` fails only reads of that key, with its error; every other key is served.
+    A key in ``errors`` fails only reads of that key, with its error; every other key is served. ``version``:
+    what the store calls this version of the stage, when it says (AppConfig's version label), kept with the
+    load in memory and in its /tmp file.
     """
 
-    __slots__ = ("_values", "errors", "secret")
+    __slots__ = ("_values", "errors", "secret", "version")
 
     def __init__(
         self,
         values: Mapping[str, str],
         secret: Collection[str] = (),
         errors: Mapping[str, ConfstageError] | None = None,
+        version: str | None = None,
     ) -> None:
         self._values = dict(values)
         self.secret = frozenset(secret)
         self.errors: Mapping[str, ConfstageError] = dict(errors) if errors else {}
+        self.version = version
 
     def __getitem__(self, key: str) -> str:
         return self._values[key]

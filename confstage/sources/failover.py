@@ -137,7 +137,7 @@ class RegionalFetched(Fetched):
     __slots__ = ("region",)
 
     def __init__(self, fetched: Fetched, region: str) -> None:
-        super().__init__(dict(fetched), secret=fetched.secret, errors=fetched.errors)
+        super().__init__(dict(fetched), secret=fetched.secret, errors=fetched.errors, version=fetched.version)
         self.region = region
 
     def __repr__(self) -> str:
