@@ -23,7 +23,7 @@ from confstage.sources.appconfig import AppConfigSource, agent_port, extension_p
 from confstage.testing import AppConfigServer
 from confstage.transport import Transport
 from confstage.transport.botocore import BotocoreTransport
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 
 from .conftest import FakeClock
 

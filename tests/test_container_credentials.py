@@ -25,7 +25,6 @@ from confstage import Config, aws
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest, NetworkError
 from confstage.transport.identity import digest
-from confstage.transport.lite import LiteTransport
 from confstage.transport.lite.container import (
     ContainerCredentials,
     _expiry,
@@ -34,6 +33,7 @@ from confstage.transport.lite.container import (
     container_uri,
     uri_problem,
 )
+from confstage.transport.lite.transport import LiteTransport
 from confstage.transport.selection import choose
 
 from .conftest import FakeClock, create_stage_key_table

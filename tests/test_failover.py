@@ -26,7 +26,7 @@ from confstage.sources.failover import FailoverSource, RegionalFetched, check_re
 from confstage.testing import MockTransport
 from confstage.transport import AwsError, AwsRequest, NetworkError, Transport
 from confstage.transport.botocore import BotocoreTransport
-from confstage.transport.lite import LiteTransport, Settings
+from confstage.transport.lite.transport import LiteTransport, Settings
 
 from .conftest import create_stage_key_table
 from .faultproxy import FaultProxy

@@ -61,7 +61,7 @@ from confstage import Config, aws, crypto
 from confstage.errors import ConfstageError, SourceError
 from confstage.transport import AwsError, AwsRequest
 from confstage.transport.botocore import add_client_hook
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 
 from ._cli import invoke, run
 from ._motoserver import enforce_iam, moto_process

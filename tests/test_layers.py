@@ -56,8 +56,8 @@ def modules(root: Path, package: str) -> dict[str, Path]:
 
 
 def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[tuple[str, int]]:
-    """The package's modules ``name`` imports (with their line), at its top or in any function; not those under
-    ``if TYPE_CHECKING:``."""
+    """The package's modules ``name`` imports (with their line), at its top or in any function, and the packages
+    an import runs on the way (``a.b`` for ``a.b.c``); not those under ``if TYPE_CHECKING:``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped: set[int] = set()
     for node in ast.walk(tree):
@@ -82,6 +82,11 @@ def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[tuple[
                 target = target.rpartition(".")[0]
             if target in known and target != name:
                 yield target, node.lineno
+                # Importing a.b.c runs a/b/__init__.py first, unless the importer is inside a.b already.
+                ancestor = target.rpartition(".")[0]
+                while ancestor in known and not (name == ancestor or name.startswith(ancestor + ".")):
+                    yield ancestor, node.lineno
+                    ancestor = ancestor.rpartition(".")[0]
 
 
 def layer_of(name: str, layers: Sequence[Iterable[str]]) -> int | None:
@@ -162,6 +167,8 @@ def test_confstage_imports_point_one_way() -> None:
         ("low.py", "from . import high\n", "pkg.low imports pkg.high, a layer above it"),
         ("mid/__init__.py", "from ..high import x\n", "pkg.mid imports pkg.high, a layer above it"),
         ("low.py", "from pkg import other\n", "an import cycle: pkg.low -> pkg.other"),
+        # through a package's __init__: importing pkg.mid.leaf runs pkg/mid/__init__.py, which imports pkg.low
+        ("low.py", "def f():\n    from pkg.mid import leaf\n", "pkg.low imports pkg.mid, a layer above it"),
         ("new.py", "", "pkg.new has no layer"),
     ],
 )
@@ -174,13 +181,14 @@ def test_an_upward_import_fails_the_contract(tmp_path: Path, where: str, code: s
         "low.py": "",
         "other.py": "from pkg import low\n",
         "mid/__init__.py": "from pkg import low\n",
+        "mid/leaf.py": "",
         "high.py": "from pkg import mid\nx = 1\n",
         "typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import high\n",
     }
     files[where] = files.get(where, "") + code
     for name, text in files.items():
         (package / name).write_text(text)
-    layers = [("pkg.low", "pkg.other", "pkg.typed"), ("pkg.mid",), ("pkg", "pkg.high")]
+    layers = [("pkg.low", "pkg.other", "pkg.typed", "pkg.mid.leaf"), ("pkg.mid",), ("pkg", "pkg.high")]
     found = problems(package, "pkg", layers)
     assert any(expected in problem for problem in found), found
 

@@ -26,7 +26,7 @@ from botocore.credentials import Credentials as BotoCredentials
 
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsError, AwsRequest, NetworkError
-from confstage.transport.lite import LiteTransport, Settings
+from confstage.transport.lite.transport import LiteTransport, Settings
 
 from .scripted import Answer, Scripted, Seen
 
@@ -538,7 +538,7 @@ def test_the_lite_cold_path_imports_no_sdk_and_no_email_package(server: Scripted
         "import confstage\n"
         "before = set(sys.modules)\n"
         "from confstage.transport import AwsRequest\n"
-        "from confstage.transport.lite import LiteTransport\n"
+        "from confstage.transport.lite.transport import LiteTransport\n"
         "LiteTransport().call(AwsRequest('dynamodb', 'Query', {'TableName': 't'}, endpoint_url=os.environ['URL']))\n"
         "print(json.dumps([sorted(before), sorted(sys.modules)]))"
     )

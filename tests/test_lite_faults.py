@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from confstage.transport import AwsError, AwsRequest, NetworkError
-from confstage.transport.lite import LiteTransport, Settings
+from confstage.transport.lite.transport import LiteTransport, Settings
 
 from .conftest import seed_stage
 from .faultproxy import FaultProxy

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from confstage.transport import AwsError, AwsRequest
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 
 from ._motoserver import enforce_iam, moto_process
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from confstage.transport import AwsError, AwsRequest
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from confstage import Config, SourceError, _context, aws
 from confstage.testing import MockTransport
 from confstage.transport import AwsRequest, Transport
 from confstage.transport.botocore import BotocoreTransport
-from confstage.transport.lite import LiteTransport
-from confstage.transport.lite import Settings as LiteSettings
+from confstage.transport.lite.transport import LiteTransport
+from confstage.transport.lite.transport import Settings as LiteSettings
 
 CAP = 12  # aws.MAX_PAGES for the generated walks
 

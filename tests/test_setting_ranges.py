@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from confstage import Config, ConfigurationError
 from confstage.testing import MemorySource
-from confstage.transport.lite import Settings as LiteSettings
+from confstage.transport.lite.transport import Settings as LiteSettings
 from confstage.variables import NUMBERS, check_number
 
 # Config's numeric arguments and the variable each one stands for.

@@ -29,7 +29,7 @@ from confstage.errors import ConfstageError, DecryptError, KeyNotFoundError, Sou
 from confstage.stores import build_store
 from confstage.transport import AwsError, AwsRequest, Transport
 from confstage.transport.botocore import BotocoreTransport
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 
 pytestmark = pytest.mark.integration
 

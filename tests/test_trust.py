@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsRequest
-from confstage.transport.lite import LiteTransport
+from confstage.transport.lite.transport import LiteTransport
 from confstage.transport.lite.trust import Locations, certificates, client_context, covers, locations
 
 from .scripted import Answer, Scripted
