@@ -473,6 +473,76 @@ def test_a_single_region_key_cannot_open_in_the_fallback_and_the_error_says_wher
     assert "sealed" not in str(caught.value)
 
 
+def _mrk_ciphertexts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2 packs a key ID into a 36-byte header field, which cuts a multi-Region key's 40-character
+    ``mrk-…`` ID short: its own ciphertexts then refuse to decrypt, in any region. The test widens the field; the
+    ciphertext stays moto's own, bound to the key ID and unwrapped by whichever region holds that key."""
+    import struct
+
+    from moto.kms import utils
+
+    layout = ">40s12s16s"
+    header = struct.calcsize(layout)
+
+    def serialize(ciphertext: Any) -> bytes:
+        packed = struct.pack(layout, ciphertext.key_id.encode(), ciphertext.iv, ciphertext.tag)
+        return packed + bytes(ciphertext.ciphertext)
+
+    def deserialize(ciphertext_blob: bytes) -> Any:  # moto passes both by keyword
+        key_id, iv, tag = struct.unpack(layout, ciphertext_blob[:header])
+        body = ciphertext_blob[header:]
+        return utils.Ciphertext(key_id=key_id.rstrip(b"\0").decode(), iv=iv, ciphertext=body, tag=tag)
+
+    monkeypatch.setattr(utils, "_serialize_ciphertext_blob", serialize)
+    monkeypatch.setattr(utils, "_deserialize_ciphertext_blob", deserialize)
+
+
+@pytest.fixture(name="multi_region_item")
+def fixture_multi_region_item(
+    regions: tuple[FaultProxy, FaultProxy], boto: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The item ``s`` of stage PRD, an envelope under a multi-Region key of us-east-1 replicated to us-west-2, in
+    both regions' tables; returns the key's ID (``mrk-…``)."""
+    import boto3
+
+    from confstage.sources.dynamodb import DynamoDBSource
+    from confstage.stores.dynamodb import DynamoDBStore
+
+    _mrk_ciphertexts(monkeypatch)
+    key = boto("kms").create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    boto("kms").replicate_key(KeyId=key, ReplicaRegion=WEST)
+    admin = BotocoreTransport()
+    DynamoDBStore(DynamoDBSource("cfg", transport=admin), admin).put("PRD", "s", "sealed", kms_key=key)
+    item = boto("dynamodb").get_item(TableName="cfg", Key={"stage": {"S": "PRD"}, "key": {"S": "s"}})["Item"]
+    west = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=WEST)
+    west.put_item(TableName="cfg", Item=item)
+    return str(key)
+
+
+@pytest.mark.parametrize("kind", ["lite", "botocore"])
+def test_a_multi_region_key_opens_in_the_fallback_with_home_down(
+    multi_region_item: str,
+    regions: tuple[FaultProxy, FaultProxy],
+    lite_transport: Callable[..., LiteTransport],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Home down from the first read and no data key in memory: the fallback region's replica of the ``mrk-`` key
+    unwraps the envelope. The item and the data key both come from the fallback; home is asked once."""
+    from confstage import crypto
+
+    assert multi_region_item.startswith("mrk-")
+    home, west = regions
+    crypto.clear_data_keys()
+    home.fault = "500"
+    inner: Transport = lite_transport() if kind == "lite" else botocore_transport(monkeypatch)
+    config = Config(sources=[SOURCES["dynamodb"]], stage="PRD", cache_dir="", transport=routed(inner, home, west))
+    assert config.get("s") == "sealed"
+    assert config.stats()["total"]["fallback"] == 1
+    assert west.requests == 2  # dynamodb:Query, then kms:Decrypt there
+    assert home.requests >= 1  # home was asked (and failed) before the fallback
+
+
 # -- the rest, on a fake clock ----------------------------------------------------------------------------------
 
 
