@@ -224,3 +224,44 @@ def test_cache_sealing_key_gets_data_key_rights_bound_to_its_purpose() -> None:
     assert statement["Resource"] == [arn]
     assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:confstage:purpose": "tmp-cache"}}
     assert not [s for s in build_policy(["dynamodb://t"])["Statement"] if s["Sid"].startswith("SealTmpCache")]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "regions"),
+    [
+        (["--fallback-regions", " us-west-2, eu-west-1 ,us-west-2"], {}, ["us-east-1", "us-west-2", "eu-west-1"]),
+        ([], {"CONFSTAGE_FALLBACK_REGIONS": "eu-west-1"}, ["us-east-1", "eu-west-1"]),
+        (["--fallback-regions", ""], {"CONFSTAGE_FALLBACK_REGIONS": "eu-west-1"}, ["us-east-1"]),  # the flag wins
+        ([], {"CONFSTAGE_FALLBACK_REGIONS": None}, ["us-east-1"]),
+    ],
+)
+def test_cli_fallback_regions_from_the_flag_or_the_variable(
+    args: list[str], env: dict[str, str | None], regions: list[str]
+) -> None:
+    """A pipeline that makes the policy has no Lambda environment: ``--fallback-regions`` says where reads may go,
+    and the variable is its default."""
+    from ._cli import invoke
+
+    common = ["--source", "ssm:///app", "--region", "us-east-1", "--account", "123456789012"]
+    result = invoke("iam-policy", *common, *args, env=env)
+    assert result.exit_code == 0, result.stderr
+    (read,) = json.loads(result.stdout)["Statement"]
+    assert [arn.split(":")[3] for arn in read["Resource"]] == regions
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "where"),
+    [
+        (["--fallback-regions", "us-west-2,nowhere"], {}, "--fallback-regions"),
+        ([], {"CONFSTAGE_FALLBACK_REGIONS": "nowhere"}, "CONFSTAGE_FALLBACK_REGIONS"),
+    ],
+)
+def test_cli_a_fallback_that_is_not_a_region_is_a_usage_error_naming_where(
+    args: list[str], env: dict[str, str | None], where: str
+) -> None:
+    from ._cli import invoke
+
+    result = invoke("iam-policy", "--source", "ssm:///app", *args, env=env)
+    assert result.exit_code == 2
+    assert f"Invalid value for {where}: 'nowhere' is not an AWS region" in result.stderr
+    assert result.stdout == ""

@@ -52,6 +52,14 @@ def encrypt(options: Settings, value: str | None, kms_key: str, function: str) -
     envvar="CONFSTAGE_CACHE_KMS_KEY",
     help="Key that seals secrets in the /tmp cache (default $CONFSTAGE_CACHE_KMS_KEY).",
 )
+@click.option(
+    "--fallback-regions",
+    metavar="REGIONS",
+    envvar="CONFSTAGE_FALLBACK_REGIONS",
+    callback=lambda ctx, param, value: _regions(ctx, param, value),
+    help="Regions the sources fail over to, comma-separated (default $CONFSTAGE_FALLBACK_REGIONS); "
+    "a URL's own ?fallback_regions= wins.",
+)
 @click.pass_obj
 def iam_policy(
     options: Settings,
@@ -61,6 +69,7 @@ def iam_policy(
     secure: bool,
     function: str | None,
     cache_kms_key: str | None,
+    fallback_regions: tuple[str, ...] | None,
 ) -> None:
     """Print the least-privilege IAM policy (JSON) the configured sources need at runtime.
 
@@ -87,8 +96,26 @@ def iam_policy(
             secure=secure,
             function=function,
             cache_kms_key=cache_kms_key,
+            fallback_regions=fallback_regions,
         )
     )
+
+
+def _regions(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    """``--fallback-regions`` (or its variable): the names in order, None when neither is set; a usage error naming
+    the first that is not a region, and where it was given."""
+    from confstage.errors import ConfigurationError
+    from confstage.sources.failover import check_regions
+
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    from_variable = ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.ENVIRONMENT
+    where = "CONFSTAGE_FALLBACK_REGIONS" if from_variable else "--fallback-regions"
+    try:
+        return check_regions(names, what=where)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"{where}: "), param_hint=where) from None
 
 
 def _partition_of(region: str) -> str | None:
