@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import confstage
 from confstage import aws
@@ -38,6 +39,11 @@ os.environ.update(
     }
 )
 DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+# tox (and so CI) sets HYPOTHESIS_PROFILE=ci: the same examples on every run, so a red run is a change's doing
+# and reproduces, never a new draw's. Running pytest by hand keeps drawing new examples, and finds new failures.
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ botocore allows, a dead or garbled endpoint failing within its timeout, one fetc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -76,11 +77,12 @@ class Endpoint:
                     status, body = 403, b'{"message": "bad token"}'
                 else:
                     status, body = endpoint.answer()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a caller past its timeout left
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
