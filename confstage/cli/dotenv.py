@@ -45,6 +45,7 @@ __all__ = [
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 _KEY_CHARS = "letters, digits and _ . - /, starting with a letter or _"
 _BARE = re.compile(r"[A-Za-z0-9_.,:/@+=\-]*")
+_PEM_OPENING = "-----BEGIN"  # an unquoted value opening with it must close on its line (a PEM block cut short)
 _UNESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _BOM = "\ufeff"
 
@@ -163,7 +164,7 @@ def dotenv_entries(text: str, *, name: str) -> Iterator[Entry]:
         _check_key(binding.key, name, line, column)
         value, start = binding.value, where.value or 0
         unquoted = where.text[start : start + 1] not in _QUOTED
-        if unquoted and value.startswith("-----BEGIN") and "-----END" not in value:
+        if unquoted and value.startswith(_PEM_OPENING) and "-----END" not in value:
             raise _error(
                 name, *where.at(start), "a value that opens a PEM block must be in double quotes to span lines"
             )
@@ -191,7 +192,7 @@ def format_dotenv(values: Mapping[str, str]) -> str:
     for key, value in values.items():
         if not _KEY.fullmatch(key):
             raise DotenvError(f"key {key!r} cannot be written to a .env file; use --format json")
-        if _BARE.fullmatch(value):
+        if _BARE.fullmatch(value) and not value.startswith(_PEM_OPENING):  # the parser wants a PEM opening quoted
             lines.append(f"{key}={value}")
         else:
             escaped = "".join(_UNESCAPES.get(char, char) for char in value)

@@ -169,7 +169,7 @@ def _edit_env(
 
 def _env_value(value: str) -> str:
     """A value as python-dotenv reads it back unchanged: bare when safe, else double-quoted and escaped."""
-    if _BARE.fullmatch(value):
+    if _BARE.fullmatch(value) and not value.startswith("-----BEGIN"):  # the CLI's .env reader wants a PEM quoted
         return value
     return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
 
