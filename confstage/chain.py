@@ -271,9 +271,10 @@ class Chain:
         for layer in self.layers:
             layer.clear()
 
-    def stats(self) -> dict[str, Any]:
-        """Counters per source URL and in total; ``cached_keys`` counts the keys of the views."""
-        per_source = {layer.source.url: layer.stats.as_dict() for layer in self.layers}
+    def stats(self, more: Sequence[CachedSource] = ()) -> dict[str, Any]:
+        """Counters per source URL and in total, ``more`` layers (``get_path``'s) included; ``cached_keys`` counts
+        the keys of the views."""
+        per_source = {layer.source.url: layer.stats.as_dict() for layer in (*self.layers, *more)}
         totals = {name: sum(s[name] for s in per_source.values()) for name in COUNTERS}
         cached = sum(len(view.values) for view in list(self.views.values()))
         return {"sources": per_source, "total": totals, "cached_keys": cached}

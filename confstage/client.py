@@ -247,9 +247,10 @@ class Config:
         """Counters per source URL (hits, misses, fetches, errors, throttled, stale, latency) and in total.
 
         A source's ``hits`` are lookups its cache layer answered from memory. Reads answered by an
-        invocation's snapshot or the client's view are dict lookups and are not counted.
+        invocation's snapshot or the client's view are dict lookups and are not counted. Once ``get_path`` has
+        been used, its objects are counted too, under the source's URL and ``#files``.
         """
-        return self._chain.stats()
+        return self._chain.stats(self._file_layers or ())
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -104,29 +104,37 @@ class ObjectFiles:
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
         found: dict[str, str] = {}
+        regions: list[str] = []
         for key in keys:
-            path = self._ensure(stage, key)
+            path, region = self._ensure(stage, key)
             if path is not None:
                 found[key] = path
+            if region is not None:
+                regions.append(region)
+        if regions:  # a fallback region answered (sources.failover): the cache layer counts it
+            from .sources.failover import RegionalFetched
+
+            return RegionalFetched(Fetched(found), regions[0])
         return Fetched(found)
 
     # -- one object ----------------------------------------------------------------------------
 
-    def _ensure(self, stage: str, key: str) -> str | None:
-        """The path of the current version of ``key``: revalidated, downloaded, or None when absent."""
+    def _ensure(self, stage: str, key: str) -> tuple[str | None, str | None]:
+        """The path of the current version of ``key`` (revalidated, downloaded, or None when absent), and the
+        fallback region that answered (None: the source's own region)."""
         self._prepare()
         base = os.path.join(self.directory, _name(self.identity() or self.source.url, stage, key))
         known = _read_meta(base)
         etag = known["etag"] if known is not None and os.path.isfile(known["path"]) else None
-        body = self.source.open_object(stage, key, etag=etag)
+        body, region = self._open(stage, key, etag)
         if body is NOT_MODIFIED:
             assert known is not None
             with contextlib.suppress(OSError):
                 os.utime(known["path"])  # recently used: evicted last
-            return str(known["path"])
+            return str(known["path"]), region
         if body is None:
             _remove_versions(base, keep=())
-            return None
+            return None, region
         assert isinstance(body, ObjectBody)
         try:
             path = self._download(base, stage, key, body)
@@ -135,7 +143,15 @@ class ObjectFiles:
         previous = known["path"] if known is not None else None
         _write_meta(base, {"etag": body.etag, "path": path})
         _remove_versions(base, keep=(path, previous))
-        return path
+        return path, region
+
+    def _open(self, stage: str, key: str, etag: str | None) -> tuple[ObjectBody | object | None, str | None]:
+        """The source's ``open_object``, and the fallback region that answered when the source fails over."""
+        opener = getattr(self.source, "open_object_from", None)  # a FailoverSource's (sources.failover)
+        if opener is not None:
+            opened: tuple[ObjectBody | object | None, str | None] = opener(stage, key, etag=etag)
+            return opened
+        return self.source.open_object(stage, key, etag=etag), None
 
     def _download(self, base: str, stage: str, key: str, body: ObjectBody) -> str:
         what = f"object {key!r} of stage {stage!r}"

@@ -357,6 +357,70 @@ def test_a_hanging_home_on_botocore_is_given_up_after_its_share(
             thread.join(timeout=5)
 
 
+# -- get_path's objects -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["lite", "botocore"])
+def test_get_path_fails_over_to_the_fallback_bucket(
+    regions: tuple[FaultProxy, FaultProxy],
+    lite_transport: Callable[..., LiteTransport],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    """An object read with ``get_path`` when home answers 500: the fallback's bucket (``{region}``) serves the
+    file, counted under the files layer; a healthy home serves it again after the rest, a new version's file."""
+    home, west = regions
+    inner: Transport = lite_transport() if kind == "lite" else botocore_transport(monkeypatch)
+    clock = [0.0]
+    config = Config(
+        sources=[SOURCES["s3"]],
+        stage="PRD",
+        cache_dir=str(tmp_path / "cache"),
+        ttl=60,
+        clock=lambda: clock[0],
+        transport=routed(inner, home, west),
+    )
+    home.fault = "500"
+    path = config.get_path("k")
+    assert path.read_bytes() == b"west"
+    (files,) = [url for url in config.stats()["sources"] if url.endswith("#files")]
+    assert config.stats()["sources"][files]["fallback"] == 1
+    assert config.stats()["total"]["fallback"] == 1
+    home.heal()
+    failover_of(config).clock = lambda: time.monotonic() + 3600  # past home's rest
+    clock[0] += 61  # past the TTL
+    again = config.get_path("k")
+    assert again.read_bytes() == b"east"
+    assert path.read_bytes() == b"west"  # the path handed out before is unchanged
+    assert config.stats()["total"]["fallback"] == 1
+
+
+def test_get_path_not_found_at_home_never_fails_over(
+    regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport], tmp_path: Path
+) -> None:
+    home, west = regions
+    transport = routed(lite_transport(), home, west)
+    config = Config(sources=[SOURCES["s3"]], stage="PRD", cache_dir=str(tmp_path), transport=transport)
+    with pytest.raises(KeyNotFoundError):
+        config.get_path("absent")
+    assert config.get_path("k").read_bytes() == b"east"
+    assert west.requests == 0
+
+
+def test_get_path_is_not_offered_by_a_failover_source_that_streams_no_objects(tmp_path: Path) -> None:
+    """An SSM source with fallbacks is no object source: get_path names what it needs."""
+
+    def never(request: AwsRequest) -> dict[str, Any]:
+        raise AssertionError(f"no request is made: {request.operation}")
+
+    transport = MockTransport(never)
+    config = Config(sources=[SOURCES["ssm"]], stage="PRD", cache_dir=str(tmp_path), transport=transport)
+    assert isinstance(failover_of(config), FailoverSource)
+    with pytest.raises(ConfigurationError, match="get_path reads objects from an s3:// source"):
+        config.get_path("k")
+
+
 def test_regional_fetched_names_its_region() -> None:
     """What a fallback served keeps its values, secrets and errors, and says where it came from."""
     from confstage.sources.base import Fetched

@@ -40,7 +40,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from confstage import _context, aws
 from confstage import _log as log
@@ -48,23 +48,26 @@ from confstage._backoff import Backoff
 from confstage.errors import ConfigurationError, ConfstageError, SourceError
 from confstage.transport import THROTTLING_CODES, AwsError, AwsRequest, NetworkError
 
-from .base import REGIONAL_SCHEMES, Fetched
+from .base import REGIONAL_SCHEMES, Fetched, ObjectSource
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-    from .base import Source
+    from .base import ObjectBody, Source
 
 __all__ = [
     "PLACEHOLDER",
     "REGIONAL_SCHEMES",
     "FailoverSource",
+    "ObjectFailoverSource",
     "RegionTransport",
     "RegionalFetched",
     "check_regions",
     "failover",
     "worth_failing_over",
 ]
+
+T = TypeVar("T")
 
 PLACEHOLDER = "{region}"  # in an S3 bucket name: the region the bucket serves
 REST = Backoff(base=30.0, cap=300.0)  # how long the home region rests after the n-th failover in a row
@@ -147,8 +150,8 @@ class RegionalFetched(Fetched):
 class FailoverSource:
     """One AWS source read in its home region, or in the next fallback region when home cannot answer.
 
-    Everything but ``fetch`` and ``identity`` is the home source's (its store, ``get_path``'s objects, the CLI's
-    writes): only the runtime's reads fail over.
+    Everything but ``fetch`` and ``identity`` (and, over S3, ``get_path``'s objects: ``ObjectFailoverSource``) is
+    the home source's (its store, the CLI's writes): only the runtime's reads fail over.
     """
 
     def __init__(
@@ -216,12 +219,21 @@ class FailoverSource:
             return source
 
     def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        fetched, region = self._first_answer(
+            lambda source, share: self._fetch(source, stage, keys, share=share), what="fetch"
+        )
+        return fetched if region is None else RegionalFetched(fetched, region)
+
+    def _first_answer(self, call: Callable[[Source, bool], T], *, what: str) -> tuple[T, str | None]:
+        """``call(source, share)`` in the home region, then in each fallback while a region cannot answer (home
+        last while it rests); the answer and the fallback region that gave it (None: home). ``share`` says that
+        another region is still to be tried."""
         order: list[str | None] = [*self.fallbacks, None] if self.resting else [None, *self.fallbacks]
         failed: list[tuple[str, ConfstageError]] = []
         for index, region in enumerate(order):
             source = self.home if region is None else self.regional(region)
             try:
-                fetched = self._fetch(source, stage, keys, share=index < len(order) - 1)
+                answer = call(source, index < len(order) - 1)
             except SourceError as exc:
                 if not worth_failing_over(exc):
                     if not failed:
@@ -231,7 +243,7 @@ class FailoverSource:
                         f"in fallback region {region or self.home_region or 'home'}: {_what(exc)} "
                         f"(after {', '.join(f'{name}: {_what(error)}' for name, error in failed)})",
                         source=self.url,
-                        operation=getattr(exc, "operation", "fetch"),
+                        operation=getattr(exc, "operation", what),
                     ) from exc
                 failed.append((region or self.home_region or "the home region", exc))
                 if region is None:
@@ -239,15 +251,15 @@ class FailoverSource:
                 continue
             if region is None:
                 self._home_answered()
-                return fetched
-            self._serving = source
-            return RegionalFetched(fetched, region)
+            else:
+                self._serving = source
+            return answer, region
         where = "; ".join(f"{name}: {_what(exc)}" for name, exc in failed)
         last = failed[-1][1]
         raise SourceError(
             f"every region failed ({where})",
             source=self.url,
-            operation=getattr(last, "operation", "fetch"),
+            operation=getattr(last, "operation", what),
             throttled=all(getattr(exc, "throttled", False) for _, exc in failed),
         ) from last
 
@@ -314,6 +326,24 @@ class FailoverSource:
             self._serving = self.home
 
 
+class ObjectFailoverSource(FailoverSource):
+    """A ``FailoverSource`` over a source that streams objects (S3): ``get_path``'s reads fail over too."""
+
+    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
+        """``get_path``'s read of one object, failing over as ``fetch`` does (``ObjectSource``)."""
+        return self.open_object_from(stage, key, etag=etag)[0]
+
+    def open_object_from(
+        self, stage: str, key: str, *, etag: str | None
+    ) -> tuple[ObjectBody | object | None, str | None]:
+        """``open_object``, and the fallback region that answered (None: home). The opening fails over; a body
+        that fails halfway through its download does not (its bytes belong to the region that sent them). Each
+        request is bounded by the transport's timeouts, not by a share of a deadline: a download has minutes."""
+        return self._first_answer(
+            lambda source, _: cast(ObjectSource, source).open_object(stage, key, etag=etag), what="get_path"
+        )
+
+
 def failover(
     source: Source,
     *,
@@ -359,7 +389,8 @@ def failover(
         source = rebuilt(home_region, transport)
         if not names:
             return source
-    return FailoverSource(
+    kind = ObjectFailoverSource if isinstance(source, ObjectSource) else FailoverSource
+    return kind(
         source,
         names,
         lambda region: rebuilt(region, RegionTransport(transport, region)),
