@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from confstage.errors import ConfstageError
 from confstage.names import key_refusal
+from confstage.stores.file import env_value
 
 __all__ = [
     "DotenvError",
@@ -44,9 +45,7 @@ __all__ = [
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 _KEY_CHARS = "letters, digits and _ . - /, starting with a letter or _"
-_BARE = re.compile(r"[A-Za-z0-9_.,:/@+=\-]*")
 _PEM_OPENING = "-----BEGIN"  # an unquoted value opening with it must close on its line (a PEM block cut short)
-_UNESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _BOM = "\ufeff"
 
 # Where python-dotenv finds the parts of a binding (its own patterns), to say where a problem is.
@@ -192,11 +191,7 @@ def format_dotenv(values: Mapping[str, str]) -> str:
     for key, value in values.items():
         if not _KEY.fullmatch(key):
             raise DotenvError(f"key {key!r} cannot be written to a .env file; use --format json")
-        if _BARE.fullmatch(value) and not value.startswith(_PEM_OPENING):  # the parser wants a PEM opening quoted
-            lines.append(f"{key}={value}")
-        else:
-            escaped = "".join(_UNESCAPES.get(char, char) for char in value)
-            lines.append(f'{key}="{escaped}"')
+        lines.append(f"{key}={env_value(value)}")
     return "".join(line + "\n" for line in lines)
 
 

@@ -32,11 +32,12 @@ from .base import Store, StoredValue, Version, WriteLog
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "env_value"]
 
 _BARE = re.compile(r"[A-Za-z0-9_.,:/@+=\-]+")  # a .env value written without quotes
+_PEM_OPENING = "-----BEGIN"  # unquoted, the CLI's reader takes it for a PEM block cut short (cli.dotenv)
 _ENV_KEY = re.compile(r"[^=#\s'\"]+")  # what python-dotenv reads as an unquoted key
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"}
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class FileStore(Store):
@@ -159,17 +160,18 @@ def _edit_env(
         if key in values and last[key] == index:
             export = "export " if body.startswith("export") else ""
             ending = "\n" if original.endswith(("\n", "\r")) else ""
-            lines.append(f"{export}{key}={_env_value(values[key])}{ending}")
+            lines.append(f"{export}{key}={env_value(values[key])}{ending}")
     kept = "".join(lines)
-    added = "".join(f"{key}={_env_value(value)}\n" for key, value in values.items() if key not in last)
+    added = "".join(f"{key}={env_value(value)}\n" for key, value in values.items() if key not in last)
     if added and kept and not kept.endswith(("\n", "\r")):
         kept += "\n"
     return kept + added, set(last)
 
 
-def _env_value(value: str) -> str:
-    """A value as python-dotenv reads it back unchanged: bare when safe, else double-quoted and escaped."""
-    if _BARE.fullmatch(value) and not value.startswith("-----BEGIN"):  # the CLI's .env reader wants a PEM quoted
+def env_value(value: str) -> str:
+    """A value as python-dotenv (and so the CLI's reader) reads it back unchanged: bare when safe, else
+    double-quoted and escaped. The one .env value writer: ``put`` on a ``file://`` .env, and ``export``."""
+    if _BARE.fullmatch(value) and not value.startswith(_PEM_OPENING):
         return value
     return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
 
