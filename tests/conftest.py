@@ -263,6 +263,24 @@ def seed_stage(boto: Callable[[str], Any], table: str, stage: str, values: Mappi
     return f"dynamodb://{table}"
 
 
+def seed_ssm(boto: Callable[[str], Any], value: str) -> str:
+    """The key ``k`` of stage DEV as the SSM parameter /app/DEV/k; its source URL."""
+    boto("ssm").put_parameter(Name="/app/DEV/k", Value=value, Type="String")
+    return "ssm:///app"
+
+
+def seed_secretsmanager(boto: Callable[[str], Any], value: str) -> str:
+    """The key ``k`` of stage DEV in the JSON secret app/DEV; its source URL."""
+    boto("secretsmanager").create_secret(Name="app/DEV", SecretString=json.dumps({"k": value}))
+    return "secretsmanager://app"
+
+
+def seed_secrets(boto: Callable[[str], Any], value: str) -> str:
+    """The key ``k`` of stage DEV as the secret app/DEV/k (the secrets layout); its source URL."""
+    boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=value)
+    return "secretsmanager://app?layout=secrets"
+
+
 @pytest.fixture(name="cfg_table")
 def fixture_cfg_table(aws_endpoint: str) -> str:
     """The stage-key table cfg on the local endpoint, made by its store's ``init``; its source URL."""

@@ -5,6 +5,7 @@ both within a bounded time."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from confstage import Config, SourceError
 
-from .conftest import FakeClock, seed_stage
+from .conftest import FakeClock, seed_secrets, seed_secretsmanager, seed_ssm, seed_stage
 from .faultproxy import FAULTS, FaultProxy
 
 VALUE = "fault-tolerant-value"
@@ -39,27 +40,12 @@ def seed_s3(boto: Callable[[str], Any]) -> str:
     return "s3://cfg-bucket/app?layout=document"
 
 
-def seed_ssm(boto: Callable[[str], Any]) -> str:
-    boto("ssm").put_parameter(Name="/app/DEV/k", Value=VALUE, Type="String")
-    return "ssm:///app"
-
-
-def seed_secretsmanager(boto: Callable[[str], Any]) -> str:
-    boto("secretsmanager").create_secret(Name="app/DEV", SecretString=json.dumps({"k": VALUE}))
-    return "secretsmanager://app"
-
-
-def seed_secrets(boto: Callable[[str], Any]) -> str:
-    boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=VALUE)
-    return "secretsmanager://app?layout=secrets"
-
-
 SEEDS: dict[str, Callable[[Callable[[str], Any]], str]] = {
     "dynamodb": seed_dynamodb,
     "s3": seed_s3,
-    "ssm": seed_ssm,
-    "secretsmanager": seed_secretsmanager,
-    "secretsmanager-secrets": seed_secrets,
+    "ssm": functools.partial(seed_ssm, value=VALUE),
+    "secretsmanager": functools.partial(seed_secretsmanager, value=VALUE),
+    "secretsmanager-secrets": functools.partial(seed_secrets, value=VALUE),
 }
 
 

@@ -9,6 +9,7 @@ instead. A genuinely empty answer through the same proxy stays "not found".
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from confstage.stores import Store, build_store
 from confstage.transport import NetworkError
 from confstage.transport.botocore import BotocoreTransport
 
-from .conftest import seed_stage
+from .conftest import seed_secrets, seed_secretsmanager, seed_ssm, seed_stage
 from .fakes import DictSource
 from .faultproxy import GARBAGE, FaultProxy
 
@@ -57,6 +58,12 @@ def store(boto: Callable[[str], Any], url: str) -> Store:
     return found
 
 
+# The module's value in each store (conftest's seeders)
+ssm = functools.partial(seed_ssm, value=VALUE)
+json_secret = functools.partial(seed_secretsmanager, value=VALUE)
+secrets = functools.partial(seed_secrets, value=VALUE)
+
+
 def seed_stage_key(boto: Callable[[str], Any]) -> str:
     return seed_stage(boto, "cfg", "DEV", {"k": VALUE})
 
@@ -66,21 +73,6 @@ def seed_flat(boto: Callable[[str], Any]) -> str:
     for key in ("k", "j"):
         boto("dynamodb").put_item(TableName="flat", Item={"stage": {"S": f"{key}_DEV"}, "value": {"S": VALUE}})
     return "dynamodb://flat?layout=flat"
-
-
-def seed_ssm(boto: Callable[[str], Any]) -> str:
-    boto("ssm").put_parameter(Name="/app/DEV/k", Value=VALUE, Type="String")
-    return "ssm:///app"
-
-
-def seed_secretsmanager(boto: Callable[[str], Any]) -> str:
-    boto("secretsmanager").create_secret(Name="app/DEV", SecretString=json.dumps({"k": VALUE}))
-    return "secretsmanager://app"
-
-
-def seed_secrets(boto: Callable[[str], Any]) -> str:
-    boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=VALUE)
-    return "secretsmanager://app?layout=secrets"
 
 
 def seed_s3(layout: str) -> Callable[[Callable[[str], Any]], str]:
@@ -99,9 +91,9 @@ CASES = {
     "dynamodb-query": Case(seed_stage_key, ("k",), "dynamodb:Query"),
     "dynamodb-getitem": Case(seed_flat, ("k",), "dynamodb:GetItem"),
     "dynamodb-batchgetitem": Case(seed_flat, ("k", "j"), "dynamodb:BatchGetItem"),
-    "ssm": Case(seed_ssm, ("k",), "ssm:GetParametersByPath"),
-    "secretsmanager": Case(seed_secretsmanager, ("k",), "secretsmanager:GetSecretValue"),
-    "secretsmanager-secrets": Case(seed_secrets, ("k",), "secretsmanager:BatchGetSecretValue"),
+    "ssm": Case(ssm, ("k",), "ssm:GetParametersByPath"),
+    "secretsmanager": Case(json_secret, ("k",), "secretsmanager:GetSecretValue"),
+    "secretsmanager-secrets": Case(secrets, ("k",), "secretsmanager:BatchGetSecretValue"),
     "s3-objects": Case(seed_s3("objects"), ("k",), "s3:GetObject"),
     "s3-document": Case(seed_s3("document"), ("k",), "s3:GetObject"),
 }
@@ -224,9 +216,9 @@ EMPTY = {
     "dynamodb-query": Empty(seed_stage_key, ("absent",)),
     "dynamodb-getitem": Empty(seed_flat, ("absent",)),
     "dynamodb-batchgetitem": Empty(seed_flat, ("absent", "gone")),
-    "ssm": Empty(seed_ssm, ("absent",)),
-    "secretsmanager": Empty(seed_secretsmanager, ("absent",)),
-    "secretsmanager-secrets": Empty(seed_secrets, ("absent",)),
+    "ssm": Empty(ssm, ("absent",)),
+    "secretsmanager": Empty(json_secret, ("absent",)),
+    "secretsmanager-secrets": Empty(secrets, ("absent",)),
     "s3-objects": Empty(seed_s3("objects"), ("absent",)),
     "s3-document": Empty(seed_s3("document"), ("absent",)),
 }
