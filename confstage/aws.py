@@ -221,12 +221,14 @@ def call(
             body = _get(response, "Body")
             if body is not None:
                 body.close()  # a streamed body left unread would keep its connection open
+            # Chained to a NetworkError, as a body that does not parse is: the region gave no usable answer, and
+            # another region may (sources.failover).
             raise SourceError(
                 f"{operation}{where} returned a response without {', '.join(lacking) or 'a body'}: "
                 "not an answer from AWS (a proxy or a broken endpoint?)",
                 source=source,
                 operation=operation,
-            )
+            ) from NetworkError(f"{operation}: not an answer from AWS", operation=operation)
     return response
 
 

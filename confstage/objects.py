@@ -126,32 +126,31 @@ class ObjectFiles:
         base = os.path.join(self.directory, _name(self.identity() or self.source.url, stage, key))
         known = _read_meta(base)
         etag = known["etag"] if known is not None and os.path.isfile(known["path"]) else None
-        body, region = self._open(stage, key, etag)
-        if body is NOT_MODIFIED:
-            assert known is not None
-            with contextlib.suppress(OSError):
-                os.utime(known["path"])  # recently used: evicted last
-            return str(known["path"]), region
-        if body is None:
-            _remove_versions(base, keep=())
-            return None, region
-        assert isinstance(body, ObjectBody)
-        try:
-            path = self._download(base, stage, key, body)
-        finally:
-            body.close()
-        previous = known["path"] if known is not None else None
-        _write_meta(base, {"etag": body.etag, "path": path})
-        _remove_versions(base, keep=(path, previous))
-        return path, region
 
-    def _open(self, stage: str, key: str, etag: str | None) -> tuple[ObjectBody | object | None, str | None]:
-        """The source's ``open_object``, and the fallback region that answered when the source fails over."""
-        opener = getattr(self.source, "open_object_from", None)  # a FailoverSource's (sources.failover)
-        if opener is not None:
-            opened: tuple[ObjectBody | object | None, str | None] = opener(stage, key, etag=etag)
-            return opened
-        return self.source.open_object(stage, key, etag=etag), None
+        def keep(opened: ObjectBody | object | None) -> str | None:
+            if opened is NOT_MODIFIED:
+                assert known is not None
+                with contextlib.suppress(OSError):
+                    os.utime(known["path"])  # recently used: evicted last
+                return str(known["path"])
+            if opened is None:
+                _remove_versions(base, keep=())
+                return None
+            assert isinstance(opened, ObjectBody)
+            try:
+                path = self._download(base, stage, key, opened)
+            finally:
+                opened.close()
+            previous = known["path"] if known is not None else None
+            _write_meta(base, {"etag": opened.etag, "path": path})
+            _remove_versions(base, keep=(path, previous))
+            return path
+
+        read = getattr(self.source, "read_object", None)  # an ObjectFailoverSource's (sources.failover)
+        if read is not None:
+            kept: tuple[str | None, str | None] = read(stage, key, etag=etag, consume=keep)
+            return kept
+        return keep(self.source.open_object(stage, key, etag=etag)), None
 
     def _download(self, base: str, stage: str, key: str, body: ObjectBody) -> str:
         what = f"object {key!r} of stage {stage!r}"

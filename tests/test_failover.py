@@ -254,6 +254,19 @@ def test_every_kind_of_regional_failure_fails_over(
     assert config.get("k") == "west"
 
 
+@pytest.mark.parametrize("kind", ["s3", "ssm"])
+def test_a_200_that_is_no_aws_answer_fails_over(
+    kind: str, regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport]
+) -> None:
+    """An HTML page with a 200 (a captive proxy, a broken endpoint): S3's streamed GetObject has no ETag, SSM's
+    JSON does not parse; either way the region gave no answer, and the fallback serves."""
+    home, west = regions
+    home.fault = "garbage"
+    transport = routed(lite_transport(), home, west)
+    config = Config(sources=[SOURCES[kind]], stage="PRD", cache_dir="", transport=transport)
+    assert config.get("k") == "west"
+
+
 def test_botocore_fails_over_too(regions: tuple[FaultProxy, FaultProxy], monkeypatch: pytest.MonkeyPatch) -> None:
     """The botocore transport's clients are made per region: the same failover."""
     home, west = regions
@@ -394,6 +407,25 @@ def test_get_path_fails_over_to_the_fallback_bucket(
     assert again.read_bytes() == b"east"
     assert path.read_bytes() == b"west"  # the path handed out before is unchanged
     assert config.stats()["total"]["fallback"] == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "throttle", "drop", "garbage", "hang", "trickle"])
+def test_get_path_fails_over_on_every_kind_of_regional_failure_within_the_timeouts(
+    fault: str, regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport], tmp_path: Path
+) -> None:
+    """A download has minutes, so a region's share of a deadline does not bound it: the transport's timeouts do
+    (2 attempts x 0.5 s here). Each call is timed: the first, which fails over, and the next, which goes straight
+    to the fallback while home rests."""
+    home, west = regions
+    home.fault = fault
+    transport = routed(lite_transport(), home, west)
+    config = Config(sources=[SOURCES["s3"]], stage="PRD", cache_dir=str(tmp_path), ttl=0, transport=transport)
+    for _ in range(2):
+        started = time.perf_counter()
+        assert config.get_path("k").read_bytes() == b"west"
+        assert time.perf_counter() - started < 3.0
+    assert home.requests <= 2  # the second read did not ask home again: it rests
+    assert not list(tmp_path.rglob("*.tmp-*"))  # a body that failed halfway left no partial file
 
 
 def test_get_path_not_found_at_home_never_fails_over(

@@ -329,19 +329,24 @@ class FailoverSource:
 class ObjectFailoverSource(FailoverSource):
     """A ``FailoverSource`` over a source that streams objects (S3): ``get_path``'s reads fail over too."""
 
-    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
-        """``get_path``'s read of one object, failing over as ``fetch`` does (``ObjectSource``)."""
-        return self.open_object_from(stage, key, etag=etag)[0]
+    def read_object(
+        self, stage: str, key: str, *, etag: str | None, consume: Callable[[ObjectBody | object | None], T]
+    ) -> tuple[T, str | None]:
+        """``consume`` of the object's ``open_object`` in the home region, then in each fallback while a region
+        cannot answer; what ``consume`` gave, and the fallback region that answered (None: home). The whole read
+        moves, its body included: a download that fails halfway starts again in the next region (``get_path``
+        renames a file into place only once it is complete). Each request is bounded by the transport's timeouts,
+        not by a share of a deadline: a download has minutes."""
 
-    def open_object_from(
-        self, stage: str, key: str, *, etag: str | None
-    ) -> tuple[ObjectBody | object | None, str | None]:
-        """``open_object``, and the fallback region that answered (None: home). The opening fails over; a body
-        that fails halfway through its download does not (its bytes belong to the region that sent them). Each
-        request is bounded by the transport's timeouts, not by a share of a deadline: a download has minutes."""
-        return self._first_answer(
-            lambda source, _: cast(ObjectSource, source).open_object(stage, key, etag=etag), what="get_path"
-        )
+        def read(source: Source, _: bool) -> T:
+            return consume(cast(ObjectSource, source).open_object(stage, key, etag=etag))
+
+        return self._first_answer(read, what="get_path")
+
+    def open_object(self, stage: str, key: str, *, etag: str | None) -> ObjectBody | object | None:
+        """``ObjectSource``'s opening of one object, failing over as ``fetch`` does (``read_object`` moves the read
+        of its body too)."""
+        return self.read_object(stage, key, etag=etag, consume=lambda opened: opened)[0]
 
 
 def failover(
