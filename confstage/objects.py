@@ -14,6 +14,8 @@ second process use a file within the TTL with no request.
 * Before a body is read, its size is checked against the space left in the directory; confstage's own
   least recently used files are evicted first, and an object that still does not fit is refused.
 * An envelope-encrypted (secure) object is refused: a plaintext secret never goes to disk.
+* Over a source with fallback regions (``sources.failover.ObjectFailoverSource``) the whole read, body included,
+  moves to the next region when one cannot answer; each region's files are kept apart (the source's identity).
 """
 
 from __future__ import annotations
