@@ -265,3 +265,30 @@ def test_cli_a_fallback_that_is_not_a_region_is_a_usage_error_naming_where(
     assert result.exit_code == 2
     assert f"Invalid value for {where}: 'nowhere' is not an AWS region" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "dynamodb://cfg",
+        "dynamodb://flat?layout=flat",
+        "ssm:///app",
+        "secretsmanager://app",
+        "secretsmanager://app?layout=secrets",
+        "appconfig://shop/main",
+        "s3://cfg-{region}/app",
+    ],
+)
+@pytest.mark.parametrize("account", [Account(), HERE], ids=["placeholders", "literal"])
+def test_every_home_region_arn_is_granted_in_each_fallback_region(url: str, account: Account) -> None:
+    """The policy as a template (``${AWS::Region}``, whose colons are not field separators) or for a literal
+    region: each regional ARN of the home region is there for each fallback region too."""
+    policy = build_policy([url], account=account, secure=True, fallback_regions=["us-west-2"])
+    arns = [arn for s in policy["Statement"] for arn in s["Resource"] if arn.startswith("arn:")]
+    home = f":{account.region}:"  # the region field, between the service and the account
+    regional = [arn for arn in arns if home in arn]
+    assert regional, arns
+    for arn in regional:
+        assert arn.replace(home, ":us-west-2:", 1) in arns
+    if "{region}" in url:  # a bucket per region, named
+        assert any("cfg-us-west-2" in arn for arn in arns)

@@ -58,6 +58,7 @@ __all__ = ["Account", "build_policy"]
 
 _APPCONFIG_ID = re.compile(r"[a-z0-9]{7}")  # what AppConfig's application, environment and profile ids look like
 _KEY_ID = re.compile(r"(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+_ARN_FIELDS = re.compile(r":(?![^{]*\})")  # a colon between ARN fields, not one inside a ${AWS::...} placeholder
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class _Builder:
         """The regional ``arns`` (those in the home region) as they are named in each of ``regions``."""
         copies: list[str] = []
         for arn in arns:
-            parts = arn.split(":", 5)
+            parts = _ARN_FIELDS.split(arn, 5)  # ${AWS::Region} and its kind are one field each, colons and all
             if len(parts) == 6 and parts[3] == self.account.region:
                 copies.extend(":".join([*parts[:3], region, *parts[4:]]) for region in regions)
         return [arn for arn in copies if arn not in arns]
