@@ -185,6 +185,28 @@ def test_bad_fallback_regions_are_configuration_errors(monkeypatch: pytest.Monke
         build_source("env://?fallback_regions=us-west-2")  # no region to fail over from
 
 
+@pytest.mark.parametrize(
+    ("home", "fallback"), [("us-east-1", "cn-north-1"), ("cn-north-1", "us-west-2"), ("us-gov-west-1", "us-east-1")]
+)
+def test_a_fallback_in_another_partition_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch, home: str, fallback: str
+) -> None:
+    """Credentials and endpoints belong to a partition: a read cannot fail over across one, so it is refused when
+    the source is made, naming the fallback, the home region and their partitions; within one it is taken."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # it would win over AWS_REGION, as botocore has it
+    monkeypatch.setenv("AWS_REGION", home)
+    with pytest.raises(ConfigurationError, match=rf"'{fallback}' is in the partition .*the home region '{home}'"):
+        build_source(f"ssm:///app?fallback_regions={fallback}")
+    monkeypatch.setenv("CONFSTAGE_FALLBACK_REGIONS", fallback)
+    with pytest.raises(ConfigurationError, match=rf"CONFSTAGE_FALLBACK_REGIONS: '{fallback}' is in the partition"):
+        build_source("dynamodb://t")
+    partner = {"cn-north-1": "cn-northwest-1", "us-west-2": "us-east-1", "us-east-1": "us-west-2"}[fallback]
+    monkeypatch.setenv("AWS_REGION", partner)  # a home in the fallback's own partition
+    source = build_source("dynamodb://t")
+    assert isinstance(source, FailoverSource)
+    assert source.fallbacks == (fallback,)
+
+
 def test_the_variable_applies_to_every_aws_source_and_the_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     """CONFSTAGE_FALLBACK_REGIONS gives every AWS source its fallbacks (the home region left out); a URL's own win."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", HOME)

@@ -292,3 +292,15 @@ def test_every_home_region_arn_is_granted_in_each_fallback_region(url: str, acco
         assert arn.replace(home, ":us-west-2:", 1) in arns
     if "{region}" in url:  # a bucket per region, named
         assert any("cfg-us-west-2" in arn for arn in arns)
+
+
+def test_a_fallback_in_another_partition_is_refused() -> None:
+    """A literal home region and a fallback of another partition: refused, both named; a placeholder home
+    (the template's ``${AWS::Region}``) cannot be judged and is taken."""
+    china = Account(partition="aws-cn", region="cn-north-1", account="123456789012")
+    with pytest.raises(ConfigurationError, match=r"'us-west-2' is in the partition aws, the home region 'cn-north-1'"):
+        build_policy(["ssm:///app"], account=china, fallback_regions=["us-west-2"])
+    with pytest.raises(ConfigurationError, match=r"fallback_regions of ssm:///app\?fallback_regions=us-west-2: "):
+        build_policy(["ssm:///app?fallback_regions=us-west-2"], account=china)
+    assert build_policy(["ssm:///app"], account=china, fallback_regions=["cn-northwest-1"])
+    assert build_policy(["ssm:///app"], fallback_regions=["cn-northwest-1"])

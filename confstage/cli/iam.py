@@ -325,10 +325,13 @@ def build_policy(
     from confstage.sources.failover import PLACEHOLDER, REGIONAL_SCHEMES, check_regions
     from confstage.variables import fallback_regions as configured
 
+    account = account or Account()
     everywhere = check_regions(
-        configured() if fallback_regions is None else fallback_regions, what="CONFSTAGE_FALLBACK_REGIONS"
+        configured() if fallback_regions is None else fallback_regions,
+        what="CONFSTAGE_FALLBACK_REGIONS" if fallback_regions is None else "the fallback regions",
+        home=account.region,
     )
-    builder = _Builder(account or Account(), tuple(stages), tuple(kms_keys), secure, function)
+    builder = _Builder(account, tuple(stages), tuple(kms_keys), secure, function)
     handlers = {
         "dynamodb": builder.dynamodb,
         "s3": builder.s3,
@@ -346,7 +349,11 @@ def build_policy(
         if handler is None:
             raise url.error(f"iam-policy does not know the scheme {url.scheme!r}")
         own = url.take_list("fallback_regions") if url.scheme in REGIONAL_SCHEMES else None
-        regions = everywhere if own is None else check_regions(own, what=f"fallback_regions of {url.url}")
+        regions = (
+            everywhere
+            if own is None
+            else check_regions(own, what=f"fallback_regions of {url.url}", home=account.region)
+        )
         regions = tuple(region for region in regions if region != builder.account.region)
         first = len(builder.statements)
         if url.scheme == "s3" and PLACEHOLDER in url.netloc:

@@ -77,9 +77,11 @@ _SERVER_CODES = frozenset(
 )
 
 
-def check_regions(names: Sequence[str], *, what: str) -> tuple[str, ...]:
-    """``names`` as regions, in order, duplicates dropped; ``ConfigurationError`` naming the first that is not one."""
-    from confstage.transport.endpoints import PARTITIONS
+def check_regions(names: Sequence[str], *, what: str, home: str | None = None) -> tuple[str, ...]:
+    """``names`` as regions, in order, duplicates dropped; ``ConfigurationError`` naming the first that is not one,
+    or, given the ``home`` region, that lies in another partition (a read cannot move there: other credentials,
+    other endpoints)."""
+    from confstage.transport.endpoints import PARTITIONS, partition
 
     seen: list[str] = []
     for name in names:
@@ -88,6 +90,11 @@ def check_regions(names: Sequence[str], *, what: str) -> tuple[str, ...]:
         )
         if not known:
             raise ConfigurationError(f"{what}: {name!r} is not an AWS region (e.g. us-west-2, eu-central-1)")
+        if home is not None and not home.startswith("${") and partition(name).name != partition(home).name:
+            raise ConfigurationError(
+                f"{what}: {name!r} is in the partition {partition(name).name}, the home region {home!r} in "
+                f"{partition(home).name}: a read cannot fail over to another partition"
+            )
         if name not in seen:
             seen.append(name)
     return tuple(seen)
@@ -373,12 +380,13 @@ def failover(
     if getattr(source, "via", None) == "agent":
         return source  # appconfig:// through the Lambda extension: the extension reads its own region
     given = regions is not None
+    home_region = environment_region(environ)
     names = check_regions(
         regions if regions is not None else fallback_regions(environ),
         what=f"fallback_regions of {url}" if given else "CONFSTAGE_FALLBACK_REGIONS",
+        home=home_region,
     )
     placeholder = parsed.scheme == "s3" and PLACEHOLDER in parsed.netloc
-    home_region = environment_region(environ)
     names = tuple(name for name in names if name != home_region)
     if not names and not placeholder:
         return source

@@ -120,13 +120,9 @@ def _regions(ctx: click.Context, param: click.Parameter, value: str | None) -> t
 
 def _partition_of(region: str) -> str | None:
     """The partition a literal region belongs to (None for a placeholder)."""
-    if region.startswith("${"):
-        return None
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    from confstage.transport.endpoints import partition
+
+    return None if region.startswith("${") else partition(region).name
 
 
 @click.command(cls=ConfstageCommand)
