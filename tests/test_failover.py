@@ -433,13 +433,19 @@ def test_get_path_fails_over_to_the_fallback_bucket(
 
 @pytest.mark.parametrize("fault", ["500", "throttle", "drop", "garbage", "hang", "trickle"])
 def test_get_path_fails_over_on_every_kind_of_regional_failure_within_the_timeouts(
-    fault: str, regions: tuple[FaultProxy, FaultProxy], lite_transport: Callable[..., LiteTransport], tmp_path: Path
+    fault: str,
+    regions: tuple[FaultProxy, FaultProxy],
+    lite_transport: Callable[..., LiteTransport],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A download has minutes, so a region's share of a deadline does not bound it: the transport's timeouts do
     (2 attempts x 0.5 s here). Each call is timed: the first, which fails over, and the next, which goes straight
-    to the fallback while home rests."""
+    to the fallback while home rests. The trickle sends a byte a second once the headers are in: each body read
+    times out, halfway through the answer (a body trickling faster than the read timeout is an answer, slow)."""
     home, west = regions
     home.fault = fault
+    monkeypatch.setattr(home, "trickle_seconds", 1.0)
     transport = routed(lite_transport(), home, west)
     config = Config(sources=[SOURCES["s3"]], stage="PRD", cache_dir=str(tmp_path), ttl=0, transport=transport)
     for _ in range(2):
