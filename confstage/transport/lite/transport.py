@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from confstage._backoff import urandom_fraction
 from confstage.errors import ConfigurationError
 from confstage.transport import AwsError, AwsRequest, NetworkError, protocols, sigv4
 from confstage.transport.selection import environment_credentials, environment_region, lite_blocker
@@ -264,9 +265,7 @@ class LiteTransport:
     def _backoff(self, service: str, attempt: int, throttled: bool, retry_after: float | None) -> float:
         """``rand * min(base * 2 ** (attempt - 1), 20)``, raised to ``x-amz-retry-after`` (at most 5 s more)."""
         if self._jitter is None:
-            import random
-
-            self._jitter = random.random
+            self._jitter = urandom_fraction  # not the random module: its import costs milliseconds of a cold start
         base = _THROTTLING_BASE if throttled else _TRANSIENT_BASE.get(service, 0.05)
         delay = self._jitter() * min(base * 2.0 ** (attempt - 1), _MAX_BACKOFF)
         if retry_after is not None:
