@@ -115,7 +115,9 @@ def test_a_deeply_nested_file_is_ignored_and_replaced(cache: DiskCache, source: 
 
 
 def test_a_huge_file_is_not_read(cache: DiskCache, source: DictSource) -> None:
-    """A 200 MB file is refused by its size before a byte is read: quick, under 1 MB of memory (it was read whole)."""
+    """A 200 MB file is refused by its size before a byte is read: quick, and far under its size in memory (it was
+    read whole). The bound leaves room for what other threads of the worker allocate meanwhile: tracemalloc
+    counts every thread."""
     path = path_of(cache, source)
     plant(path, b"")
     os.truncate(path, 200 * 1024 * 1024)  # sparse: cheap to make, 200 MB to read
@@ -125,7 +127,7 @@ def test_a_huge_file_is_not_read(cache: DiskCache, source: DictSource) -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 1024 * 1024
+    assert peak < 16 * 1024 * 1024
     cache.save(source, "DEV", snapshot_at(NOW))
     assert timed_load(cache, source) == snapshot_at(NOW)
 
