@@ -172,7 +172,7 @@ class LiteTransport:
         self.settings = settings or Settings.from_environ(self._environ)
         self._clock = clock
         self._sleep = sleep
-        self._jitter = jitter
+        self._jitter = jitter or urandom_fraction  # not the random module: milliseconds of import on a cold start
         self._quota = _RetryQuota()
         self._bucket_regions: dict[str, str] = {}
         self._ssl: Any = None
@@ -264,8 +264,6 @@ class LiteTransport:
 
     def _backoff(self, service: str, attempt: int, throttled: bool, retry_after: float | None) -> float:
         """``rand * min(base * 2 ** (attempt - 1), 20)``, raised to ``x-amz-retry-after`` (at most 5 s more)."""
-        if self._jitter is None:
-            self._jitter = urandom_fraction  # not the random module: its import costs milliseconds of a cold start
         base = _THROTTLING_BASE if throttled else _TRANSIENT_BASE.get(service, 0.05)
         delay = self._jitter() * min(base * 2.0 ** (attempt - 1), _MAX_BACKOFF)
         if retry_after is not None:
