@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from confstage import Config, ConfigurationError, KeyNotFoundError, SourceError
 from confstage.emf import Emitter
 from confstage.errors import ConfstageError
 from confstage.sources import build_source
+from confstage.sources.base import Fetched
 from confstage.sources.failover import FailoverSource, RegionalFetched, check_regions, worth_failing_over
 from confstage.testing import MockTransport
 from confstage.transport import AwsError, AwsRequest, NetworkError, Transport
@@ -668,6 +670,68 @@ def test_a_multi_region_key_opens_in_the_fallback_with_home_down(
 
 
 # -- the rest, on a fake clock ----------------------------------------------------------------------------------
+
+
+class _Gate:
+    """A home source whose fetch waits for ``release``, then fails as a region that cannot answer does."""
+
+    url = "gate://"
+    whole_stage = True
+    persist = False
+    ttl: float | None = None
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        self.release.wait(5)
+        raise SourceError("home gave up", source=self.url, operation="fetch") from NetworkError("reset")
+
+
+class _Answers:
+    url = "answers://"
+    whole_stage = True
+    persist = False
+    ttl: float | None = None
+
+    def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        return Fetched({"k": "west"})
+
+
+def test_a_home_fetch_given_up_on_leaves_no_reference_cycle_when_it_fails_later() -> None:
+    """The home region's share runs out, the fallback answers, and home's fetch, left in its thread, fails later:
+    its error, kept for a caller no longer waiting, holds no cycle through the thread's frame."""
+    import gc
+    import types
+
+    from confstage import _context
+
+    home = _Gate()
+    source = FailoverSource(home, [WEST], lambda region: _Answers())
+    token = _context.DEADLINE.set(time.monotonic() + 0.2)
+    try:
+        assert source.fetch("PRD", ["k"])["k"] == "west"
+    finally:
+        _context.DEADLINE.reset(token)
+    (thread,) = [t for t in threading.enumerate() if t.name == "confstage-failover" and t.is_alive()]
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        home.release.set()
+        thread.join(5)
+        gc.collect()
+        ours = [
+            thing
+            for thing in gc.garbage
+            if isinstance(thing, types.FrameType) and "confstage" in thing.f_code.co_filename
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not thread.is_alive()
+    assert ours == []
 
 
 def test_the_rest_doubles_with_each_failover_in_a_row_and_ends_on_success(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -291,14 +291,17 @@ class FailoverSource:
         outcome: list[Fetched | BaseException] = []
         done = threading.Event()
 
-        def run() -> None:
+        def run(outcome: list[Fetched | BaseException]) -> None:
             try:
                 outcome.append(copied.run(source.fetch, stage, keys))
             except BaseException as exc:  # handed to the caller below, whatever it is
                 outcome.append(exc)
+            # The error's traceback holds this frame: without ``outcome`` it holds no way back to the error, so
+            # a fetch nobody waits for any more leaves no cycle for the collector.
+            del outcome
             done.set()
 
-        threading.Thread(target=run, name="confstage-failover", daemon=True).start()
+        threading.Thread(target=run, args=(outcome,), name="confstage-failover", daemon=True).start()
         if not done.wait(max(0.0, share_ends - time.monotonic()) + _GRACE):
             seconds = share_ends - now
             raise SourceError(
