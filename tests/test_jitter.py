@@ -8,9 +8,11 @@ import itertools
 import json
 import os
 import random
+import threading
 import types
 from collections import Counter
 from collections.abc import Collection
+from pathlib import Path
 
 import pytest
 
@@ -230,4 +232,49 @@ def test_a_failed_fetch_leaves_no_reference_cycle(clock: FakeClock) -> None:
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+    assert found == []
+
+
+class LateFailure:
+    """A whole-stage source whose fetch waits for ``release``, then fails: after its caller stopped waiting."""
+
+    url = "late://"
+    ttl: float | None = None
+    whole_stage = True
+    persist = True
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def fetch(self, stage: str, keys: Collection[str]) -> Fetched:
+        self.release.wait(5)
+        raise SourceError("reset by peer", source=self.url, operation="fetch")
+
+
+@pytest.mark.parametrize("disk", [False, True], ids=["memory", "with /tmp"])
+def test_a_fetch_that_fails_after_its_caller_gave_up_leaves_no_reference_cycle(tmp_path: Path, disk: bool) -> None:
+    """The caller's wait ends at the fetch deadline; the fetch, in its own thread, fails later. Its error stays
+    with the stage (for the backoff) and its traceback keeps the fetch's frames: they must not hold the flight or
+    the stage, or the error is in a cycle once the stage moves on."""
+    import gc
+
+    source = LateFailure()
+    client = Config([source], stage="PRD", cache_dir=str(tmp_path) if disk else "", fetch_timeout=0.2)
+    with pytest.raises(SourceError, match="no answer within"):
+        client.get("k")
+    (thread,) = [t for t in threading.enumerate() if t.name == "confstage-fetch" and t.is_alive()]
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        source.release.set()
+        thread.join(5)
+        client.clear()  # the stage, and the error it kept, are let go
+        gc.collect()
+        found = [type(thing).__name__ for thing in gc.garbage if _ours(thing)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not thread.is_alive()
     assert found == []

@@ -293,16 +293,19 @@ class CachedSource:
         it, then answers from the file it wrote instead of asking AWS; it fetches itself if the lock is still
         held when only half its fetch deadline (at most 5 s of it) is left, or if the file cannot answer.
         """
-        if self._disk is None:
-            self._fetch(state, stage, flight)
-            return
-        reserve = min(self.fetch_timeout / 2, 5.0)
-        wait = max(0.0, flight.deadline - self._clock() - reserve)
-        with self._disk.exclusive(self.source, stage, flight.keys, wait) as held:
-            if held and self._shared(state, stage, flight):
-                flight.done.set()
+        try:
+            if self._disk is None:
+                self._fetch(state, stage, flight)
                 return
-            self._fetch(state, stage, flight)  # saves to /tmp before the lock is released
+            reserve = min(self.fetch_timeout / 2, 5.0)
+            wait = max(0.0, flight.deadline - self._clock() - reserve)
+            with self._disk.exclusive(self.source, stage, flight.keys, wait) as held:
+                if held and self._shared(state, stage, flight):
+                    flight.done.set()
+                    return
+                self._fetch(state, stage, flight)  # saves to /tmp before the lock is released
+        finally:
+            del state, flight  # a failed fetch's traceback keeps this frame too (``_fetch`` says why)
 
     def _shared(self, state: Stage, stage: str, flight: Flight) -> bool:
         """Answer ``flight`` from a file another process wrote while this one waited for the lock (fetched
@@ -360,9 +363,12 @@ class CachedSource:
                     self._failed(state, self._clock(), error)
                     self.stats.fetched(seconds, failed=True, throttled=bool(getattr(error, "throttled", False)))
             log.debug("fetch failed: source=%s stage=%s after %.1f ms", url, stage, seconds * 1000)
-            clear_frames(exc)  # the traceback keeps this frame, and so the flight: a cycle per failure otherwise
+            clear_frames(exc)  # the frames below this one: their locals go, their stack stays
             flight.error = error
             flight.done.set()
+            # The error's traceback keeps this frame, and this frame's caller (``_fly``), past their return: neither
+            # may hold the flight (or the stage) that holds the error, or every failure leaves a cycle behind.
+            del flight, state, error
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             return
