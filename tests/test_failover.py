@@ -709,11 +709,12 @@ def test_a_home_fetch_given_up_on_leaves_no_reference_cycle_when_it_fails_later(
     home = _Gate()
     source = FailoverSource(home, [WEST], lambda region: _Answers())
     token = _context.DEADLINE.set(time.monotonic() + 0.2)
+    before = set(threading.enumerate())  # an earlier test's regional fetch may still be running in this worker
     try:
         assert source.fetch("PRD", ["k"])["k"] == "west"
     finally:
         _context.DEADLINE.reset(token)
-    (thread,) = [t for t in threading.enumerate() if t.name == "confstage-failover" and t.is_alive()]
+    (thread,) = [t for t in set(threading.enumerate()) - before if t.name == "confstage-failover"]
     gc.collect()
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
