@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -279,6 +280,39 @@ def seed_secrets(boto: Callable[[str], Any], value: str) -> str:
     """The key ``k`` of stage DEV as the secret app/DEV/k (the secrets layout); its source URL."""
     boto("secretsmanager").create_secret(Name="app/DEV/k", SecretString=value)
     return "secretsmanager://app?layout=secrets"
+
+
+_PACKAGE = os.path.dirname(confstage.__file__) + os.sep
+
+
+def _made_by_confstage(thing: object) -> bool:
+    """Whether a piece of garbage is confstage's: its own objects, or a frame, traceback or error of its code."""
+    if isinstance(thing, types.TracebackType):
+        thing = thing.tb_frame
+    if isinstance(thing, types.FrameType):
+        return thing.f_code.co_filename.startswith(_PACKAGE)
+    return type(thing).__module__.startswith("confstage")
+
+
+def confstage_garbage(action: Callable[[], object]) -> list[str]:
+    """The types of what the cycle collector finds of confstage's after ``action`` (none: no reference cycle).
+
+    Only confstage's own garbage counts: under xdist, threads left by earlier tests in the same worker (a
+    server, a pool) make garbage of their own while the collector is off.
+    """
+    import gc
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        action()
+        gc.collect()
+        return [type(thing).__name__ for thing in gc.garbage if _made_by_confstage(thing)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 @pytest.fixture(name="cfg_table")

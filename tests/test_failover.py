@@ -30,7 +30,7 @@ from confstage.transport import AwsError, AwsRequest, NetworkError, Transport
 from confstage.transport.botocore import BotocoreTransport
 from confstage.transport.lite.transport import LiteTransport, Settings
 
-from .conftest import create_stage_key_table
+from .conftest import confstage_garbage, create_stage_key_table
 from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -701,9 +701,6 @@ class _Answers:
 def test_a_home_fetch_given_up_on_leaves_no_reference_cycle_when_it_fails_later() -> None:
     """The home region's share runs out, the fallback answers, and home's fetch, left in its thread, fails later:
     its error, kept for a caller no longer waiting, holds no cycle through the thread's frame."""
-    import gc
-    import types
-
     from confstage import _context
 
     home = _Gate()
@@ -715,24 +712,13 @@ def test_a_home_fetch_given_up_on_leaves_no_reference_cycle_when_it_fails_later(
     finally:
         _context.DEADLINE.reset(token)
     (thread,) = [t for t in set(threading.enumerate()) - before if t.name == "confstage-failover"]
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+
+    def fail_late() -> None:
         home.release.set()
         thread.join(5)
-        gc.collect()
-        ours = [
-            thing
-            for thing in gc.garbage
-            if isinstance(thing, types.FrameType) and "confstage" in thing.f_code.co_filename
-        ]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+
+    assert confstage_garbage(fail_late) == []
     assert not thread.is_alive()
-    assert ours == []
 
 
 def test_the_rest_doubles_with_each_failover_in_a_row_and_ends_on_success(monkeypatch: pytest.MonkeyPatch) -> None:

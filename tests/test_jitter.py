@@ -6,23 +6,20 @@ import contextlib
 import io
 import itertools
 import json
-import os
 import random
 import threading
-import types
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 
-import confstage
 from confstage import Config, ConfigurationError, SourceError
 from confstage.cache import Backoff, run_inline
 from confstage.emf import Emitter
 from confstage.sources import Fetched
 
-from .conftest import FakeClock
+from .conftest import FakeClock, confstage_garbage
 
 TTL = 300.0
 
@@ -189,26 +186,8 @@ def test_cold_after_an_ordinary_failure_asks_again_at_once(clock: FakeClock) -> 
     assert client.get("k") == "v"
 
 
-_PACKAGE = os.path.dirname(confstage.__file__) + os.sep
-
-
-def _ours(thing: object) -> bool:
-    """Whether a piece of garbage was made by confstage: its own objects, or a frame, traceback or error of its code."""
-    if isinstance(thing, types.TracebackType):
-        thing = thing.tb_frame
-    if isinstance(thing, types.FrameType):
-        return thing.f_code.co_filename.startswith(_PACKAGE)
-    return type(thing).__module__.startswith("confstage")
-
-
 def test_a_failed_fetch_leaves_no_reference_cycle(clock: FakeClock) -> None:
-    """A failed fetch leaves nothing for the cycle collector: no flight kept alive by its error's traceback.
-
-    Only confstage's own garbage counts: under xdist, threads left by earlier tests in the same worker (a
-    server, a pool) make garbage of their own while the collector is off.
-    """
-    import gc
-
+    """A failed fetch leaves nothing for the cycle collector: no flight kept alive by its error's traceback."""
     source = CountingSource(clock)
     source.throttle = True
     client = Config([source], stage="PRD", cache_dir="", clock=clock, run=run_inline)
@@ -218,21 +197,13 @@ def test_a_failed_fetch_leaves_no_reference_cycle(clock: FakeClock) -> None:
         with contextlib.suppress(SourceError):
             client.get("k", force=True)
 
-    attempt()
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    def three_more() -> None:
         for _ in range(3):
             attempt()
-        gc.collect()
-        found = [type(thing).__name__ for thing in gc.garbage if _ours(thing)]
-        assert source.calls == 4
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert found == []
+
+    attempt()
+    assert confstage_garbage(three_more) == []
+    assert source.calls == 4
 
 
 class LateFailure:
@@ -256,26 +227,17 @@ def test_a_fetch_that_fails_after_its_caller_gave_up_leaves_no_reference_cycle(t
     """The caller's wait ends at the fetch deadline; the fetch, in its own thread, fails later. Its error stays
     with the stage (for the backoff) and its traceback keeps the fetch's frames: they must not hold the flight or
     the stage, or the error is in a cycle once the stage moves on."""
-    import gc
-
     source = LateFailure()
     client = Config([source], stage="PRD", cache_dir=str(tmp_path) if disk else "", fetch_timeout=0.2)
     before = set(threading.enumerate())  # an earlier test's fetch may still be running in this worker
     with pytest.raises(SourceError, match="no answer within"):
         client.get("k")
     (thread,) = [t for t in set(threading.enumerate()) - before if t.name == "confstage-fetch"]
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+
+    def fail_late() -> None:
         source.release.set()
         thread.join(5)
         client.clear()  # the stage, and the error it kept, are let go
-        gc.collect()
-        found = [type(thing).__name__ for thing in gc.garbage if _ours(thing)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+
+    assert confstage_garbage(fail_late) == []
     assert not thread.is_alive()
-    assert found == []
