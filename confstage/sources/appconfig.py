@@ -53,7 +53,7 @@ from confstage.aws import Caller, ErrorAnswer
 from confstage.errors import ConfigurationError, SourceError
 from confstage.names import key_refusal
 
-from .base import Fetched, SourceURL
+from .base import Fetched, SourceURL, load_json_object
 
 if TYPE_CHECKING:
     from confstage.transport import Transport
@@ -79,8 +79,6 @@ DEFAULT_TEMPLATE = "{stage}"
 _MIN_POLL, _MAX_POLL = 15, 86400  # RequiredMinimumPollIntervalInSeconds' bounds
 _FALLBACK_POLL = 60.0  # seconds, when an answer carries no interval (the service's default)
 _MAX_IDENTIFIER = 128
-_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
-_INVALID: Any = object()
 
 
 def extension_present(environ: Mapping[str, str] | None = None, extensions_dir: str = EXTENSIONS_DIR) -> str | None:
@@ -367,17 +365,8 @@ class AppConfigSource:
         Raised without cause or context: a ``JSONDecodeError`` keeps the whole text in its ``doc``.
         """
         what = f"configuration {self.where(environment)}" + (f" (version {version})" if version else "")
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            document = _INVALID
-        if document is _INVALID:
-            sent = f"; it was sent as {content_type[:60]}" if content_type and "json" not in content_type else ""
-            raise SourceError(f"{what} is not valid JSON{at}{sent}", source=self.url, operation=operation)
-        if not isinstance(document, dict):
-            kind = _JSON_KINDS.get(type(document), "value")
-            raise SourceError(f"{what} must be a JSON object, not a JSON {kind}", source=self.url, operation=operation)
+        sent = f"; it was sent as {content_type[:60]}" if content_type and "json" not in content_type else ""
+        document = load_json_object(body, what=what, source=self.url, operation=operation, hint=sent)
         values: dict[str, str] = {}
         for key, value in document.items():
             if key_refusal(key):

@@ -91,8 +91,11 @@ _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", boo
 _INVALID: Any = object()  # what a document that does not parse is read as
 
 
-def parse_json_object(text: str, *, what: str, source: str, operation: str) -> dict[str, str]:
-    """``text`` as a JSON object of string values (an S3 document, a secret); errors name ``what``, never content.
+def load_json_object(
+    text: str | bytes, *, what: str, source: str, operation: str, wanted: str = "a JSON object", hint: str = ""
+) -> dict[str, Any]:
+    """``text`` as a JSON object; a ``SourceError`` naming ``what``, never content, when it does not parse (with
+    ``hint``) or is another JSON value (``wanted`` says what it must be).
 
     Raised without cause or context: a ``JSONDecodeError`` keeps the whole text in its ``doc``, and a handler
     that logs an exception's chain would show it.
@@ -103,12 +106,17 @@ def parse_json_object(text: str, *, what: str, source: str, operation: str) -> d
         at = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         document = _INVALID
     if document is _INVALID:
-        raise SourceError(f"{what} is not valid JSON{at}", source=source, operation=operation)
+        raise SourceError(f"{what} is not valid JSON{at}{hint}", source=source, operation=operation)
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "value")
-        raise SourceError(
-            f"{what} must be a JSON object of string values, not a JSON {kind}", source=source, operation=operation
-        )
+        raise SourceError(f"{what} must be {wanted}, not a JSON {kind}", source=source, operation=operation)
+    return document
+
+
+def parse_json_object(text: str, *, what: str, source: str, operation: str) -> dict[str, str]:
+    """``text`` as a JSON object of string values (an S3 document, a secret); errors name ``what``, never content."""
+    wanted = "a JSON object of string values"
+    document = load_json_object(text, what=what, source=source, operation=operation, wanted=wanted)
     wrong = [key for key, value in document.items() if not isinstance(value, str)]
     if wrong:
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
