@@ -280,15 +280,10 @@ class DiskCache:
     def append(self, source: Source, stage: str, entries: StageFile, whole: Callable[[], StageFile]) -> None:
         """Record what one per-key fetch learnt (``entries``) as a line of the stage's journal; when the journal has
         outgrown the stage file, write ``whole()`` (the stage as memory knows it) and remove the journal."""
-        if not self._usable():
+        written = self._written(source, stage, entries)
+        if written is None or len(written[1]) > MAX_BYTES:
             return
-        store = self._store(source)
-        if store is None:
-            return
-        text = self._text(store, stage, entries)
-        if text is None or len(text) > MAX_BYTES:
-            return
-        path = self.path(store, stage)
+        path, text = written
         journal = _journal(path)
         try:
             fd = os.open(journal, _APPEND_FLAGS, 0o600)
@@ -318,15 +313,10 @@ class DiskCache:
 
     def save(self, source: Source, stage: str, stored: StageFile) -> None:
         """Write a file atomically; on failure turn the layer off with one warning."""
-        if not self._usable():
+        written = self._written(source, stage, stored)
+        if written is None:
             return
-        store = self._store(source)
-        if store is None:
-            return
-        text = self._text(store, stage, stored)
-        if text is None:
-            return
-        path = self.path(store, stage)
+        path, text = written
         if len(text) > MAX_BYTES:
             log.debug(
                 "stage %r of %s is too big for the /tmp cache (%d bytes); memory only", stage, source.url, len(text)
@@ -353,6 +343,16 @@ class DiskCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             self._disable(f"cannot write to it ({getattr(exc, 'strerror', None) or type(exc).__name__})")
+
+    def _written(self, source: Source, stage: str, stored: StageFile) -> tuple[str, str] | None:
+        """Where ``stored`` goes for ``stage`` and its text; None when the layer is off or has nothing to write."""
+        if not self._usable():
+            return None
+        store = self._store(source)
+        if store is None:
+            return None
+        text = self._text(store, stage, stored)
+        return None if text is None else (self.path(store, stage), text)
 
     def _text(self, store: str, stage: str, stored: StageFile) -> str | None:
         """The JSON document of a file (times on the wall clock, secrets sealed or withheld); None when it
