@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from confstage.errors import ConfstageError
 from confstage.names import key_refusal
-from confstage.stores.file import env_value
+from confstage.stores.file import PEM_OPENING, env_value
 
 __all__ = [
     "DotenvError",
@@ -45,7 +45,6 @@ __all__ = [
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 _KEY_CHARS = "letters, digits and _ . - /, starting with a letter or _"
-_PEM_OPENING = "-----BEGIN"  # an unquoted value opening with it must close on its line (a PEM block cut short)
 _BOM = "\ufeff"
 
 # Where python-dotenv finds the parts of a binding (its own patterns), to say where a problem is.
@@ -163,7 +162,7 @@ def dotenv_entries(text: str, *, name: str) -> Iterator[Entry]:
         _check_key(binding.key, name, line, column)
         value, start = binding.value, where.value or 0
         unquoted = where.text[start : start + 1] not in _QUOTED
-        if unquoted and value.startswith(_PEM_OPENING) and "-----END" not in value:
+        if unquoted and value.startswith(PEM_OPENING) and "-----END" not in value:
             raise _error(
                 name, *where.at(start), "a value that opens a PEM block must be in double quotes to span lines"
             )

@@ -32,10 +32,10 @@ from .base import Store, StoredValue, Version, WriteLog
 if TYPE_CHECKING:
     from confstage.transport import Transport
 
-__all__ = ["FileStore", "env_value"]
+__all__ = ["PEM_OPENING", "FileStore", "env_value"]
 
 _BARE = re.compile(r"[A-Za-z0-9_.,:/@+=\-]+")  # a .env value written without quotes
-_PEM_OPENING = "-----BEGIN"  # unquoted, the CLI's reader takes it for a PEM block cut short (cli.dotenv)
+PEM_OPENING = "-----BEGIN"  # unquoted, the CLI's reader takes it for a PEM block cut short (cli.dotenv)
 _ENV_KEY = re.compile(r"[^=#\s'\"]+")  # what python-dotenv reads as an unquoted key
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -171,7 +171,7 @@ def _edit_env(
 def env_value(value: str) -> str:
     """A value as python-dotenv (and so the CLI's reader) reads it back unchanged: bare when safe, else
     double-quoted and escaped. The one .env value writer: ``put`` on a ``file://`` .env, and ``export``."""
-    if _BARE.fullmatch(value) and not value.startswith(_PEM_OPENING):
+    if _BARE.fullmatch(value) and not value.startswith(PEM_OPENING):
         return value
     return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
 
